@@ -1,0 +1,55 @@
+//! The in-process cache of ready-to-serve headers: a warm `GetAuthorization` is answered from
+//! here with no store round trip.
+//!
+//! moka is a concurrent, bounded (TinyLFU) cache: lookups take no global lock, so the warm
+//! path scales with cores. Entries also carry a time-to-live so that a change made by another
+//! replica is picked up within that bound even before replicas notify each other.
+
+use crate::domain::{ProviderName, Secret, Subject};
+use moka::future::Cache;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// `(provider, subject)`; `None` is the provider instance's own credential.
+pub type CacheKey = (ProviderName, Option<Subject>);
+
+/// Headers as handed out, shared by every caller that gets them.
+#[derive(Debug)]
+pub struct Served {
+    pub headers: Vec<(&'static str, Secret)>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub fingerprint: String,
+    /// The store version these headers came from (0 for the provider's own credential).
+    pub version: u64,
+}
+
+impl Served {
+    /// Whether these headers stay valid until `until`.
+    pub fn valid_until(&self, until: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|expires| expires >= until)
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthCache {
+    entries: Cache<CacheKey, Arc<Served>>,
+}
+
+impl AuthCache {
+    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+        Self { entries: Cache::builder().max_capacity(max_entries).time_to_live(ttl).build() }
+    }
+
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Served>> {
+        self.entries.get(key).await
+    }
+
+    pub async fn insert(&self, key: CacheKey, served: Arc<Served>) {
+        self.entries.insert(key, served).await;
+    }
+
+    pub async fn invalidate(&self, key: &CacheKey) {
+        self.entries.invalidate(key).await;
+    }
+}

@@ -1,0 +1,31 @@
+//! What can go wrong in a broker use case. Each variant says who failed; the gRPC edge maps
+//! them to status codes in one table (`grpc::status`).
+
+use crate::crypto::CryptoError;
+use crate::domain::{CredentialId, CredentialState, InvalidField, ProviderName};
+use crate::providers::ProviderError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidField),
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(ProviderName),
+    #[error("no credential stored for {0}")]
+    CredentialNotFound(CredentialId),
+    #[error("credential {id} is {state:?}: {detail}")]
+    NotServable { id: CredentialId, state: CredentialState, detail: String },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored credential {id} cannot be opened")]
+    Sealed {
+        id: CredentialId,
+        #[source]
+        source: CryptoError,
+    },
+}
+
+pub type BrokerResult<T> = Result<T, BrokerError>;

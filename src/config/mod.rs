@@ -1,0 +1,106 @@
+//! Configuration: typed, layered, validated completely before start-up.
+//!
+//! Layers, later wins: the embedded default (`default.toml`) *or* the `--config` file, then
+//! environment variables `CREDBROKER__SECTION__KEY`. Provider instances are overridden by
+//! name: `CREDBROKER__PROVIDERS__<NAME>__<KEY>` (name upper-cased, `-` as `_`), so secrets
+//! like `client_secret` can come from the environment. Every problem is reported at once,
+//! each naming its key.
+
+mod providers;
+mod raw;
+
+use crate::crypto::Keyring;
+use crate::providers::Provider;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Everything the application needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub encryption: EncryptionSettings,
+    pub cache: CacheSettings,
+    pub telemetry: TelemetrySettings,
+    pub providers: Vec<Provider>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// How long in-flight RPCs may run on after SIGTERM before the server stops anyway.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `None`: the in-memory store (one replica only).
+    pub redis_url: Option<String>,
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum EncryptionSettings {
+    Keys(Keyring),
+    /// No key configured and an in-memory store: a random key, gone with the process.
+    Ephemeral,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub max_entries: u64,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    pub service_name: String,
+}
+
+/// All configuration problems found, each naming its key.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Settings {
+    /// Loads the file at `path` (or the embedded default), then the `CREDBROKER__` variables
+    /// among `env`.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigErrors> {
+        raw::load(path, env)
+    }
+
+    /// The embedded default, with no environment: what a newcomer runs.
+    pub fn embedded_default() -> Self {
+        Self::load(None, []).expect("the embedded default configuration is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests;

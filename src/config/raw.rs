@@ -1,0 +1,283 @@
+//! The configuration as written (file + environment), and its validation into `Settings`.
+//! Each section is read on its own, so a problem in one does not hide problems in another.
+
+use super::{
+    CacheSettings, ConfigErrors, EncryptionSettings, LogFormat, ServerSettings, Settings, StoreSettings,
+    TelemetrySettings,
+};
+use crate::crypto::{KeyMaterial, Keyring};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const ENV_PREFIX: &str = "CREDBROKER__";
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    #[serde(with = "humantime_serde")]
+    shutdown_grace: Duration,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:50051".into(), shutdown_grace: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStore {
+    redis_url: Option<String>,
+    key_prefix: String,
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    response_timeout: Duration,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: "credbroker".into(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawEncryption {
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    keys: Vec<RawKey>,
+    active_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: String,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawCache {
+    max_entries: u64,
+    #[serde(with = "humantime_serde")]
+    ttl: Duration,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self { max_entries: 1_000_000, ttl: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTelemetry {
+    log_format: String,
+    log_filter: String,
+    service_name: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        Self { log_format: "text".into(), log_filter: "info".into(), service_name: "credbroker".into() }
+    }
+}
+
+pub(super) fn load(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigErrors> {
+    let mut errors = Vec::new();
+    let base = match path {
+        Some(path) => Figment::from(Toml::file_exact(path)),
+        None => Figment::from(Toml::string(super::DEFAULT_TOML)),
+    };
+    let (globals, provider_overrides) = split_env(env);
+    let figment = base.merge(Serialized::globals(globals));
+
+    let server = section::<RawServer>(&figment, "server", &mut errors);
+    let store = section::<RawStore>(&figment, "store", &mut errors);
+    let encryption = section::<RawEncryption>(&figment, "encryption", &mut errors);
+    let cache = section::<RawCache>(&figment, "cache", &mut errors);
+    let telemetry = section::<RawTelemetry>(&figment, "telemetry", &mut errors);
+    let providers = super::providers::parse(&figment, provider_overrides, &mut errors);
+
+    let server = server.and_then(|s| validate_server(s, &mut errors));
+    let store = store.and_then(|s| validate_store(s, &mut errors));
+    let redis = store.as_ref().is_some_and(|s| s.redis_url.is_some());
+    let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
+    let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
+    let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
+    match (server, store, encryption, cache, telemetry, errors.is_empty()) {
+        (Some(server), Some(store), Some(encryption), Some(cache), Some(telemetry), true) => {
+            Ok(Settings { server, store, encryption, cache, telemetry, providers })
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Splits `CREDBROKER__…` variables into plain section keys (as a dict merged over the file)
+/// and provider overrides `(NAME, key, value)`, applied by provider name.
+fn split_env(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<(String, String, String)>) {
+    let mut globals = Dict::new();
+    let mut providers = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        match path.as_slice() {
+            [section, provider, key] if section == "providers" => {
+                providers.push((provider.clone(), key.clone(), value))
+            }
+            [section, key] => {
+                let table = globals.entry(section.clone()).or_insert_with(|| Dict::new().into());
+                if let Value::Dict(_, table) = table {
+                    table.insert(key.clone(), Value::from(value));
+                }
+            }
+            _ => providers.push((String::new(), name.clone(), value)), // reported as unusable
+        }
+    }
+    (globals, providers)
+}
+
+/// Reads one section; absent means defaults. Values from the environment are strings, so
+/// numbers and booleans are read leniently.
+fn section<T: for<'de> Deserialize<'de> + Default>(
+    figment: &Figment,
+    name: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    if figment.find_value(name).is_err() {
+        return Some(T::default());
+    }
+    match figment.extract_inner_lossy::<T>(name) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.extend(e.into_iter().map(|e| describe(name, &e)));
+            None
+        }
+    }
+}
+
+/// `section.key: problem`, from a figment error.
+fn describe(prefix: &str, error: &figment::Error) -> String {
+    let path = if error.path.is_empty() { prefix.to_owned() } else { error.path.join(".") };
+    format!("{path}: {}", error.kind)
+}
+
+fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSettings> {
+    match raw.listen.parse() {
+        Ok(listen) => Some(ServerSettings { listen, shutdown_grace: raw.shutdown_grace }),
+        Err(_) => {
+            errors.push(format!("server.listen: {:?} is not an address like 127.0.0.1:50051", raw.listen));
+            None
+        }
+    }
+}
+
+fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettings> {
+    let before = errors.len();
+    if let Some(url) = &raw.redis_url {
+        if redis::Client::open(url.as_str()).is_err() {
+            errors.push("store.redis_url: not a Redis URL (redis://, rediss:// or redis+unix://)".into());
+        }
+    }
+    if raw.key_prefix.is_empty() || raw.key_prefix.contains(['{', '}']) || raw.key_prefix.chars().any(char::is_control)
+    {
+        errors.push("store.key_prefix: must be non-empty, without braces or control characters".into());
+    }
+    (errors.len() == before).then(|| StoreSettings {
+        redis_url: raw.redis_url,
+        key_prefix: raw.key_prefix,
+        connect_timeout: raw.connect_timeout,
+        response_timeout: raw.response_timeout,
+    })
+}
+
+fn validate_encryption(raw: RawEncryption, redis: bool, errors: &mut Vec<String>) -> Option<EncryptionSettings> {
+    let mut keys = raw.keys;
+    if raw.key.is_some() || raw.key_file.is_some() {
+        if !keys.is_empty() {
+            errors.push("encryption.key: give either key/key_file or [[encryption.keys]], not both".into());
+            return None;
+        }
+        keys.push(RawKey { id: "primary".into(), key: raw.key, key_file: raw.key_file });
+    }
+    if keys.is_empty() {
+        if redis {
+            errors.push("encryption.key: required with a Redis store (every replica must share it)".into());
+            return None;
+        }
+        return Some(EncryptionSettings::Ephemeral);
+    }
+    let before = errors.len();
+    let materials: Vec<KeyMaterial> = keys.iter().enumerate().filter_map(|(i, k)| key_material(i, k, errors)).collect();
+    let active = raw.active_key.unwrap_or_else(|| keys[0].id.clone());
+    if !keys.iter().any(|k| k.id == active) {
+        errors.push(format!("encryption.active_key: {active:?} is not the id of a configured key"));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Keyring::new(materials, &active)
+        .map(EncryptionSettings::Keys)
+        .map_err(|e| errors.push(format!("encryption: {e}")))
+        .ok()
+}
+
+fn key_material(index: usize, raw: &RawKey, errors: &mut Vec<String>) -> Option<KeyMaterial> {
+    let at = if raw.id == "primary" { "encryption.key".to_owned() } else { format!("encryption.keys[{index}]") };
+    if raw.id.is_empty() || raw.id.contains(':') {
+        errors.push(format!("{at}.id: must be non-empty and without ':'"));
+        return None;
+    }
+    let encoded = match (&raw.key, &raw.key_file) {
+        (Some(key), None) => Zeroizing::new(key.trim().to_owned()),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => Zeroizing::new(text.trim().to_owned()),
+            Err(e) => {
+                errors.push(format!("{at}: cannot read key_file {}: {e}", file.display()));
+                return None;
+            }
+        },
+        _ => {
+            errors.push(format!("{at}: give exactly one of key or key_file"));
+            return None;
+        }
+    };
+    match STANDARD.decode(encoded.as_bytes()) {
+        Ok(bytes) if bytes.len() == 32 => Some(KeyMaterial { id: raw.id.clone(), bytes: Zeroizing::new(bytes) }),
+        // Never echo the value: it is the key.
+        _ => {
+            errors.push(format!("{at}: must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"));
+            None
+        }
+    }
+}
+
+fn validate_telemetry(raw: RawTelemetry, errors: &mut Vec<String>) -> Option<TelemetrySettings> {
+    let log_format = match raw.log_format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            errors.push(format!("telemetry.log_format: {other:?} is neither \"text\" nor \"json\""));
+            return None;
+        }
+    };
+    Some(TelemetrySettings { log_format, log_filter: raw.log_filter, service_name: raw.service_name })
+}

@@ -1,0 +1,140 @@
+//! Sealing secrets before they reach a store, and fingerprints of what is handed out.
+//!
+//! Every secret is encrypted with AES-256-GCM under the active key. The associated data binds
+//! the ciphertext to its credential (provider + subject) and key id, so a ciphertext copied to
+//! another credential's key fails to open instead of serving someone else's secret. The key id
+//! travels with the ciphertext, so old keys can keep opening records while a new one seals.
+
+use crate::domain::{CredentialId, SecretMaterial};
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+const FORMAT: &str = "v1";
+const NONCE_LEN: usize = 12;
+
+/// Why a sealed secret could not be opened. Deliberately vague: never says anything about
+/// the plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("sealed secret is malformed")]
+    Malformed,
+    #[error("sealed with key id {0:?}, which this replica does not have")]
+    UnknownKey(String),
+    #[error("sealed secret does not open (tampered, moved to another credential, or wrong key)")]
+    DoesNotOpen,
+}
+
+/// One encryption key with its id, as configured.
+pub struct KeyMaterial {
+    pub id: String,
+    pub bytes: Zeroizing<Vec<u8>>,
+}
+
+/// The configured keys: one seals, all open.
+#[derive(Clone)]
+pub struct Keyring {
+    ciphers: HashMap<String, Aes256Gcm>,
+    active: String,
+    fingerprint_key: [u8; 32],
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring").field("active", &self.active).finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// Builds a keyring. Keys must be 32 bytes; `active` must name one of them
+    /// (checked by config validation, re-checked here).
+    pub fn new(keys: Vec<KeyMaterial>, active: &str) -> Result<Self, String> {
+        let mut ciphers = HashMap::new();
+        let mut fingerprint_key = None;
+        for key in keys {
+            let cipher =
+                Aes256Gcm::new_from_slice(&key.bytes).map_err(|_| format!("key {:?} is not 32 bytes", key.id))?;
+            if key.id == active {
+                // Derived, not the key itself: fingerprints must reveal nothing about it.
+                fingerprint_key = Some(
+                    Sha256::new()
+                        .chain_update(b"credbroker fingerprint v1\0")
+                        .chain_update(&*key.bytes)
+                        .finalize()
+                        .into(),
+                );
+            }
+            ciphers.insert(key.id, cipher);
+        }
+        let fingerprint_key = fingerprint_key.ok_or_else(|| format!("active key {active:?} is not among the keys"))?;
+        Ok(Self { ciphers, active: active.to_owned(), fingerprint_key })
+    }
+
+    /// A keyring with one random key: for the embedded default (nothing outlives the process).
+    pub fn ephemeral() -> Self {
+        let key = aes_gcm::Key::<Aes256Gcm>::generate();
+        let material = KeyMaterial { id: "ephemeral".into(), bytes: Zeroizing::new(key.to_vec()) };
+        Self::new(vec![material], "ephemeral").expect("a generated key is 32 bytes")
+    }
+
+    /// Encrypts `material` for credential `id`: `v1:<key id>:<base64url(nonce ‖ ciphertext)>`.
+    pub fn seal(&self, id: &CredentialId, material: &SecretMaterial) -> String {
+        let plaintext = Zeroizing::new(serde_json::to_vec(material).expect("secret material serializes"));
+        let cipher = &self.ciphers[&self.active];
+        let nonce = Nonce::generate();
+        let aad = associated_data(&self.active, id);
+        let ciphertext = cipher
+            .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
+            .expect("AES-GCM encryption of a small message cannot fail");
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&ciphertext);
+        format!("{FORMAT}:{}:{}", self.active, URL_SAFE_NO_PAD.encode(blob))
+    }
+
+    /// Decrypts what `seal` produced for the same credential.
+    pub fn open(&self, id: &CredentialId, sealed: &str) -> Result<SecretMaterial, CryptoError> {
+        let mut parts = sealed.splitn(3, ':');
+        let (Some(FORMAT), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(CryptoError::Malformed);
+        };
+        let cipher = self.ciphers.get(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+        let blob = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Malformed)?;
+        if blob.len() < NONCE_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
+        let aad = associated_data(key_id, id);
+        let plaintext = Zeroizing::new(
+            cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &aad }).map_err(|_| CryptoError::DoesNotOpen)?,
+        );
+        serde_json::from_slice(&plaintext).map_err(|_| CryptoError::Malformed)
+    }
+
+    /// A short, non-reversible id of header values handed out: HMAC-SHA-256 under a key derived
+    /// from the active encryption key (so every replica computes the same one), 64 bits in hex.
+    pub fn fingerprint<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> String {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.fingerprint_key).expect("HMAC takes any key length");
+        for value in values {
+            mac.update(value.as_bytes());
+            mac.update(b"\0");
+        }
+        let digest = mac.finalize().into_bytes();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Binds a ciphertext to its format, key id and credential. Provider names and subjects
+/// contain no control characters, so NUL separators make the encoding unambiguous.
+fn associated_data(key_id: &str, id: &CredentialId) -> Vec<u8> {
+    [FORMAT, key_id, id.provider.as_str(), id.subject.as_str()].join("\0").into_bytes()
+}
+
+#[cfg(test)]
+mod tests;

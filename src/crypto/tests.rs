@@ -1,0 +1,67 @@
+use super::*;
+use crate::domain::{ProviderName, Secret, Subject};
+
+fn id(provider: &str, subject: &str) -> CredentialId {
+    CredentialId::new(ProviderName::parse("p", provider).unwrap(), Subject::parse("s", subject).unwrap())
+}
+
+fn key(id: &str, byte: u8) -> KeyMaterial {
+    KeyMaterial { id: id.into(), bytes: Zeroizing::new(vec![byte; 32]) }
+}
+
+fn material() -> SecretMaterial {
+    SecretMaterial::BroToken { username: "org|1".into(), code: Secret::new("supersecretcode") }
+}
+
+#[test]
+fn round_trip_and_no_plaintext_in_ciphertext() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let sealed = ring.seal(&id("bro", "alice"), &material());
+    assert!(sealed.starts_with("v1:k1:"));
+    assert!(!sealed.contains("supersecretcode") && !sealed.contains("org|1"));
+    assert_eq!(ring.open(&id("bro", "alice"), &sealed).unwrap(), material());
+}
+
+#[test]
+fn moved_ciphertext_does_not_open() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let sealed = ring.seal(&id("bro", "alice"), &material());
+    assert!(matches!(ring.open(&id("bro", "bob"), &sealed), Err(CryptoError::DoesNotOpen)));
+    assert!(matches!(ring.open(&id("pass", "alice"), &sealed), Err(CryptoError::DoesNotOpen)));
+}
+
+#[test]
+fn tampering_and_garbage_are_refused() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let mut sealed = ring.seal(&id("bro", "alice"), &material()).into_bytes();
+    let last = sealed.len() - 2;
+    sealed[last] = if sealed[last] == b'A' { b'B' } else { b'A' };
+    let sealed = String::from_utf8(sealed).unwrap();
+    assert!(ring.open(&id("bro", "alice"), &sealed).is_err());
+    for junk in ["", "v1", "v1:k1", "v1:k1:!!!", "v2:k1:AAAA", "v1:k1:AAAA"] {
+        assert!(ring.open(&id("bro", "alice"), junk).is_err(), "{junk}");
+    }
+}
+
+#[test]
+fn rotation_old_key_opens_new_key_seals() {
+    let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let sealed_old = old.seal(&id("bro", "alice"), &material());
+    let rotated = Keyring::new(vec![key("k1", 1), key("k2", 2)], "k2").unwrap();
+    assert_eq!(rotated.open(&id("bro", "alice"), &sealed_old).unwrap(), material());
+    assert!(rotated.seal(&id("bro", "alice"), &material()).starts_with("v1:k2:"));
+    let gone = Keyring::new(vec![key("k2", 2)], "k2").unwrap();
+    assert!(matches!(gone.open(&id("bro", "alice"), &sealed_old), Err(CryptoError::UnknownKey(_))));
+}
+
+#[test]
+fn fingerprints_are_stable_short_and_keyed() {
+    let a = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let b = Keyring::new(vec![key("k1", 9)], "k1").unwrap();
+    let fp = a.fingerprint(["Bearer abc"]);
+    assert_eq!(fp.len(), 16);
+    assert_eq!(fp, a.fingerprint(["Bearer abc"]));
+    assert_ne!(fp, a.fingerprint(["Bearer abd"]));
+    assert_ne!(fp, b.fingerprint(["Bearer abc"]));
+    assert_ne!(a.fingerprint(["ab", "c"]), a.fingerprint(["a", "bc"]));
+}

@@ -1,0 +1,135 @@
+//! Validated domain types. Everything that crosses the gRPC edge is parsed into these
+//! (`TryFrom`), so the rest of the code never sees an unchecked string.
+
+mod secret;
+
+pub use secret::{Secret, SecretMaterial};
+
+use std::fmt;
+
+/// Longest provider name or subject accepted, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Why a field of a request was refused; the gRPC edge turns it into `INVALID_ARGUMENT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self { field, problem: problem.into() }
+    }
+}
+
+/// Checks the shape shared by provider names and subjects: 1..=256 bytes, no control
+/// characters (they break logs and Redis key readability).
+fn check_identifier(field: &'static str, value: &str) -> Result<(), InvalidField> {
+    if value.is_empty() {
+        return Err(InvalidField::new(field, "must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(InvalidField::new(field, format!("longer than {MAX_ID_LEN} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidField::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// The name of a configured provider instance, as callers pass it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProviderName(String);
+
+impl ProviderName {
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
+        check_identifier(field, value)?;
+        Ok(Self(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whose credential: a user, an organisation, a project — opaque to the broker.
+/// Subjects are identifiers, not secrets: they may appear in logs and traces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subject(String);
+
+impl Subject {
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
+        check_identifier(field, value)?;
+        Ok(Self(value.to_owned()))
+    }
+    /// An empty string means "the provider instance's own credential".
+    pub fn parse_optional(field: &'static str, value: &str) -> Result<Option<Self>, InvalidField> {
+        if value.is_empty() { Ok(None) } else { Self::parse(field, value).map(Some) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Sorts before every valid subject: a range start for ordered maps.
+    pub(crate) fn min() -> Self {
+        Self(String::new())
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One stored credential: a provider instance and a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CredentialId {
+    pub provider: ProviderName,
+    pub subject: Subject,
+}
+
+impl CredentialId {
+    pub fn new(provider: ProviderName, subject: Subject) -> Self {
+        Self { provider, subject }
+    }
+}
+
+impl fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.subject)
+    }
+}
+
+/// The lifecycle state of a stored credential (see `REFRESH-SAFETY.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CredentialState {
+    Active,
+    Refreshing,
+    Indeterminate,
+    ReauthRequired,
+    Revoked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(ProviderName::parse("provider", "pass").is_ok());
+        assert_eq!(ProviderName::parse("provider", "").unwrap_err().field, "provider");
+        assert!(Subject::parse("subject", "a\nb").is_err());
+        assert!(Subject::parse("subject", &"x".repeat(257)).is_err());
+        assert!(Subject::parse("subject", &"x".repeat(256)).is_ok());
+        assert!(Subject::parse("subject", "ü|{}:weird but fine").is_ok());
+        assert_eq!(Subject::parse_optional("subject", "").unwrap(), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! `credbroker.v1.CredentialBroker`: what services call.
+
+use super::convert::AuthorizationQuery;
+use super::pb::{self, credential_broker_server::CredentialBroker};
+use super::status::{invalid, to_status};
+use crate::broker::Broker;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::Span;
+
+pub struct BrokerService {
+    broker: Arc<Broker>,
+}
+
+impl BrokerService {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self { broker }
+    }
+}
+
+#[tonic::async_trait]
+impl CredentialBroker for BrokerService {
+    #[tracing::instrument(
+        name = "credbroker.v1.CredentialBroker/GetAuthorization",
+        skip_all,
+        fields(otel.kind = "server", rpc.system = "grpc", provider, subject, token_fingerprint)
+    )]
+    async fn get_authorization(
+        &self,
+        request: Request<pb::GetAuthorizationRequest>,
+    ) -> Result<Response<pb::GetAuthorizationResponse>, Status> {
+        let query = AuthorizationQuery::try_from(request.into_inner()).map_err(invalid)?;
+        let span = Span::current();
+        span.record("provider", query.provider.as_str());
+        span.record("subject", query.subject.as_ref().map_or("", |s| s.as_str()));
+        let served = self
+            .broker
+            .get_authorization(&query.provider, query.subject.as_ref(), query.min_validity)
+            .await
+            .map_err(to_status)?;
+        span.record("token_fingerprint", served.fingerprint.as_str());
+        Ok(Response::new(pb::GetAuthorizationResponse::from(&*served)))
+    }
+
+    async fn report_rejected(
+        &self,
+        _request: Request<pb::ReportRejectedRequest>,
+    ) -> Result<Response<pb::ReportRejectedResponse>, Status> {
+        Err(Status::unimplemented("ReportRejected arrives with token lifecycles"))
+    }
+
+    async fn proxy_call(
+        &self,
+        _request: Request<pb::ProxyCallRequest>,
+    ) -> Result<Response<pb::ProxyCallResponse>, Status> {
+        Err(Status::unimplemented("ProxyCall is not implemented yet"))
+    }
+}

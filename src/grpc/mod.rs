@@ -1,0 +1,43 @@
+//! The gRPC surface: generated types, the two services, health and reflection.
+
+mod admin_service;
+mod broker_service;
+pub mod convert;
+pub mod status;
+
+pub use admin_service::AdminService;
+pub use broker_service::BrokerService;
+
+use crate::broker::Broker;
+use std::sync::Arc;
+use tonic::service::Routes;
+
+/// Code generated from `proto/credbroker/v1/broker.proto`.
+pub mod pb {
+    tonic::include_proto!("credbroker.v1");
+
+    /// The encoded descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("credbroker_descriptor");
+}
+
+/// Every gRPC service credbroker serves, ready for `Server::builder().add_routes(...)`:
+/// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
+/// older grpcurl releases work too).
+pub async fn routes(broker: Arc<Broker>) -> Routes {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
+    health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor set is valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor set is valid");
+    Routes::new(health_service)
+        .add_service(pb::credential_broker_server::CredentialBrokerServer::new(BrokerService::new(broker.clone())))
+        .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+}

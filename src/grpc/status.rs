@@ -1,0 +1,60 @@
+//! The one table from broker errors to gRPC status codes.
+//!
+//! Callers get a stable code and a message that helps them and leaks nothing; internal causes
+//! are logged here, once, with their whole chain.
+
+use crate::broker::BrokerError;
+use crate::domain::{CredentialState, InvalidField};
+use crate::providers::ProviderError;
+use crate::store::StoreError;
+use std::error::Error as _;
+use tonic::{Code, Status};
+
+/// The status code for each error: the whole policy in one place.
+pub fn code(error: &BrokerError) -> Code {
+    match error {
+        BrokerError::InvalidArgument(_) => Code::InvalidArgument,
+        BrokerError::UnknownProvider(_) | BrokerError::CredentialNotFound(_) => Code::NotFound,
+        BrokerError::NotServable { state, .. } => match state {
+            CredentialState::ReauthRequired | CredentialState::Revoked => Code::FailedPrecondition,
+            CredentialState::Refreshing | CredentialState::Indeterminate | CredentialState::Active => Code::Unavailable,
+        },
+        BrokerError::Provider(ProviderError::NoOwnCredential(_)) => Code::InvalidArgument,
+        BrokerError::Provider(ProviderError::NotYetSupported(_)) => Code::Unimplemented,
+        BrokerError::Provider(ProviderError::AccessTokenTooShort) => Code::Unavailable,
+        BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+        BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
+    }
+}
+
+/// Turns a broker error into the status a caller sees, logging server-side causes.
+pub fn to_status(error: BrokerError) -> Status {
+    let code = code(&error);
+    match code {
+        Code::Internal | Code::Unavailable => tracing::warn!(error = %chain(&error), "request failed"),
+        _ => tracing::debug!(error = %error, "request refused"),
+    }
+    let message = match &error {
+        // The cause of a store failure stays in the log: it can name hosts and keys.
+        BrokerError::Store(StoreError::Unavailable(_)) => "credential store unavailable; retry later".to_owned(),
+        BrokerError::Store(StoreError::Corrupt(_)) => "stored credential record is unreadable".to_owned(),
+        other => other.to_string(),
+    };
+    Status::new(code, message)
+}
+
+pub fn invalid(field: InvalidField) -> Status {
+    to_status(BrokerError::InvalidArgument(field))
+}
+
+/// `error: cause: cause…`, for logs. Our error types never carry secret values.
+fn chain(error: &BrokerError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

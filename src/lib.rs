@@ -1,0 +1,28 @@
+//! credbroker: a credential broker. Services ask it over gRPC for ready-to-use upstream
+//! authorization (or have it make the upstream call), so they never hold passwords or
+//! refresh tokens.
+//!
+//! # Layout
+//! - [`grpc`]: the gRPC surface — generated types, services, parsing at the edge, and the
+//!   one error-to-status table.
+//! - [`broker`]: the use cases (serve authorization, manage credentials) and the in-process
+//!   cache of ready headers.
+//! - [`providers`]: one file per upstream kind (PASS, BRO, Passolution, JouwOmgeving): how
+//!   its credentials become headers.
+//! - [`store`]: where credentials live — Redis (shared by replicas) or memory (one replica).
+//! - [`crypto`]: sealing secrets with AES-256-GCM before they reach a store; fingerprints.
+//! - [`domain`]: validated types (`ProviderName`, `Subject`, redacted `Secret`, …).
+//! - [`config`]: layered, validated configuration.
+//! - [`telemetry`]: logs and OTLP traces.
+//! - [`startup`]: wiring it all into an `Application` that runs until shut down.
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod grpc;
+pub mod providers;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

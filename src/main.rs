@@ -1,0 +1,68 @@
+//! The `credbroker` binary: parse the command line, load configuration, start telemetry,
+//! build the application, run it until SIGTERM/SIGINT.
+
+use clap::{Parser, Subcommand};
+use credbroker::config::Settings;
+use credbroker::startup::{Application, shutdown_signal};
+use credbroker::telemetry;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(version, about = "A credential broker for upstream APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC. Without --config: the embedded default (in-memory store, example providers).
+    Serve {
+        /// A TOML file; CREDBROKER__SECTION__KEY variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and exit.
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::Serve { config } | Command::CheckConfig { config }) = &cli.command;
+    let settings = match Settings::load(config.as_deref(), std::env::vars()) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprintln!("credbroker: {errors}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if let Command::CheckConfig { .. } = cli.command {
+        println!("configuration is valid ({} provider instance(s))", settings.providers.len());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credbroker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let telemetry = telemetry::init(&settings.telemetry)?;
+    let result = async { Application::build(settings).await?.run_until_stopped(shutdown_signal()).await }.await;
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "credbroker failed");
+    }
+    telemetry.shutdown().await;
+    result
+}

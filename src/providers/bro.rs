@@ -1,0 +1,28 @@
+//! BRO Bronhouderportaal API v2: HTTP Basic with the token username and code on every
+//! request. No exchange, no expiry: the token lives until it is reset or the authorisation
+//! closes, and the broker is the only place it is kept.
+
+use super::{Authorization, ProviderError};
+use crate::domain::SecretMaterial;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use url::Url;
+
+/// Settings of one BRO instance.
+#[derive(Debug, Clone)]
+pub struct BroSettings {
+    /// e.g. `https://www.bronhouderportaal-bro.nl/api/v2/`
+    pub api_base_url: Url,
+}
+
+pub(super) fn accepts(material: &SecretMaterial) -> bool {
+    matches!(material, SecretMaterial::BroToken { .. })
+}
+
+pub(super) fn authorization(material: &SecretMaterial) -> Result<Authorization, ProviderError> {
+    let SecretMaterial::BroToken { username, code } = material else {
+        unreachable!("accepts() admits only BRO tokens")
+    };
+    // The username contains `|`; it is sent raw, as the portal issued it.
+    let basic = STANDARD.encode(format!("{username}:{}", code.expose()));
+    Ok(Authorization::single("authorization", format!("Basic {basic}"), None))
+}

@@ -1,0 +1,110 @@
+//! Building the application from settings and running it until a shutdown signal.
+//!
+//! `Application::build` binds the listener (port 0 works, for tests) and wires the store,
+//! keyring, cache and providers; `run_until_stopped` serves until the given future resolves,
+//! lets in-flight RPCs finish, and gives up after the configured grace period.
+
+use crate::broker::{AuthCache, Broker};
+use crate::config::{EncryptionSettings, Settings, StoreSettings};
+use crate::crypto::Keyring;
+use crate::grpc;
+use crate::providers::Registry;
+use crate::store::{AnyStore, MemoryStore, RedisStore, RedisStoreConfig};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub struct Application {
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Wires everything and binds `server.listen`; does not serve yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.listen).await?;
+        let broker = Arc::new(Broker::new(
+            Registry::new(settings.providers),
+            store(&settings.store)?,
+            keyring(settings.encryption),
+            AuthCache::new(settings.cache.max_entries, settings.cache.ttl),
+        ));
+        Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn broker(&self) -> Arc<Broker> {
+        self.broker.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight RPCs finish,
+    /// for at most the grace period.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let routes = grpc::routes(self.broker).await;
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        };
+        tracing::info!(%addr, "credbroker listening");
+        let server = Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
+        let grace = self.shutdown_grace;
+        tokio::select! {
+            result = server => result?,
+            _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
+    Ok(match &settings.redis_url {
+        None => {
+            tracing::info!("store: in memory (one replica only; nothing survives a restart)");
+            AnyStore::Memory(MemoryStore::new())
+        }
+        Some(url) => AnyStore::Redis(RedisStore::new(RedisStoreConfig {
+            url: url.clone(),
+            key_prefix: settings.key_prefix.clone(),
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+        })?),
+    })
+}
+
+fn keyring(settings: EncryptionSettings) -> Keyring {
+    match settings {
+        EncryptionSettings::Keys(keyring) => keyring,
+        EncryptionSettings::Ephemeral => {
+            tracing::warn!(
+                "encryption: no key configured, using an ephemeral key; stored credentials die with this process"
+            );
+            Keyring::ephemeral()
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,96 @@
+//! The in-memory store: the embedded default, for a single replica.
+//!
+//! A std `Mutex` around a `BTreeMap`, not tokio's: every critical section is a few map
+//! operations with no `.await` inside, so a blocking mutex is cheaper and cannot be held
+//! across a suspension point. The map is ordered so listings page by subject. A deleted
+//! credential leaves a tombstone with its version, so versions only grow, as in Redis.
+
+use super::{CredentialStore, Listed, StoreResult, StoredCredential};
+use crate::domain::{CredentialId, ProviderName, Subject};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+type Key = (ProviderName, Subject);
+
+struct Entry {
+    version: u64,
+    record: Option<StoredCredential>,
+}
+
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    entries: Arc<Mutex<BTreeMap<Key, Entry>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Entry>> {
+        self.entries.lock().expect("memory store mutex poisoned")
+    }
+
+    /// Writes `record` as the next version, if the live version is `expected` (when given).
+    fn write(&self, id: &CredentialId, expected: Option<u64>, record: &StoredCredential) -> Option<u64> {
+        let mut entries = self.lock();
+        let entry = entries.entry(key(id)).or_insert(Entry { version: 0, record: None });
+        let live = entry.record.as_ref().map(|_| entry.version);
+        if expected.is_some() && live != expected {
+            return None;
+        }
+        entry.version += 1;
+        entry.record = Some(StoredCredential { version: entry.version, ..record.clone() });
+        Some(entry.version)
+    }
+}
+
+fn key(id: &CredentialId) -> Key {
+    (id.provider.clone(), id.subject.clone())
+}
+
+impl CredentialStore for MemoryStore {
+    async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
+        Ok(self.lock().get(&key(id)).and_then(|e| e.record.clone()))
+    }
+
+    async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
+        Ok(self.write(id, None, record).expect("an unconditional write always succeeds"))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        Ok(self.write(id, Some(expected), record))
+    }
+
+    async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.record.is_some()) else {
+            return Ok(false);
+        };
+        entry.version += 1;
+        entry.record = None;
+        Ok(true)
+    }
+
+    async fn list(&self, provider: &ProviderName, after: Option<&Subject>, limit: usize) -> StoreResult<Vec<Listed>> {
+        let entries = self.lock();
+        let start = match after {
+            Some(subject) => Bound::Excluded((provider.clone(), subject.clone())),
+            None => Bound::Included((provider.clone(), Subject::min())),
+        };
+        Ok(entries
+            .range((start, Bound::Unbounded))
+            .take_while(|((p, _), _)| p == provider)
+            .filter_map(|((_, subject), e)| {
+                e.record.as_ref().map(|r| Listed { subject: subject.clone(), credential: r.clone() })
+            })
+            .take(limit)
+            .collect())
+    }
+}

@@ -1,0 +1,119 @@
+//! Where credentials live: one interface, two implementations.
+//!
+//! - [`RedisStore`]: production, shared by several replicas. Keys of one credential share a
+//!   Redis Cluster hash tag so later multi-key scripts (the refresh journal) stay on one slot.
+//! - [`MemoryStore`]: the embedded default, for one replica.
+//!
+//! Stores hold only sealed secrets (see `crypto`); they never see a plaintext.
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::{RedisStore, RedisStoreConfig};
+
+use crate::domain::{CredentialId, CredentialState, ProviderName, Subject};
+use std::future::Future;
+use time::OffsetDateTime;
+
+/// A credential as stored: metadata in the clear, secrets sealed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredCredential {
+    /// Grows by one on every write; compare-and-swap writes check it.
+    #[serde(skip)]
+    pub version: u64,
+    pub state: CredentialState,
+    /// Why the credential is not ACTIVE, in words; never a secret.
+    #[serde(default)]
+    pub detail: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub access_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// `crypto::Keyring::seal` output.
+    pub sealed: String,
+}
+
+/// A stored credential together with its id, as listings return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub subject: Subject,
+    pub credential: StoredCredential,
+}
+
+/// Store failures. Only `Unavailable` is expected in normal operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored record is unreadable")]
+    Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The operations the broker needs from a store. Every implementation must pass the same
+/// conformance suite (`tests/api/store_conformance.rs`).
+pub trait CredentialStore: Send + Sync + 'static {
+    /// Reads one credential.
+    fn get(&self, id: &CredentialId) -> impl Future<Output = StoreResult<Option<StoredCredential>>> + Send;
+    /// Creates or replaces a credential; returns the new version (previous + 1, or 1).
+    fn put(&self, id: &CredentialId, record: &StoredCredential) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Replaces a credential only if its version is still `expected`; returns the new
+    /// version, or `None` when someone else wrote first (or it was deleted).
+    fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        record: &StoredCredential,
+    ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
+    /// Removes a credential; returns whether it existed.
+    fn delete(&self, id: &CredentialId) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Up to `limit` credentials of a provider, ordered by subject, strictly after `after`.
+    fn list(
+        &self,
+        provider: &ProviderName,
+        after: Option<&Subject>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Listed>>> + Send;
+}
+
+/// The store chosen by configuration. An enum rather than `dyn`: two known implementations,
+/// no boxing on the request path.
+#[derive(Clone)]
+pub enum AnyStore {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Memory($store) => $call.await,
+            AnyStore::Redis($store) => $call.await,
+        }
+    };
+}
+
+impl CredentialStore for AnyStore {
+    async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
+        dispatch!(self, s => s.get(id))
+    }
+    async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
+        dispatch!(self, s => s.put(id, record))
+    }
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        dispatch!(self, s => s.compare_and_swap(id, expected, record))
+    }
+    async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
+        dispatch!(self, s => s.delete(id))
+    }
+    async fn list(&self, provider: &ProviderName, after: Option<&Subject>, limit: usize) -> StoreResult<Vec<Listed>> {
+        dispatch!(self, s => s.list(provider, after, limit))
+    }
+}

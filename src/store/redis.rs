@@ -1,0 +1,221 @@
+//! The Redis store: shared by every replica.
+//!
+//! Layout (prefix `credbroker`, provider `bro`, subject `alice`):
+//! - `credbroker:{bro:alice}:cred` — hash: `version` (integer, only grows, survives deletion
+//!   as a tombstone) and `data` (JSON of [`StoredCredential`]: metadata plus the sealed secret).
+//! - `credbroker:{bro}:index` — sorted set of the provider's subjects, for paged listings.
+//!
+//! The `{provider:subject}` hash tag puts every key of one credential on one Redis Cluster
+//! slot, so the multi-key scripts of the refresh journal stay atomic. Subjects are escaped in
+//! key names (`%`, `{`, `}`, `:`) so no subject can forge another credential's key or tag.
+//!
+//! Writes are Lua scripts: a version check and the write happen atomically on the server.
+
+use super::{CredentialStore, Listed, StoreError, StoreResult, StoredCredential};
+use crate::domain::{CredentialId, ProviderName, Subject};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+          redis.call('HSET', KEYS[1], 'data', ARGV[1])
+          return v",
+    )
+});
+
+// Returns nil (→ None) when the live version is not the expected one; a tombstone
+// (no `data`) is never live.
+static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
+          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
+          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+          redis.call('HSET', KEYS[1], 'data', ARGV[2])
+          return v",
+    )
+});
+
+// Leaves a tombstone: the version grows, the data goes.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HDEL', KEYS[1], 'data') == 0 then return 0 end
+          redis.call('HINCRBY', KEYS[1], 'version', 1)
+          return 1",
+    )
+});
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    config: Arc<RedisStoreConfig>,
+    // Connected on first use, so the broker starts (and serves cached tokens) while Redis is
+    // down. Once connected, the manager reconnects by itself.
+    connection: Arc<OnceCell<ConnectionManager>>,
+}
+
+impl RedisStore {
+    /// Checks the URL; does not connect.
+    pub fn new(config: RedisStoreConfig) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        Ok(Self { client, config: Arc::new(config), connection: Arc::new(OnceCell::new()) })
+    }
+
+    /// A connection, established on first use.
+    pub async fn connection(&self) -> StoreResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.config.connect_timeout))
+            .set_response_timeout(Some(self.config.response_timeout))
+            .set_number_of_retries(2);
+        let manager = self
+            .connection
+            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
+            .await
+            .map_err(unavailable)?;
+        Ok(manager.clone())
+    }
+
+    fn cred_key(&self, id: &CredentialId) -> String {
+        format!("{}:{{{}:{}}}:cred", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
+    }
+
+    fn index_key(&self, provider: &ProviderName) -> String {
+        format!("{}:{{{}}}:index", self.config.key_prefix, provider)
+    }
+
+    async fn read(&self, key: &str) -> StoreResult<Option<StoredCredential>> {
+        let mut conn = self.connection().await?;
+        let (version, data): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(key)
+            .arg("version")
+            .arg("data")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let (Some(version), Some(data)) = (version, data) else { return Ok(None) };
+        let record: StoredCredential = serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.into()))?;
+        Ok(Some(StoredCredential { version, ..record }))
+    }
+}
+
+/// Escapes the characters that structure key names, so a subject can never produce another
+/// credential's key or break out of its hash tag.
+fn escape(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len());
+    for c in subject.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn encode(record: &StoredCredential) -> String {
+    serde_json::to_string(record).expect("a stored credential serializes")
+}
+
+impl CredentialStore for RedisStore {
+    #[tracing::instrument(name = "store.get", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
+        self.read(&self.cred_key(id)).await
+    }
+
+    #[tracing::instrument(name = "store.put", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
+        let mut conn = self.connection().await?;
+        // Index first: a crash between the two leaves an index entry without a record,
+        // which listings skip, rather than a record that listings never show.
+        let _: () = conn.zadd(self.index_key(&id.provider), id.subject.as_str(), 0).await.map_err(unavailable)?;
+        PUT.key(self.cred_key(id)).arg(encode(record)).invoke_async(&mut conn).await.map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.compare_and_swap", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        let mut conn = self.connection().await?;
+        COMPARE_AND_SWAP
+            .key(self.cred_key(id))
+            .arg(expected)
+            .arg(encode(record))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.delete", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
+        let mut conn = self.connection().await?;
+        let existed: bool = DELETE.key(self.cred_key(id)).invoke_async(&mut conn).await.map_err(unavailable)?;
+        let _: () = conn.zrem(self.index_key(&id.provider), id.subject.as_str()).await.map_err(unavailable)?;
+        // A put racing this delete may have re-created the record after the ZREM above
+        // removed its index entry: put the entry back so listings still show it.
+        if self.read(&self.cred_key(id)).await?.is_some() {
+            let _: () = conn.zadd(self.index_key(&id.provider), id.subject.as_str(), 0).await.map_err(unavailable)?;
+        }
+        Ok(existed)
+    }
+
+    #[tracing::instrument(name = "store.list", skip_all, fields(store = "redis", provider = %provider), err(level = "warn"))]
+    async fn list(&self, provider: &ProviderName, after: Option<&Subject>, limit: usize) -> StoreResult<Vec<Listed>> {
+        let mut conn = self.connection().await?;
+        let mut out = Vec::with_capacity(limit);
+        let mut cursor = after.map(|s| format!("({s}")).unwrap_or_else(|| "-".to_owned());
+        // Index entries without a record (see `put`) are skipped, so keep reading until the
+        // page is full or the index is exhausted.
+        while out.len() < limit {
+            let want = limit - out.len();
+            let subjects: Vec<String> = conn
+                .zrangebylex_limit(self.index_key(provider), &cursor, "+", 0, want as isize)
+                .await
+                .map_err(unavailable)?;
+            for raw in &subjects {
+                let Ok(subject) = Subject::parse("subject", raw) else { continue };
+                let id = CredentialId::new(provider.clone(), subject.clone());
+                if let Some(credential) = self.read(&self.cred_key(&id)).await? {
+                    out.push(Listed { subject, credential });
+                }
+            }
+            match subjects.last() {
+                Some(last) if subjects.len() == want => cursor = format!("({last}"),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escaping_keeps_subjects_inside_their_tag() {
+        assert_eq!(escape("alice"), "alice");
+        assert_eq!(escape("a}:cred{x%"), "a%7D%3Acred%7Bx%25");
+        assert_ne!(escape("%7D"), escape("}"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Logs and traces. Logs go to stderr as text or JSON; traces are exported over OTLP/gRPC
+//! when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+//! W3C trace context is the propagation format.
+
+use crate::config::{LogFormat, TelemetrySettings};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::io::IsTerminal;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Crates whose debug output would drown ours, and whose spans — the OTLP exporter speaks
+/// gRPC itself — would be exported in a loop.
+const QUIET: &str =
+    "h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn,opentelemetry=warn,opentelemetry_sdk=warn";
+
+/// Keeps the trace exporter alive; `shutdown` flushes what is buffered.
+pub struct TelemetryGuard {
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Flushes and stops the exporter. The SDK's shutdown blocks, so it runs off the runtime.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.tracer_provider {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    }
+}
+
+fn otlp_configured() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+/// Installs the global subscriber. Call once, inside the runtime (the exporter spawns tasks).
+pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::try_new(format!("{QUIET},{directives}"))?,
+        _ => EnvFilter::try_new(format!("{QUIET},{}", settings.log_filter))?,
+    };
+    let fmt = match settings.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
+    };
+    let tracer_provider = otlp_configured().then(|| tracer_provider(&settings.service_name)).transpose()?;
+    let otel = tracer_provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("credbroker")));
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    Ok(TelemetryGuard { tracer_provider })
+}
+
+fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
