@@ -104,6 +104,11 @@ pub(super) fn load(
 ) -> Result<Settings, ConfigErrors> {
     let mut errors = Vec::new();
     let base = match path {
+        // figment treats a missing file as empty; a typo in --config must not start a broker
+        // on nothing.
+        Some(path) if !path.is_file() => {
+            return Err(ConfigErrors(vec![format!("--config: {} is not a readable file", path.display())]));
+        }
         Some(path) => Figment::from(Toml::file_exact(path)),
         None => Figment::from(Toml::string(super::DEFAULT_TOML)),
     };

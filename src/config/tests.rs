@@ -1,1 +1,101 @@
+use super::*;
+use crate::providers::ProviderSettings;
 
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credbroker.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+const KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+#[test]
+fn embedded_default_runs_in_memory_with_example_providers() {
+    let settings = Settings::embedded_default();
+    assert_eq!(settings.server.listen.to_string(), "127.0.0.1:50051");
+    assert!(settings.store.redis_url.is_none());
+    assert!(matches!(settings.encryption, EncryptionSettings::Ephemeral));
+    let kinds: Vec<_> = settings.providers.iter().map(|p| p.kind()).collect();
+    assert_eq!(kinds, ["pass", "bro", "passolution", "jouwomgeving"]);
+}
+
+#[test]
+fn environment_overrides_sections_and_providers_by_name() {
+    let settings = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__SERVER__LISTEN", "0.0.0.0:6000"),
+            ("CREDBROKER__CACHE__MAX_ENTRIES", "42"),
+            ("CREDBROKER__CACHE__TTL", "5s"),
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__CLIENT_SECRET", "from-env"),
+            ("CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__TOKEN_PATH", "auth/"),
+            ("UNRELATED", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.server.listen.to_string(), "0.0.0.0:6000");
+    assert_eq!((settings.cache.max_entries, settings.cache.ttl.as_secs()), (42, 5));
+    let passolution = settings.providers.iter().find(|p| p.name.as_str() == "passolution").unwrap();
+    let ProviderSettings::Passolution(p) = &passolution.settings else { panic!() };
+    assert_eq!(p.client_secret.expose(), "from-env");
+    let jo = settings.providers.iter().find(|p| p.kind() == "jouwomgeving").unwrap();
+    let ProviderSettings::JouwOmgeving(j) = &jo.settings else { panic!() };
+    assert_eq!(j.token_path, "auth/");
+}
+
+#[test]
+fn redis_without_a_key_is_refused() {
+    let errors = Settings::load(None, env(&[("CREDBROKER__STORE__REDIS_URL", "redis://127.0.0.1:6379")])).unwrap_err();
+    assert!(errors.0.iter().any(|e| e.starts_with("encryption.key")), "{errors}");
+}
+
+#[test]
+fn a_file_replaces_the_default_and_supports_key_rotation() {
+    let (_dir, path) = file(&format!(
+        "[store]\nredis_url = \"redis://127.0.0.1:6379\"\n\
+         [[encryption.keys]]\nid = \"old\"\nkey = \"{KEY}\"\n\
+         [[encryption.keys]]\nid = \"new\"\nkey = \"{KEY}\"\n\
+         [encryption]\nactive_key = \"new\"\n\
+         [[providers]]\nname = \"bro-prod\"\nkind = \"bro\"\napi_base_url = \"https://example.test/api/v2\"\n"
+    ));
+    let settings = Settings::load(Some(&path), []).unwrap();
+    assert_eq!(settings.providers.len(), 1);
+    let ProviderSettings::Bro(bro) = &settings.providers[0].settings else { panic!() };
+    assert_eq!(bro.api_base_url.as_str(), "https://example.test/api/v2/", "a trailing slash is added");
+    assert!(matches!(settings.encryption, EncryptionSettings::Keys(_)));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_naming_its_key() {
+    let (_dir, path) = file(
+        "[server]\nlisten = \"x\"\n[telemetry]\nlog_format = \"xml\"\n[encryption]\nkey = \"short\"\n\
+         [[providers]]\nname = \"a\"\nkind = \"passolution\"\n\
+         [[providers]]\nname = \"a\"\nkind = \"pass\"\napi_base_url = \"ftp://x\"\napi_key = \"k\"\n",
+    );
+    let errors = Settings::load(Some(&path), env(&[("CREDBROKER__PROVIDERS__GHOST__API_KEY", "k")])).unwrap_err();
+    let text = errors.to_string();
+    for key in [
+        "server.listen",
+        "telemetry.log_format",
+        "encryption.key",
+        "providers[0].client_id",
+        "providers[0].client_secret",
+        "providers[1].name",
+        "providers[1].api_base_url",
+        "CREDBROKER__PROVIDERS__GHOST__API_KEY",
+    ] {
+        assert!(text.contains(key), "{key} missing from:\n{text}");
+    }
+    assert!(!text.contains("short"), "never echo a key value:\n{text}");
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let errors = Settings::load(Some(Path::new("/nonexistent/credbroker.toml")), []).unwrap_err();
+    assert!(errors.to_string().contains("credbroker.toml"), "{errors}");
+}

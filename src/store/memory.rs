@@ -51,10 +51,12 @@ fn key(id: &CredentialId) -> Key {
 }
 
 impl CredentialStore for MemoryStore {
+    #[tracing::instrument(name = "store.get", skip_all, fields(store = "memory", credential = %id))]
     async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
         Ok(self.lock().get(&key(id)).and_then(|e| e.record.clone()))
     }
 
+    #[tracing::instrument(name = "store.put", skip_all, fields(store = "memory", credential = %id))]
     async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
         Ok(self.write(id, None, record).expect("an unconditional write always succeeds"))
     }
@@ -68,6 +70,7 @@ impl CredentialStore for MemoryStore {
         Ok(self.write(id, Some(expected), record))
     }
 
+    #[tracing::instrument(name = "store.delete", skip_all, fields(store = "memory", credential = %id))]
     async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.record.is_some()) else {
@@ -78,6 +81,7 @@ impl CredentialStore for MemoryStore {
         Ok(true)
     }
 
+    #[tracing::instrument(name = "store.list", skip_all, fields(store = "memory", provider = %provider))]
     async fn list(&self, provider: &ProviderName, after: Option<&Subject>, limit: usize) -> StoreResult<Vec<Listed>> {
         let entries = self.lock();
         let start = match after {

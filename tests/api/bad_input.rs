@@ -1,0 +1,133 @@
+//! Bad input gets a clear status naming the field, never a secret, never a panic.
+
+use crate::helpers::{StoreKind, bro_token, spawn_app, spawn_app_with};
+use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
+use rand::Rng;
+use tonic::Code;
+
+const SECRET: &str = "s3cr3t-must-not-leak";
+
+fn get(provider: &str, subject: &str, min_validity: Option<prost_types::Duration>) -> pb::GetAuthorizationRequest {
+    pb::GetAuthorizationRequest { provider: provider.into(), subject: subject.into(), min_validity }
+}
+
+fn put(provider: &str, subject: &str, secret: Option<PutSecret>) -> pb::PutCredentialRequest {
+    pb::PutCredentialRequest { provider: provider.into(), subject: subject.into(), secret }
+}
+
+#[tokio::test]
+async fn get_authorization_refuses_bad_fields() {
+    let app = spawn_app(StoreKind::Memory).await;
+    let long = "x".repeat(257);
+    let cases = [
+        (get("", "s", None), Code::InvalidArgument, "provider"),
+        (get(&long, "s", None), Code::InvalidArgument, "provider"),
+        (get("bro\n", "s", None), Code::InvalidArgument, "provider"),
+        (get("bro", "a\u{7}b", None), Code::InvalidArgument, "subject"),
+        (get("bro", &long, None), Code::InvalidArgument, "subject"),
+        (get("bro", "s", Some(prost_types::Duration { seconds: -1, nanos: 0 })), Code::InvalidArgument, "min_validity"),
+        (
+            get("bro", "s", Some(prost_types::Duration { seconds: i64::MAX, nanos: 0 })),
+            Code::InvalidArgument,
+            "min_validity",
+        ),
+        (get("bro", "", None), Code::InvalidArgument, "subject"),
+        (get("nope", "s", None), Code::NotFound, "provider"),
+        (get("bro", "nobody", None), Code::NotFound, "bro/nobody"),
+    ];
+    for (request, code, words) in cases {
+        let status = app.broker.clone().get_authorization(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{request:?} → {status:?}");
+        assert!(status.message().contains(words), "{request:?} → {:?} should name {words}", status.message());
+    }
+}
+
+#[tokio::test]
+async fn put_credential_refuses_bad_secrets_without_echoing_them() {
+    let app = spawn_app(StoreKind::Memory).await;
+    let up = |u: &str, p: &str| {
+        Some(PutSecret::UsernamePassword(pb::UsernamePassword { username: u.into(), password: p.into() }))
+    };
+    let oauth = |r: &str, a: &str, nanos| {
+        let access_expires_at = Some(prost_types::Timestamp { seconds: 0, nanos });
+        Some(PutSecret::OauthTokens(pb::OAuthTokens {
+            refresh_token: r.into(),
+            access_token: a.into(),
+            access_expires_at,
+        }))
+    };
+    let cases = [
+        (put("bro", "s", None), "secret"),
+        (put("pass", "s", Some(bro_token("u|1", SECRET))), "secret"),
+        (put("bro", "s", Some(PutSecret::ClientNumber(SECRET.into()))), "secret"),
+        (put("jouwomgeving-demo", "s", Some(bro_token("u", SECRET))), "secret"),
+        (put("bro", "s", Some(bro_token("u|1", ""))), "bro_token.code"),
+        (put("bro", "s", Some(bro_token("", SECRET))), "bro_token.username"),
+        (put("pass", "s", Some(PutSecret::ClientNumber(format!("1\r\nx-evil: {SECRET}")))), "client_number"),
+        (put("pass", "s", up("", SECRET)), "username_password.username"),
+        (put("pass", "s", up("user", "")), "username_password.password"),
+        (put("passolution", "s", oauth("", "", 0)), "oauth_tokens"),
+        (put("passolution", "s", oauth(SECRET, "", -5)), "oauth_tokens.access_expires_at"),
+        (put("bro", "", Some(bro_token("u|1", SECRET))), "subject"),
+        (put("", "s", Some(bro_token("u|1", SECRET))), "provider"),
+    ];
+    for (request, field) in cases {
+        let status = app.admin.clone().put_credential(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(status.message().contains(field), "{:?} should name {field}", status.message());
+        assert!(!status.message().contains(SECRET), "{:?} echoes the secret", status.message());
+    }
+    let unknown = app.admin.clone().put_credential(put("nope", "s", Some(bro_token("u", SECRET)))).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    // Nothing was stored by any refused request.
+    assert!(app.list("bro", 0, "").await.unwrap().credentials.is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_redis_means_unavailable() {
+    // Port 1 on loopback: nothing listens there.
+    let app = spawn_app_with(
+        StoreKind::Memory,
+        &[
+            ("CREDBROKER__STORE__REDIS_URL", "redis://127.0.0.1:1"),
+            ("CREDBROKER__ENCRYPTION__KEY", crate::helpers::TEST_KEY),
+        ],
+    )
+    .await;
+    let get = app.get("bro", "s").await.unwrap_err();
+    assert_eq!(get.code(), Code::Unavailable, "{get:?}");
+    assert!(!get.message().contains("127.0.0.1"), "the store's address stays in the log: {get:?}");
+    assert_eq!(app.put("bro", "s", bro_token("u", SECRET)).await.unwrap_err().code(), Code::Unavailable);
+    // The provider's own credential needs no store.
+    assert!(app.get("pass", "").await.is_ok());
+}
+
+/// Random junk in every string field: the server answers each request with a status from the
+/// expected set and keeps serving.
+#[tokio::test]
+async fn random_input_never_breaks_the_server() {
+    let app = spawn_app(StoreKind::Memory).await;
+    let mut rng = rand::rng();
+    let pool =
+        ["", "bro", "pass", "passolution", "\0", "\u{202e}", "ü", "{", "}", ":", "%", "\r\n", "a".repeat(300).leak()];
+    for _ in 0..400 {
+        let pick = |rng: &mut rand::rngs::ThreadRng| {
+            let n = rng.random_range(0..3);
+            (0..n).map(|_| pool[rng.random_range(0..pool.len())]).collect::<String>()
+        };
+        let (provider, subject) = (pick(&mut rng), pick(&mut rng));
+        let result = app.broker.clone().get_authorization(get(&provider, &subject, None)).await;
+        if let Err(status) = result {
+            // UNIMPLEMENTED: Passolution's own (client-credentials) token, until token lifecycles land.
+            let expected = matches!(status.code(), Code::InvalidArgument | Code::NotFound)
+                || (status.code() == Code::Unimplemented && provider == "passolution" && subject.is_empty());
+            assert!(expected, "{provider:?}/{subject:?}: {status:?}");
+        }
+        let code = pick(&mut rng);
+        let result = app.admin.clone().put_credential(put(&provider, &subject, Some(bro_token("u", &code)))).await;
+        if let Err(status) = result {
+            assert!(matches!(status.code(), Code::InvalidArgument | Code::NotFound), "{status:?}");
+        }
+    }
+    assert!(app.get("pass", "").await.is_ok(), "still serving");
+}

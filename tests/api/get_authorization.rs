@@ -1,0 +1,125 @@
+//! GetAuthorization for the credentials that need no token exchange, on both stores.
+
+use crate::helpers::{StoreKind, TestApp, bro_token, only_header, spawn_app};
+use base64::Engine;
+use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
+use tonic::Code;
+
+const BRO_USER: &str = "0dce6fc98256|123456789|1234";
+const BRO_CODE: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffee0001";
+
+async fn bro_basic(store: StoreKind) {
+    let app = spawn_app(store).await;
+    app.put("bro", "org-1", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+    let response = app.get("bro", "org-1").await.unwrap();
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{BRO_USER}:{BRO_CODE}"));
+    assert_eq!(only_header(&response), ("authorization", format!("Basic {expected}").as_str()));
+    assert_eq!(response.expires_at, None, "BRO tokens do not expire");
+    assert_eq!(response.token_fingerprint.len(), 16);
+    // A second (cached) answer is the same.
+    assert_eq!(app.get("bro", "org-1").await.unwrap(), response);
+}
+
+#[tokio::test]
+async fn bro_token_gives_basic_auth_memory() {
+    bro_basic(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn bro_token_gives_basic_auth_redis() {
+    bro_basic(StoreKind::Redis).await;
+}
+
+async fn pass_app_bearer(store: StoreKind) {
+    let app = spawn_app(store).await;
+    app.put("pass", "client-42", PutSecret::ClientNumber("1234567".into())).await.unwrap();
+    let response = app.get("pass", "client-42").await.unwrap();
+    // The embedded default's PASS instance has api_key = "demo-pass-api-key"; no space after the comma.
+    assert_eq!(only_header(&response), ("authorization", "AppBearer demo-pass-api-key,1234567"));
+    let own = app.get("pass", "").await.unwrap();
+    assert_eq!(only_header(&own), ("api-key", "demo-pass-api-key"));
+    assert_ne!(own.token_fingerprint, response.token_fingerprint);
+}
+
+#[tokio::test]
+async fn pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key_memory() {
+    pass_app_bearer(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key_redis() {
+    pass_app_bearer(StoreKind::Redis).await;
+}
+
+fn oauth(access: &str, expires_in: i64) -> PutSecret {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(expires_in);
+    PutSecret::OauthTokens(pb::OAuthTokens {
+        refresh_token: "def-refresh".into(),
+        access_token: access.into(),
+        access_expires_at: Some(prost_types::Timestamp { seconds: at.unix_timestamp(), nanos: 0 }),
+    })
+}
+
+fn seconds(s: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds: s, nanos: 0 })
+}
+
+async fn passolution_bearer(store: StoreKind) {
+    let app = spawn_app(store).await;
+    app.put("passolution", "user-1", oauth("eyJ-access-1", 3600)).await.unwrap();
+    let response = app.get("passolution", "user-1").await.unwrap();
+    assert_eq!(only_header(&response), ("authorization", "Bearer eyJ-access-1"));
+    let expires = response.expires_at.expect("an access token expires").seconds;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((now + 3590..=now + 3600).contains(&expires), "expires_at {expires} vs now {now}");
+    // Valid for an hour: asking for two hours cannot be served from the cache or the store.
+    let too_long = app.get_valid_for("passolution", "user-1", seconds(7200)).await.unwrap_err();
+    assert_eq!(too_long.code(), Code::Unavailable, "{too_long:?}");
+    assert!(!too_long.message().contains("eyJ-access-1"));
+    assert!(app.get_valid_for("passolution", "user-1", seconds(1800)).await.is_ok());
+}
+
+#[tokio::test]
+async fn passolution_oauth_tokens_give_bearer_while_valid_memory() {
+    passolution_bearer(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn passolution_oauth_tokens_give_bearer_while_valid_redis() {
+    passolution_bearer(StoreKind::Redis).await;
+}
+
+#[tokio::test]
+async fn replacing_a_credential_replaces_what_is_served() {
+    let app = spawn_app(StoreKind::Memory).await;
+    app.put("bro", "org", bro_token("u|1", "code-one")).await.unwrap();
+    let first = app.get("bro", "org").await.unwrap();
+    app.put("bro", "org", bro_token("u|1", "code-two")).await.unwrap();
+    let second = app.get("bro", "org").await.unwrap();
+    assert_ne!(first.token_fingerprint, second.token_fingerprint);
+    assert_ne!(only_header(&first).1, only_header(&second).1);
+    app.delete("bro", "org").await.unwrap();
+    assert_eq!(app.get("bro", "org").await.unwrap_err().code(), Code::NotFound);
+}
+
+/// The warm path needs no store: with Redis stopped, cached headers are still served, and a
+/// credential that is not cached gets UNAVAILABLE.
+#[tokio::test]
+async fn warm_answers_survive_redis_going_away() {
+    let app: TestApp = crate::helpers::spawn_app_with(
+        StoreKind::Redis,
+        &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "500ms"), ("CREDBROKER__STORE__CONNECT_TIMEOUT", "500ms")],
+    )
+    .await;
+    let Some(container) = app.redis.as_ref().and_then(|r| r.container.as_ref()) else {
+        panic!("this test stops its own Redis container; run it without REDIS_URL");
+    };
+    app.put("bro", "cached", bro_token("u|1", "c1")).await.unwrap();
+    app.put("bro", "cold", bro_token("u|2", "c2")).await.unwrap();
+    let warm = app.get("bro", "cached").await.unwrap();
+    container.stop().await.unwrap();
+    assert_eq!(app.get("bro", "cached").await.unwrap(), warm);
+    let cold = app.get("bro", "cold").await.unwrap_err();
+    assert_eq!(cold.code(), Code::Unavailable, "{cold:?}");
+    assert_eq!(app.put("bro", "new", bro_token("u|3", "c3")).await.unwrap_err().code(), Code::Unavailable);
+}

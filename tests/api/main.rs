@@ -1,0 +1,12 @@
+//! Black-box tests of credbroker: a real tonic client over a socket, a real Redis started by
+//! testcontainers (or `REDIS_URL`). One test binary, so it links once.
+
+mod admin;
+mod bad_input;
+mod get_authorization;
+mod health_reflection;
+mod helpers;
+mod redis_store;
+mod shutdown;
+mod store_conformance;
+mod telemetry;
