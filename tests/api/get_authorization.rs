@@ -34,10 +34,10 @@ async fn pass_app_bearer(store: StoreKind) {
     let app = spawn_app(store).await;
     app.put("pass", "client-42", PutSecret::ClientNumber("1234567".into())).await.unwrap();
     let response = app.get("pass", "client-42").await.unwrap();
-    // The embedded default's PASS instance has api_key = "demo-pass-api-key"; no space after the comma.
-    assert_eq!(only_header(&response), ("authorization", "AppBearer demo-pass-api-key,1234567"));
+    // The embedded default's PASS instance has api_key = "fake-pass-api-key"; no space after the comma.
+    assert_eq!(only_header(&response), ("authorization", "AppBearer fake-pass-api-key,1234567"));
     let own = app.get("pass", "").await.unwrap();
-    assert_eq!(only_header(&own), ("api-key", "demo-pass-api-key"));
+    assert_eq!(only_header(&own), ("api-key", "fake-pass-api-key"));
     assert_ne!(own.token_fingerprint, response.token_fingerprint);
 }
 

@@ -1,0 +1,59 @@
+//! Shared state of one fake and the router that puts the four providers under their
+//! path prefixes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::config::{FakeConfig, Provider};
+use crate::knobs::Knobs;
+use crate::ledger::Ledger;
+use crate::{bro, jouwomgeving, pass, passolution};
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub knobs: Knobs,
+    pub ledger: Ledger,
+    pub pass: Arc<pass::Store>,
+    pub bro: Arc<bro::Store>,
+    pub passolution: Arc<passolution::Store>,
+    pub jouwomgeving: Arc<jouwomgeving::Store>,
+}
+
+impl AppState {
+    pub fn new(config: FakeConfig) -> AppState {
+        AppState {
+            knobs: Knobs::new(config),
+            ledger: Ledger::default(),
+            pass: Arc::default(),
+            bro: Arc::default(),
+            passolution: Arc::default(),
+            jouwomgeving: Arc::default(),
+        }
+    }
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/pass", pass::router())
+        .nest("/bro", bro::router())
+        .nest("/passolution", passolution::router())
+        .nest("/jouwomgeving", jouwomgeving::router())
+        .layer(middleware::from_fn_with_state(state.clone(), latency))
+        .with_state(state)
+}
+
+/// Adds the provider's configured latency before the request is handled.
+async fn latency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(provider) = Provider::from_path(request.uri().path()) {
+        let delay = state.knobs.latency(provider);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    next.run(request).await
+}

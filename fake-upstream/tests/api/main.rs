@@ -1,0 +1,9 @@
+//! Integration tests of fake-upstream over real HTTP, one module per provider plus the
+//! failure knobs.
+
+mod bro;
+mod faults;
+mod helpers;
+mod jouwomgeving;
+mod pass;
+mod passolution;
