@@ -5,11 +5,12 @@
 //! another credential's key fails to open instead of serving someone else's secret. The key id
 //! travels with the ciphertext, so old keys can keep opening records while a new one seals.
 
-use crate::domain::{CredentialId, SecretMaterial};
+use crate::domain::CredentialId;
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
+use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
@@ -82,9 +83,9 @@ impl Keyring {
         Self::new(vec![material], "ephemeral").expect("a generated key is 32 bytes")
     }
 
-    /// Encrypts `material` for credential `id`: `v1:<key id>:<base64url(nonce ‖ ciphertext)>`.
-    pub fn seal(&self, id: &CredentialId, material: &SecretMaterial) -> String {
-        let plaintext = Zeroizing::new(serde_json::to_vec(material).expect("secret material serializes"));
+    /// Encrypts `value` (as JSON) for credential `id`: `v1:<key id>:<base64url(nonce ‖ ciphertext)>`.
+    pub fn seal(&self, id: &CredentialId, value: &impl Serialize) -> String {
+        let plaintext = Zeroizing::new(serde_json::to_vec(value).expect("sealed values serialize"));
         let cipher = &self.ciphers[&self.active];
         let nonce = Nonce::generate();
         let aad = associated_data(&self.active, id);
@@ -97,7 +98,7 @@ impl Keyring {
     }
 
     /// Decrypts what `seal` produced for the same credential.
-    pub fn open(&self, id: &CredentialId, sealed: &str) -> Result<SecretMaterial, CryptoError> {
+    pub fn open<T: DeserializeOwned>(&self, id: &CredentialId, sealed: &str) -> Result<T, CryptoError> {
         let mut parts = sealed.splitn(3, ':');
         let (Some(FORMAT), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CryptoError::Malformed);

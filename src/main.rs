@@ -59,7 +59,8 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let telemetry = telemetry::init(&settings.telemetry)?;
-    let result = async { Application::build(settings).await?.run_until_stopped(shutdown_signal()).await }.await;
+    let shutdown = shutdown_signal();
+    let result = async { Application::build(settings).await?.run_until_stopped(shutdown).await }.await;
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "credbroker failed");
     }

@@ -4,11 +4,13 @@
 //! keyring, cache and providers; `run_until_stopped` serves until the given future resolves,
 //! lets in-flight RPCs finish, and gives up after the configured grace period.
 
-use crate::broker::{AuthCache, Broker};
+use crate::broker::scheduler::{self, RefreshPolicy, Scheduler};
+use crate::broker::{AuthCache, Broker, BrokerParts};
 use crate::config::{EncryptionSettings, Settings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::grpc;
 use crate::providers::Registry;
+use crate::providers::http::HttpClient;
 use crate::store::{AnyStore, MemoryStore, RedisStore, RedisStoreConfig};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,12 +30,23 @@ impl Application {
     /// Wires everything and binds `server.listen`; does not serve yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen).await?;
-        let broker = Arc::new(Broker::new(
-            Registry::new(settings.providers),
-            store(&settings.store)?,
-            keyring(settings.encryption),
-            AuthCache::new(settings.cache.max_entries, settings.cache.ttl),
-        ));
+        let upstream = &settings.upstream;
+        let policy = RefreshPolicy {
+            ahead_ratio: upstream.refresh_ahead,
+            jitter_ratio: upstream.refresh_jitter,
+            ..Default::default()
+        };
+        let (scheduler, plans) = Scheduler::new(policy);
+        let broker = Arc::new(Broker::new(BrokerParts {
+            registry: Registry::new(settings.providers),
+            store: store(&settings.store)?,
+            keyring: keyring(settings.encryption),
+            cache: AuthCache::new(settings.cache.max_entries, settings.cache.ttl),
+            http: HttpClient::new(upstream.connect_timeout, upstream.request_timeout),
+            scheduler,
+        }));
+        // The scheduler holds only a weak reference: it ends when the broker is dropped.
+        tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
         Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace })
     }
 
@@ -98,13 +111,17 @@ fn keyring(settings: EncryptionSettings) -> Keyring {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: call it before binding, so that a signal arriving while the
+/// server starts is never the default (fatal) one.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -4,6 +4,7 @@
 use crate::crypto::CryptoError;
 use crate::domain::{CredentialId, CredentialState, InvalidField, ProviderName};
 use crate::providers::ProviderError;
+use crate::providers::http::UpstreamError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,18 @@ pub enum BrokerError {
     NotServable { id: CredentialId, state: CredentialState, detail: String },
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error("{provider}: {source}")]
+    Upstream {
+        provider: ProviderName,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error("the provider issues tokens valid until {expires_at}, less than the requested min_validity")]
+    LifetimeTooShort { expires_at: time::OffsetDateTime },
+    #[error("credential {0} changed while it was being renewed; retry")]
+    Conflict(CredentialId),
+    #[error("the renewed credential holds no session")]
+    NoSession,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("stored credential {id} cannot be opened")]

@@ -1,51 +1,42 @@
-//! The broker's use cases: serve authorization, and manage stored credentials.
+//! The broker's use cases: serve authorization, renew sessions, manage stored credentials.
 //!
 //! Protocol-free: the gRPC layer parses requests into domain types and calls these methods;
-//! the store and providers are reached only from here.
+//! the store, the providers and the upstream HTTP client are reached only from here.
+//!
+//! The read path (yup-oauth2's three arms): a cached header valid for `min_validity` → serve;
+//! else, inside the credential's single flight, a stored session still valid → serve; else
+//! renew it upstream (`renew.rs`) → serve.
 
+mod admin;
 mod cache;
 mod error;
+mod flight;
+mod renew;
+pub mod scheduler;
 
-pub use cache::{AuthCache, Served};
+pub use admin::{CredentialView, Page};
+pub use cache::{AuthCache, CacheKey, Served};
 pub use error::{BrokerError, BrokerResult};
 
 use crate::crypto::Keyring;
-use crate::domain::{CredentialId, CredentialState, ProviderName, SecretMaterial, Subject};
-use crate::providers::{Authorization, Provider, Registry};
+use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};
+use crate::providers::http::HttpClient;
+use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, Registry, bearer, passolution};
 use crate::store::{AnyStore, CredentialStore, StoredCredential};
+use flight::Flights;
+use scheduler::Scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// A stored credential's status: everything but its secret.
-#[derive(Debug, Clone)]
-pub struct CredentialView {
-    pub id: CredentialId,
-    pub state: CredentialState,
-    pub detail: String,
-    pub access_expires_at: Option<OffsetDateTime>,
-    pub updated_at: OffsetDateTime,
-    pub version: u64,
-}
-
-impl CredentialView {
-    fn new(id: CredentialId, record: &StoredCredential) -> Self {
-        Self {
-            id,
-            state: record.state,
-            detail: record.detail.clone(),
-            access_expires_at: record.access_expires_at,
-            updated_at: record.updated_at,
-            version: record.version,
-        }
-    }
-}
-
-/// One page of a listing; `next` is where the following page starts.
-#[derive(Debug)]
-pub struct Page {
-    pub credentials: Vec<CredentialView>,
-    pub next: Option<Subject>,
+/// What the broker is built from.
+pub struct BrokerParts {
+    pub registry: Registry,
+    pub store: AnyStore,
+    pub keyring: Keyring,
+    pub cache: AuthCache,
+    pub http: HttpClient,
+    pub scheduler: Scheduler,
 }
 
 pub struct Broker {
@@ -53,11 +44,15 @@ pub struct Broker {
     store: AnyStore,
     keyring: Keyring,
     cache: AuthCache,
+    flights: Flights,
+    http: HttpClient,
+    scheduler: Scheduler,
 }
 
 impl Broker {
-    pub fn new(registry: Registry, store: AnyStore, keyring: Keyring, cache: AuthCache) -> Self {
-        Self { registry, store, keyring, cache }
+    pub fn new(parts: BrokerParts) -> Self {
+        let BrokerParts { registry, store, keyring, cache, http, scheduler } = parts;
+        Self { registry, store, keyring, cache, flights: Flights::default(), http, scheduler }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -85,86 +80,159 @@ impl Broker {
         if let Some(served) = self.cache.get(&key).await.filter(|s| s.valid_until(until)) {
             return Ok(served);
         }
-        let served = Arc::new(match subject {
-            None => self.serve(provider.own_authorization()?, 0),
-            Some(subject) => self.load(provider, subject, until).await?,
-        });
+        // One caller per credential does the slow part; the others find its result cached.
+        let _flight = self.flights.enter(&key).await;
+        if let Some(served) = self.cache.get(&key).await.filter(|s| s.valid_until(until)) {
+            return Ok(served);
+        }
+        let served = match subject {
+            None => self.own(provider, until).await?,
+            Some(subject) => self.credential(provider, subject, until, false).await?,
+        };
+        let served = Arc::new(served);
         self.cache.insert(key, served.clone()).await;
         Ok(served)
     }
 
-    /// A cache miss: read the store, open the secret, ask the provider for headers.
-    async fn load(&self, provider: &Provider, subject: &Subject, until: OffsetDateTime) -> BrokerResult<Served> {
+    /// The provider instance's own credential (empty subject).
+    async fn own(&self, provider: &Provider, until: OffsetDateTime) -> BrokerResult<Served> {
+        let authorization = match provider.own_credential()? {
+            OwnCredential::Static(headers) => headers,
+            // Client-credentials tokens are idempotent to obtain: cached here, not stored.
+            OwnCredential::ClientCredentials(settings) => {
+                let tokens = passolution::client_credentials(&self.http, settings)
+                    .await
+                    .map_err(|source| BrokerError::Upstream { provider: provider.name.clone(), source })?;
+                bearer(&tokens.access_token, tokens.expires_at)
+            }
+        };
+        check_lifetime(&authorization, until)?;
+        Ok(self.serve(authorization, 0))
+    }
+
+    /// A subject's credential: from its stored session when valid (and `force` is off),
+    /// else renewed upstream.
+    async fn credential(
+        &self,
+        provider: &Provider,
+        subject: &Subject,
+        until: OffsetDateTime,
+        force: bool,
+    ) -> BrokerResult<Served> {
         let id = CredentialId::new(provider.name.clone(), subject.clone());
         let record = self.store.get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
-        if record.state != CredentialState::Active {
+        let vault: Vault = self.open(&id, &record)?;
+        let servable = matches!(record.state, CredentialState::Active | CredentialState::Refreshing);
+        if !servable {
             return Err(BrokerError::NotServable { id, state: record.state, detail: record.detail });
         }
-        let material = self.open(&id, &record)?;
-        Ok(self.serve(provider.authorization(&material, until)?, record.version))
+        if let Some(authorization) = provider.headers(&vault, until).filter(|_| !force || !provider.renews(&vault)) {
+            self.plan(&id, &vault);
+            return Ok(self.serve(authorization, record.version));
+        }
+        if !provider.renews(&vault) {
+            return Err(ProviderError::AccessTokenTooShort.into());
+        }
+        if record.state == CredentialState::Refreshing {
+            let detail = "a refresh of this credential is in progress".to_owned();
+            return Err(BrokerError::NotServable { id, state: record.state, detail });
+        }
+        let (record, vault) = self.renew(provider, &id, record, vault).await?;
+        let authorization = provider.headers(&vault, OffsetDateTime::now_utc()).ok_or(BrokerError::NoSession)?;
+        check_lifetime(&authorization, until)?;
+        self.plan(&id, &vault);
+        Ok(self.serve(authorization, record.version))
+    }
+
+    fn plan(&self, id: &CredentialId, vault: &Vault) {
+        if let Some(session) = &vault.session {
+            let key = (id.provider.clone(), Some(id.subject.clone()));
+            self.scheduler.plan(key, session.obtained_at, session.expires_at);
+        }
+    }
+
+    /// Called by the scheduler: renew if the session is still the one planned for.
+    pub async fn refresh_ahead(&self, key: CacheKey, planned_expiry: OffsetDateTime) {
+        let (provider_name, Some(subject)) = &key else { return };
+        let Some(provider) = self.registry.get(provider_name) else { return };
+        let _flight = self.flights.enter(&key).await;
+        let id = CredentialId::new(provider_name.clone(), subject.clone());
+        let current = async {
+            let record = self.store.get(&id).await.ok()??;
+            let vault: Vault = self.open(&id, &record).ok()?;
+            (vault.session.as_ref()?.expires_at == planned_expiry && record.state == CredentialState::Active)
+                .then_some(())
+        };
+        if current.await.is_none() {
+            return; // renewed, replaced or deleted since the plan was made
+        }
+        match self.credential(provider, subject, OffsetDateTime::now_utc(), true).await {
+            Ok(served) => self.cache.insert(key, Arc::new(served)).await,
+            Err(e) => tracing::warn!(credential = %id, error = %e, "refresh ahead failed"),
+        }
+    }
+
+    /// A caller says the header with `fingerprint` was refused upstream: renew once if it is
+    /// still the current one. Reports for an older header, or for credentials that cannot be
+    /// renewed, change nothing.
+    pub async fn report_rejected(
+        &self,
+        provider: &ProviderName,
+        subject: Option<&Subject>,
+        fingerprint: &str,
+    ) -> BrokerResult<bool> {
+        let provider = self.provider(provider)?;
+        let key = (provider.name.clone(), subject.cloned());
+        let _flight = self.flights.enter(&key).await;
+        let current = match self.cache.get(&key).await {
+            Some(served) => Some(served.fingerprint.clone()),
+            None => self.stored_fingerprint(provider, subject).await?,
+        };
+        if current.as_deref() != Some(fingerprint) {
+            return Ok(false);
+        }
+        self.cache.invalidate(&key).await;
+        let now = OffsetDateTime::now_utc();
+        let served = match subject {
+            None => self.own(provider, now).await?,
+            Some(subject) => self.credential(provider, subject, now, true).await?,
+        };
+        let renewed = served.fingerprint != fingerprint;
+        self.cache.insert(key, Arc::new(served)).await;
+        Ok(renewed)
+    }
+
+    async fn stored_fingerprint(&self, provider: &Provider, subject: Option<&Subject>) -> BrokerResult<Option<String>> {
+        let Some(subject) = subject else { return Ok(None) };
+        let id = CredentialId::new(provider.name.clone(), subject.clone());
+        let Some(record) = self.store.get(&id).await? else { return Err(BrokerError::CredentialNotFound(id)) };
+        let vault: Vault = self.open(&id, &record)?;
+        Ok(provider.headers(&vault, OffsetDateTime::now_utc()).map(|a| self.fingerprint(&a)))
+    }
+
+    fn fingerprint(&self, authorization: &Authorization) -> String {
+        self.keyring.fingerprint(authorization.headers.iter().map(|(_, v)| v.expose()))
     }
 
     fn serve(&self, authorization: Authorization, version: u64) -> Served {
-        let fingerprint = self.keyring.fingerprint(authorization.headers.iter().map(|(_, v)| v.expose()));
+        let fingerprint = self.fingerprint(&authorization);
         Served { headers: authorization.headers, expires_at: authorization.expires_at, fingerprint, version }
     }
 
-    fn open(&self, id: &CredentialId, record: &StoredCredential) -> BrokerResult<SecretMaterial> {
+    fn open(&self, id: &CredentialId, record: &StoredCredential) -> BrokerResult<Vault> {
         self.keyring.open(id, &record.sealed).map_err(|source| BrokerError::Sealed { id: id.clone(), source })
     }
 
-    /// Stores (or replaces) a credential's secret; it becomes ACTIVE.
-    pub async fn put_credential(&self, id: CredentialId, material: SecretMaterial) -> BrokerResult<CredentialView> {
-        self.provider(&id.provider)?.accepts(&material)?;
-        let access_expires_at = match &material {
-            SecretMaterial::OAuthTokens { access_expires_at, .. } => *access_expires_at,
-            _ => None,
-        };
-        let mut record = StoredCredential {
-            version: 0,
-            state: CredentialState::Active,
-            detail: String::new(),
-            access_expires_at,
-            updated_at: OffsetDateTime::now_utc(),
-            sealed: self.keyring.seal(&id, &material),
-        };
-        record.version = self.store.put(&id, &record).await?;
-        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
-        Ok(CredentialView::new(id, &record))
+    fn seal(&self, id: &CredentialId, vault: &Vault) -> String {
+        self.keyring.seal(id, vault)
     }
+}
 
-    pub async fn credential_status(&self, id: CredentialId) -> BrokerResult<CredentialView> {
-        self.provider(&id.provider)?;
-        match self.store.get(&id).await? {
-            Some(record) => Ok(CredentialView::new(id, &record)),
-            None => Err(BrokerError::CredentialNotFound(id)),
-        }
-    }
-
-    /// One page of a provider's credentials, ordered by subject.
-    pub async fn list_credentials(
-        &self,
-        provider: &ProviderName,
-        after: Option<&Subject>,
-        page_size: usize,
-    ) -> BrokerResult<Page> {
-        self.provider(provider)?;
-        // One extra tells whether another page follows without an empty last page.
-        let mut listed = self.store.list(provider, after, page_size + 1).await?;
-        let more = listed.len() > page_size;
-        listed.truncate(page_size);
-        let next = if more { listed.last().map(|l| l.subject.clone()) } else { None };
-        let credentials = listed
-            .into_iter()
-            .map(|l| CredentialView::new(CredentialId::new(provider.clone(), l.subject), &l.credential))
-            .collect();
-        Ok(Page { credentials, next })
-    }
-
-    pub async fn delete_credential(&self, id: CredentialId) -> BrokerResult<()> {
-        self.provider(&id.provider)?;
-        let existed = self.store.delete(&id).await?;
-        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
-        if existed { Ok(()) } else { Err(BrokerError::CredentialNotFound(id)) }
+/// Refuses headers that cannot satisfy the caller even when fresh: renewing again would not
+/// help, and would hammer the provider.
+fn check_lifetime(authorization: &Authorization, until: OffsetDateTime) -> BrokerResult<()> {
+    match authorization.expires_at {
+        Some(expires) if expires < until => Err(BrokerError::LifetimeTooShort { expires_at: expires }),
+        _ => Ok(()),
     }
 }

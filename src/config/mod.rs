@@ -27,7 +27,18 @@ pub struct Settings {
     pub encryption: EncryptionSettings,
     pub cache: CacheSettings,
     pub telemetry: TelemetrySettings,
+    pub upstream: UpstreamSettings,
     pub providers: Vec<Provider>,
+}
+
+/// The shared HTTP client towards providers, and when to renew sessions.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Renew sessions at this share of their lifetime (± `refresh_jitter`).
+    pub refresh_ahead: f64,
+    pub refresh_jitter: f64,
 }
 
 #[derive(Debug, Clone)]

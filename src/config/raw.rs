@@ -3,7 +3,7 @@
 
 use super::{
     CacheSettings, ConfigErrors, EncryptionSettings, LogFormat, ServerSettings, Settings, StoreSettings,
-    TelemetrySettings,
+    TelemetrySettings, UpstreamSettings,
 };
 use crate::crypto::{KeyMaterial, Keyring};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -98,6 +98,45 @@ impl Default for RawTelemetry {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawUpstream {
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    request_timeout: Duration,
+    refresh_ahead: f64,
+    refresh_jitter: f64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            refresh_ahead: 0.75,
+            refresh_jitter: 0.05,
+        }
+    }
+}
+
+fn validate_upstream(raw: RawUpstream, errors: &mut Vec<String>) -> Option<UpstreamSettings> {
+    if !(0.1..=0.95).contains(&raw.refresh_ahead) {
+        errors.push("upstream.refresh_ahead: must be between 0.1 and 0.95 (a share of a token's lifetime)".into());
+        return None;
+    }
+    if !(0.0..=0.2).contains(&raw.refresh_jitter) {
+        errors.push("upstream.refresh_jitter: must be between 0 and 0.2".into());
+        return None;
+    }
+    Some(UpstreamSettings {
+        connect_timeout: raw.connect_timeout,
+        request_timeout: raw.request_timeout,
+        refresh_ahead: raw.refresh_ahead,
+        refresh_jitter: raw.refresh_jitter,
+    })
+}
+
 pub(super) fn load(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
@@ -120,6 +159,7 @@ pub(super) fn load(
     let encryption = section::<RawEncryption>(&figment, "encryption", &mut errors);
     let cache = section::<RawCache>(&figment, "cache", &mut errors);
     let telemetry = section::<RawTelemetry>(&figment, "telemetry", &mut errors);
+    let upstream = section::<RawUpstream>(&figment, "upstream", &mut errors);
     let providers = super::providers::parse(&figment, provider_overrides, &mut errors);
 
     let server = server.and_then(|s| validate_server(s, &mut errors));
@@ -128,9 +168,10 @@ pub(super) fn load(
     let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
     let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
-    match (server, store, encryption, cache, telemetry, errors.is_empty()) {
-        (Some(server), Some(store), Some(encryption), Some(cache), Some(telemetry), true) => {
-            Ok(Settings { server, store, encryption, cache, telemetry, providers })
+    let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
+    match (server, store, encryption, cache, telemetry, upstream, errors.is_empty()) {
+        (Some(server), Some(store), Some(encryption), Some(cache), Some(telemetry), Some(upstream), true) => {
+            Ok(Settings { server, store, encryption, cache, telemetry, upstream, providers })
         }
         _ => Err(ConfigErrors(errors)),
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{ProviderName, Secret, Subject};
+use crate::domain::{ProviderName, Secret, SecretMaterial, Subject};
 
 fn id(provider: &str, subject: &str) -> CredentialId {
     CredentialId::new(ProviderName::parse("p", provider).unwrap(), Subject::parse("s", subject).unwrap())
@@ -19,15 +19,15 @@ fn round_trip_and_no_plaintext_in_ciphertext() {
     let sealed = ring.seal(&id("bro", "alice"), &material());
     assert!(sealed.starts_with("v1:k1:"));
     assert!(!sealed.contains("supersecretcode") && !sealed.contains("org|1"));
-    assert_eq!(ring.open(&id("bro", "alice"), &sealed).unwrap(), material());
+    assert_eq!(ring.open::<SecretMaterial>(&id("bro", "alice"), &sealed).unwrap(), material());
 }
 
 #[test]
 fn moved_ciphertext_does_not_open() {
     let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
     let sealed = ring.seal(&id("bro", "alice"), &material());
-    assert!(matches!(ring.open(&id("bro", "bob"), &sealed), Err(CryptoError::DoesNotOpen)));
-    assert!(matches!(ring.open(&id("pass", "alice"), &sealed), Err(CryptoError::DoesNotOpen)));
+    assert!(matches!(ring.open::<SecretMaterial>(&id("bro", "bob"), &sealed), Err(CryptoError::DoesNotOpen)));
+    assert!(matches!(ring.open::<SecretMaterial>(&id("pass", "alice"), &sealed), Err(CryptoError::DoesNotOpen)));
 }
 
 #[test]
@@ -37,9 +37,9 @@ fn tampering_and_garbage_are_refused() {
     let last = sealed.len() - 2;
     sealed[last] = if sealed[last] == b'A' { b'B' } else { b'A' };
     let sealed = String::from_utf8(sealed).unwrap();
-    assert!(ring.open(&id("bro", "alice"), &sealed).is_err());
+    assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), &sealed).is_err());
     for junk in ["", "v1", "v1:k1", "v1:k1:!!!", "v2:k1:AAAA", "v1:k1:AAAA"] {
-        assert!(ring.open(&id("bro", "alice"), junk).is_err(), "{junk}");
+        assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), junk).is_err(), "{junk}");
     }
 }
 
@@ -48,10 +48,10 @@ fn rotation_old_key_opens_new_key_seals() {
     let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
     let sealed_old = old.seal(&id("bro", "alice"), &material());
     let rotated = Keyring::new(vec![key("k1", 1), key("k2", 2)], "k2").unwrap();
-    assert_eq!(rotated.open(&id("bro", "alice"), &sealed_old).unwrap(), material());
+    assert_eq!(rotated.open::<SecretMaterial>(&id("bro", "alice"), &sealed_old).unwrap(), material());
     assert!(rotated.seal(&id("bro", "alice"), &material()).starts_with("v1:k2:"));
     let gone = Keyring::new(vec![key("k2", 2)], "k2").unwrap();
-    assert!(matches!(gone.open(&id("bro", "alice"), &sealed_old), Err(CryptoError::UnknownKey(_))));
+    assert!(matches!(gone.open::<SecretMaterial>(&id("bro", "alice"), &sealed_old), Err(CryptoError::UnknownKey(_))));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod secret;
 
-pub use secret::{Secret, SecretMaterial};
+pub use secret::{Secret, SecretMaterial, Session, Vault};
 
 use std::fmt;
 

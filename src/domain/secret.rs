@@ -61,6 +61,32 @@ pub enum SecretMaterial {
     AuthorizationCode { code: Secret, redirect_uri: String, code_verifier: Option<Secret> },
 }
 
+/// A short-lived token the broker obtained (or was given) and serves until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub token: Secret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub obtained_at: OffsetDateTime,
+}
+
+impl Session {
+    /// Whether it stays valid until `until`.
+    pub fn valid_until(&self, until: OffsetDateTime) -> bool {
+        self.expires_at >= until
+    }
+}
+
+/// Everything sealed for one credential: the long-lived secret (a password, a token code, a
+/// refresh token) and the current session obtained with it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vault {
+    pub material: SecretMaterial,
+    #[serde(default)]
+    pub session: Option<Session>,
+}
+
 impl SecretMaterial {
     /// The proto oneof field name of this kind, for messages that name the field.
     pub fn kind(&self) -> &'static str {

@@ -4,6 +4,7 @@ use super::convert::AuthorizationQuery;
 use super::pb::{self, credential_broker_server::CredentialBroker};
 use super::status::{invalid, to_status};
 use crate::broker::Broker;
+use crate::domain::{InvalidField, ProviderName, Subject};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Span;
@@ -42,11 +43,30 @@ impl CredentialBroker for BrokerService {
         Ok(Response::new(pb::GetAuthorizationResponse::from(&*served)))
     }
 
+    #[tracing::instrument(
+        name = "credbroker.v1.CredentialBroker/ReportRejected",
+        skip_all,
+        fields(otel.kind = "server", rpc.system = "grpc", provider, subject, token_fingerprint, renewed)
+    )]
     async fn report_rejected(
         &self,
-        _request: Request<pb::ReportRejectedRequest>,
+        request: Request<pb::ReportRejectedRequest>,
     ) -> Result<Response<pb::ReportRejectedResponse>, Status> {
-        Err(Status::unimplemented("ReportRejected arrives with token lifecycles"))
+        let report = request.into_inner();
+        let provider = ProviderName::parse("provider", &report.provider).map_err(invalid)?;
+        let subject = Subject::parse_optional("subject", &report.subject).map_err(invalid)?;
+        let fingerprint = report.token_fingerprint.as_str();
+        if fingerprint.is_empty() || fingerprint.len() > 64 {
+            let problem = "must be the token_fingerprint GetAuthorization returned";
+            return Err(invalid(InvalidField::new("token_fingerprint", problem)));
+        }
+        let span = Span::current();
+        span.record("provider", provider.as_str());
+        span.record("subject", subject.as_ref().map_or("", |s| s.as_str()));
+        span.record("token_fingerprint", fingerprint);
+        let renewed = self.broker.report_rejected(&provider, subject.as_ref(), fingerprint).await.map_err(to_status)?;
+        span.record("renewed", renewed);
+        Ok(Response::new(pb::ReportRejectedResponse {}))
     }
 
     async fn proxy_call(

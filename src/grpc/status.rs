@@ -6,6 +6,7 @@
 use crate::broker::BrokerError;
 use crate::domain::{CredentialState, InvalidField};
 use crate::providers::ProviderError;
+use crate::providers::http::UpstreamError;
 use crate::store::StoreError;
 use std::error::Error as _;
 use tonic::{Code, Status};
@@ -20,8 +21,15 @@ pub fn code(error: &BrokerError) -> Code {
             CredentialState::Refreshing | CredentialState::Indeterminate | CredentialState::Active => Code::Unavailable,
         },
         BrokerError::Provider(ProviderError::NoOwnCredential(_)) => Code::InvalidArgument,
-        BrokerError::Provider(ProviderError::NotYetSupported(_)) => Code::Unimplemented,
         BrokerError::Provider(ProviderError::AccessTokenTooShort) => Code::Unavailable,
+        BrokerError::LifetimeTooShort { .. } => Code::FailedPrecondition,
+        // The provider refused a one-off exchange (an authorization code): the caller must
+        // start over; anything else upstream is worth retrying later.
+        BrokerError::Upstream { source: UpstreamError::Refused { status: 400..=428 | 430..=499, .. }, .. } => {
+            Code::FailedPrecondition
+        }
+        BrokerError::Upstream { .. } | BrokerError::Conflict(_) => Code::Unavailable,
+        BrokerError::NoSession => Code::Internal,
         BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
         BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
     }

@@ -2,7 +2,7 @@
 //! request. No exchange, no expiry: the token lives until it is reset or the authorisation
 //! closes, and the broker is the only place it is kept.
 
-use super::{Authorization, ProviderError};
+use super::Authorization;
 use crate::domain::SecretMaterial;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use url::Url;
@@ -18,11 +18,10 @@ pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::BroToken { .. })
 }
 
-pub(super) fn authorization(material: &SecretMaterial) -> Result<Authorization, ProviderError> {
-    let SecretMaterial::BroToken { username, code } = material else {
-        unreachable!("accepts() admits only BRO tokens")
-    };
+/// `authorization: Basic base64(username:code)`; never expires.
+pub(super) fn headers(material: &SecretMaterial) -> Option<Authorization> {
+    let SecretMaterial::BroToken { username, code } = material else { return None };
     // The username contains `|`; it is sent raw, as the portal issued it.
     let basic = STANDARD.encode(format!("{username}:{}", code.expose()));
-    Ok(Authorization::single("authorization", format!("Basic {basic}"), None))
+    Some(Authorization::single("authorization", format!("Basic {basic}"), None))
 }

@@ -1,8 +1,11 @@
 //! JouwOmgeving (Django REST framework JWT): one instance per organisation; an application
 //! user's username and password obtain a 5-minute JWT sent as `Authorization: JWT <token>`.
 
-use super::{Authorization, ProviderError};
-use crate::domain::SecretMaterial;
+use super::Authorization;
+use super::http::{HttpClient, TokenSet, UpstreamError, endpoint};
+use crate::domain::{Secret, SecretMaterial, Session};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use url::Url;
 
 /// Settings of one JouwOmgeving organisation.
@@ -19,6 +22,54 @@ pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::UsernamePassword { .. })
 }
 
-pub(super) fn authorization(_material: &SecretMaterial) -> Result<Authorization, ProviderError> {
-    Err(ProviderError::NotYetSupported("JouwOmgeving login arrives with the token-lifecycle work"))
+/// `authorization: JWT <token>` (djangorestframework-jwt's scheme, not Bearer).
+pub(super) fn headers(session: &Session) -> Authorization {
+    Authorization::single("authorization", format!("JWT {}", session.token.expose()), Some(session.expires_at))
 }
+
+/// Obtains a JWT: `POST {token_path}` with `{"username","password"}` → `{"token":"<JWT>"}`.
+/// The expiry is the token's `exp` claim, read without verifying the signature (the broker
+/// holds no key; it only needs to know when to fetch a new one).
+#[tracing::instrument(name = "jouwomgeving.obtain", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
+pub async fn obtain(
+    http: &HttpClient,
+    s: &JouwOmgevingSettings,
+    username: &str,
+    password: &Secret,
+) -> Result<TokenSet, UpstreamError> {
+    #[derive(Serialize)]
+    struct Credentials<'a> {
+        username: &'a str,
+        password: &'a str,
+    }
+    #[derive(Deserialize)]
+    struct TokenReply {
+        token: Secret,
+    }
+    let body = Credentials { username, password: password.expose() };
+    let request = http.inner().post(endpoint(&s.api_base_url, &s.token_path)?).json(&body);
+    let reply = http.send(request, &[password]).await?;
+    let TokenReply { token } = reply.json()?;
+    let expires_at =
+        jwt_expiry(&token).ok_or_else(|| reply.unparsable("the token is not a JWT with a numeric `exp`"))?;
+    Ok(TokenSet { access_token: token, expires_at, refresh_token: None })
+}
+
+/// The `exp` claim of a JWT, read without verifying the signature; `None` when the token is
+/// not a JWT or has no numeric `exp`.
+pub fn jwt_expiry(token: &Secret) -> Option<OffsetDateTime> {
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: f64,
+    }
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(token.expose()).ok()?.claims;
+    // A NumericDate: seconds, possibly fractional; round down to stay early. The cast
+    // saturates, and out-of-range values are refused below.
+    if !claims.exp.is_finite() {
+        return None;
+    }
+    OffsetDateTime::from_unix_timestamp(claims.exp.floor() as i64).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,11 +4,15 @@
 //! a JouwOmgeving organisation, …); the [`Registry`] maps the names callers use to instances.
 
 pub mod bro;
+pub mod http;
 pub mod jouwomgeving;
 pub mod pass;
 pub mod passolution;
 
-use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial};
+pub use jouwomgeving::jwt_expiry;
+
+use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial, Vault};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -33,10 +37,16 @@ impl Authorization {
 pub enum ProviderError {
     #[error("provider {0} has no credential of its own: a subject is required")]
     NoOwnCredential(ProviderName),
-    #[error("{0}")]
-    NotYetSupported(&'static str),
-    #[error("the access token is valid for less than the requested time and cannot be refreshed yet")]
+    #[error("the access token is not valid for the requested time and this credential cannot be renewed")]
     AccessTokenTooShort,
+}
+
+/// The provider instance's own credential (empty subject).
+pub enum OwnCredential<'a> {
+    /// Headers straight from configuration (PASS: the API key).
+    Static(Authorization),
+    /// A client-credentials token to obtain (Passolution).
+    ClientCredentials(&'a passolution::PassolutionSettings),
 }
 
 /// The kind of a provider instance, with its kind-specific settings.
@@ -83,30 +93,45 @@ impl Provider {
         }
     }
 
-    /// Headers for the provider instance's own credential (empty subject).
-    pub fn own_authorization(&self) -> Result<Authorization, ProviderError> {
+    /// The provider instance's own credential, for the empty subject.
+    pub fn own_credential(&self) -> Result<OwnCredential<'_>, ProviderError> {
         match &self.settings {
-            ProviderSettings::Pass(s) => Ok(pass::own_authorization(s)),
-            ProviderSettings::Passolution(_) => {
-                Err(ProviderError::NotYetSupported("client-credentials tokens arrive with the token-lifecycle work"))
-            }
+            ProviderSettings::Pass(s) => Ok(OwnCredential::Static(pass::own_authorization(s))),
+            ProviderSettings::Passolution(s) => Ok(OwnCredential::ClientCredentials(s)),
             _ => Err(ProviderError::NoOwnCredential(self.name.clone())),
         }
     }
 
-    /// Headers from a subject's stored secret, valid until at least `valid_until`.
-    pub fn authorization(
-        &self,
-        material: &SecretMaterial,
-        valid_until: OffsetDateTime,
-    ) -> Result<Authorization, ProviderError> {
+    /// Headers from a stored vault, if they stay valid until `until`: static credentials
+    /// always; session-based ones while their session lasts.
+    pub fn headers(&self, vault: &Vault, until: OffsetDateTime) -> Option<Authorization> {
+        let session = vault.session.as_ref().filter(|s| s.valid_until(until));
         match &self.settings {
-            ProviderSettings::Pass(s) => pass::authorization(s, material),
-            ProviderSettings::Bro(_) => bro::authorization(material),
-            ProviderSettings::Passolution(_) => passolution::authorization(material, valid_until),
-            ProviderSettings::JouwOmgeving(_) => jouwomgeving::authorization(material),
+            ProviderSettings::Pass(s) => pass::headers(s, &vault.material, session),
+            ProviderSettings::Bro(_) => bro::headers(&vault.material),
+            ProviderSettings::Passolution(_) => session.map(passolution::headers),
+            ProviderSettings::JouwOmgeving(_) => session.map(jouwomgeving::headers),
         }
     }
+
+    /// Whether the broker can obtain a new session for this vault (a login or a refresh token).
+    pub fn renews(&self, vault: &Vault) -> bool {
+        match (&self.settings, &vault.material) {
+            (
+                ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_),
+                SecretMaterial::UsernamePassword { .. },
+            ) => true,
+            (ProviderSettings::Passolution(_), SecretMaterial::OAuthTokens { refresh_token, .. }) => {
+                refresh_token.is_some()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `authorization: Bearer <token>`: OAuth2 access tokens and PASS AccessTokens.
+pub fn bearer(token: &Secret, expires_at: OffsetDateTime) -> Authorization {
+    Authorization::single("authorization", format!("Bearer {}", token.expose()), Some(expires_at))
 }
 
 /// The configured provider instances, by the name callers use.

@@ -1,10 +1,20 @@
 //! Passolution: a Laravel Passport OAuth2 server. Refresh tokens are single-use and a
 //! refresh revokes the previous access token at once (see `REFRESH-SAFETY.md`).
 
-use super::{Authorization, ProviderError};
-use crate::domain::{Secret, SecretMaterial};
+mod refresh_failure;
+
+use super::Authorization;
+use super::http::{HttpClient, TokenSet, UpstreamError, endpoint};
+use crate::domain::{Secret, SecretMaterial, Session};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
+
+pub use refresh_failure::{RefreshFailure, classify_refresh_error};
+
+/// A cheap Bearer-protected call, relative to `api_base_url`: it answers 2xx while the access
+/// token lives and 401 once it is revoked — which a refresh does at once.
+pub const PROBE_PATH: &str = "infosystem/passolution";
 
 /// Settings of one Passolution OAuth client.
 #[derive(Debug, Clone)]
@@ -19,17 +29,85 @@ pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::OAuthTokens { .. } | SecretMaterial::AuthorizationCode { .. })
 }
 
-pub(super) fn authorization(
-    material: &SecretMaterial,
-    valid_until: OffsetDateTime,
-) -> Result<Authorization, ProviderError> {
-    match material {
-        SecretMaterial::OAuthTokens { access_token: Some(access), access_expires_at: Some(expires), .. }
-            if *expires >= valid_until =>
-        {
-            Ok(Authorization::single("authorization", format!("Bearer {}", access.expose()), Some(*expires)))
-        }
-        SecretMaterial::OAuthTokens { .. } => Err(ProviderError::AccessTokenTooShort),
-        _ => Err(ProviderError::NotYetSupported("authorization-code exchange arrives with the token-lifecycle work")),
+/// `authorization: Bearer <access token>`.
+pub(super) fn headers(session: &Session) -> Authorization {
+    super::bearer(&session.token, session.expires_at)
+}
+
+/// Redeems an authorization code (with its PKCE verifier, if the authorization used one).
+#[tracing::instrument(name = "passolution.exchange_code", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
+pub async fn exchange_code(
+    http: &HttpClient,
+    s: &PassolutionSettings,
+    code: &Secret,
+    redirect_uri: &str,
+    code_verifier: Option<&Secret>,
+) -> Result<TokenSet, UpstreamError> {
+    let mut grant = vec![("grant_type", "authorization_code"), ("code", code.expose()), ("redirect_uri", redirect_uri)];
+    grant.extend(code_verifier.map(|v| ("code_verifier", v.expose())));
+    let sent: Vec<&Secret> = [code].into_iter().chain(code_verifier).collect();
+    token_request(http, s, &grant, &sent).await
+}
+
+/// Redeems a single-use refresh token. Exactly one request: the caller must have reserved
+/// the token first and must treat any error through [`classify_refresh_error`], never by
+/// calling again. A reply without `refresh_token` means: keep the old one.
+#[tracing::instrument(name = "passolution.refresh", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
+pub async fn refresh(
+    http: &HttpClient,
+    s: &PassolutionSettings,
+    refresh_token: &Secret,
+) -> Result<TokenSet, UpstreamError> {
+    let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+    token_request(http, s, &grant, &[refresh_token]).await
+}
+
+/// A token for the client itself; the reply has no refresh token.
+#[tracing::instrument(name = "passolution.client_credentials", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
+pub async fn client_credentials(http: &HttpClient, s: &PassolutionSettings) -> Result<TokenSet, UpstreamError> {
+    token_request(http, s, &[("grant_type", "client_credentials")], &[]).await
+}
+
+/// Whether `access_token` still works: `Ok(true)` on 2xx, `Ok(false)` on 401. Resolves an
+/// unknown refresh outcome without resending: a refresh revokes the old access token at once.
+#[tracing::instrument(name = "passolution.probe", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
+pub async fn probe(http: &HttpClient, s: &PassolutionSettings, access_token: &Secret) -> Result<bool, UpstreamError> {
+    let request = http.inner().get(endpoint(&s.api_base_url, PROBE_PATH)?).bearer_auth(access_token.expose());
+    match http.send(request, &[access_token]).await {
+        Ok(_) => Ok(true),
+        Err(UpstreamError::Refused { status: 401, .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
+
+/// `POST token_url` with a form body (RFC 6749's encoding; Passport also takes JSON).
+async fn token_request(
+    http: &HttpClient,
+    s: &PassolutionSettings,
+    grant: &[(&str, &str)],
+    sent: &[&Secret],
+) -> Result<TokenSet, UpstreamError> {
+    #[derive(Deserialize)]
+    struct TokenReply {
+        access_token: Secret,
+        expires_in: u64,
+        refresh_token: Option<Secret>,
+    }
+    let mut form = grant.to_vec();
+    form.push(("client_id", &s.client_id));
+    // A public (PKCE-only) client has no secret to send.
+    if !s.client_secret.is_empty() {
+        form.push(("client_secret", s.client_secret.expose()));
+    }
+    let sent: Vec<&Secret> = sent.iter().copied().chain([&s.client_secret]).collect();
+    // The lifetime counts from before sending, so the known expiry errs early.
+    let sent_at = OffsetDateTime::now_utc();
+    let reply = http.send(http.inner().post(s.token_url.clone()).form(&form), &sent).await?;
+    let body: TokenReply = reply.json()?;
+    // Clamped: an absurd lifetime must not overflow the date.
+    let expires_at = sent_at + time::Duration::seconds(body.expires_in.min(100 * 365 * 86_400) as i64);
+    Ok(TokenSet { access_token: body.access_token, expires_at, refresh_token: body.refresh_token })
+}
+
+#[cfg(test)]
+mod tests;

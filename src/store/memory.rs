@@ -5,9 +5,9 @@
 //! across a suspension point. The map is ordered so listings page by subject. A deleted
 //! credential leaves a tombstone with its version, so versions only grow, as in Redis.
 
-use super::{CredentialStore, Listed, StoreResult, StoredCredential};
+use super::{CredentialStore, Listed, Reservation, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,11 +16,25 @@ type Key = (ProviderName, Subject);
 struct Entry {
     version: u64,
     record: Option<StoredCredential>,
+    /// The refresh journal: hashes of refresh tokens ever sent. Kept across deletes.
+    attempts: HashSet<String>,
 }
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     entries: Arc<Mutex<BTreeMap<Key, Entry>>>,
+}
+
+impl Entry {
+    fn live_version(&self) -> Option<u64> {
+        self.record.as_ref().map(|_| self.version)
+    }
+
+    fn write(&mut self, record: &StoredCredential) -> u64 {
+        self.version += 1;
+        self.record = Some(StoredCredential { version: self.version, ..record.clone() });
+        self.version
+    }
 }
 
 impl MemoryStore {
@@ -35,14 +49,12 @@ impl MemoryStore {
     /// Writes `record` as the next version, if the live version is `expected` (when given).
     fn write(&self, id: &CredentialId, expected: Option<u64>, record: &StoredCredential) -> Option<u64> {
         let mut entries = self.lock();
-        let entry = entries.entry(key(id)).or_insert(Entry { version: 0, record: None });
-        let live = entry.record.as_ref().map(|_| entry.version);
-        if expected.is_some() && live != expected {
+        let entry =
+            entries.entry(key(id)).or_insert_with(|| Entry { version: 0, record: None, attempts: HashSet::new() });
+        if expected.is_some() && entry.live_version() != expected {
             return None;
         }
-        entry.version += 1;
-        entry.record = Some(StoredCredential { version: entry.version, ..record.clone() });
-        Some(entry.version)
+        Some(entry.write(record))
     }
 }
 
@@ -68,6 +80,42 @@ impl CredentialStore for MemoryStore {
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         Ok(self.write(id, Some(expected), record))
+    }
+
+    // One critical section checks the version, records the attempt and writes: the same
+    // atomicity the Redis script has.
+    #[tracing::instrument(name = "store.reserve_refresh", skip_all, fields(store = "memory", credential = %id))]
+    async fn reserve_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Reservation> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
+            return Ok(Reservation::VersionChanged);
+        };
+        if !entry.attempts.insert(attempt.to_owned()) {
+            return Ok(Reservation::AlreadyAttempted);
+        }
+        Ok(Reservation::Reserved { version: entry.write(record) })
+    }
+
+    #[tracing::instrument(name = "store.reopen_refresh", skip_all, fields(store = "memory", credential = %id))]
+    async fn reopen_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
+            return Ok(None);
+        };
+        entry.attempts.remove(attempt);
+        Ok(Some(entry.write(record)))
     }
 
     #[tracing::instrument(name = "store.delete", skip_all, fields(store = "memory", credential = %id))]

@@ -41,6 +41,17 @@ pub struct Listed {
     pub credential: StoredCredential,
 }
 
+/// What `reserve_refresh` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt is recorded and the record written: the caller may send the refresh, once.
+    Reserved { version: u64 },
+    /// The record changed since it was read (or is gone): re-read, send nothing.
+    VersionChanged,
+    /// This refresh token was already sent once: it must never be sent again.
+    AlreadyAttempted,
+}
+
 /// Store failures. Only `Unavailable` is expected in normal operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,6 +76,25 @@ pub trait CredentialStore: Send + Sync + 'static {
         &self,
         id: &CredentialId,
         expected: u64,
+        record: &StoredCredential,
+    ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
+    /// The write-once refresh journal (see `REFRESH-SAFETY.md`): atomically, if the record is
+    /// still at version `expected` AND no attempt `attempt` (a hash of the refresh token) was
+    /// ever recorded, record the attempt — forever, no expiry — and write `record`.
+    fn reserve_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> impl Future<Output = StoreResult<Reservation>> + Send;
+    /// Undoes a reservation whose refresh provably never reached the provider: removes the
+    /// attempt and writes `record`, if the record is still at version `expected`.
+    fn reopen_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
         record: &StoredCredential,
     ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
     /// Removes a credential; returns whether it existed.
@@ -109,6 +139,24 @@ impl CredentialStore for AnyStore {
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         dispatch!(self, s => s.compare_and_swap(id, expected, record))
+    }
+    async fn reserve_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Reservation> {
+        dispatch!(self, s => s.reserve_refresh(id, expected, attempt, record))
+    }
+    async fn reopen_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        dispatch!(self, s => s.reopen_refresh(id, expected, attempt, record))
     }
     async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
         dispatch!(self, s => s.delete(id))

@@ -3,6 +3,8 @@
 //! Layout (prefix `credbroker`, provider `bro`, subject `alice`):
 //! - `credbroker:{bro:alice}:cred` — hash: `version` (integer, only grows, survives deletion
 //!   as a tombstone) and `data` (JSON of [`StoredCredential`]: metadata plus the sealed secret).
+//! - `credbroker:{bro:alice}:attempt:<hash>` — the refresh journal: one key per refresh token
+//!   ever sent, written once, never expiring (see `reserve_refresh`).
 //! - `credbroker:{bro}:index` — sorted set of the provider's subjects, for paged listings.
 //!
 //! The `{provider:subject}` hash tag puts every key of one credential on one Redis Cluster
@@ -11,7 +13,7 @@
 //!
 //! Writes are Lua scripts: a version check and the write happen atomically on the server.
 
-use super::{CredentialStore, Listed, StoreError, StoreResult, StoredCredential};
+use super::{CredentialStore, Listed, Reservation, StoreError, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
@@ -33,6 +35,32 @@ static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
           if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
+          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+          redis.call('HSET', KEYS[1], 'data', ARGV[2])
+          return v",
+    )
+});
+
+// The refresh journal. Returns the new version, 0 when the version changed, -1 when this
+// refresh token was already attempted. The attempt key has no TTL: the record of a sent
+// refresh token must outlive any lease, pause or restart.
+static RESERVE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return 0 end
+          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+          if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then return -1 end
+          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+          redis.call('HSET', KEYS[1], 'data', ARGV[2])
+          return v",
+    )
+});
+
+// Only for a refresh that provably never reached the provider.
+static REOPEN_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
+          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
+          redis.call('DEL', KEYS[2])
           local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
           redis.call('HSET', KEYS[1], 'data', ARGV[2])
           return v",
@@ -89,6 +117,10 @@ impl RedisStore {
 
     fn cred_key(&self, id: &CredentialId) -> String {
         format!("{}:{{{}:{}}}:cred", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
+    }
+
+    fn attempt_key(&self, id: &CredentialId, attempt: &str) -> String {
+        format!("{}:{{{}:{}}}:attempt:{attempt}", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
     }
 
     fn index_key(&self, provider: &ProviderName) -> String {
@@ -159,6 +191,51 @@ impl CredentialStore for RedisStore {
         let mut conn = self.connection().await?;
         COMPARE_AND_SWAP
             .key(self.cred_key(id))
+            .arg(expected)
+            .arg(encode(record))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.reserve_refresh", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
+    async fn reserve_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Reservation> {
+        let mut conn = self.connection().await?;
+        let owner = format!("{} {}", std::process::id(), time::OffsetDateTime::now_utc());
+        let result: i64 = RESERVE_REFRESH
+            .key(self.cred_key(id))
+            .key(self.attempt_key(id, attempt))
+            .arg(expected)
+            .arg(encode(record))
+            .arg(owner)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(match result {
+            0 => Reservation::VersionChanged,
+            -1 => Reservation::AlreadyAttempted,
+            version => Reservation::Reserved { version: version as u64 },
+        })
+    }
+
+    #[tracing::instrument(name = "store.reopen_refresh", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
+    async fn reopen_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        let mut conn = self.connection().await?;
+        REOPEN_REFRESH
+            .key(self.cred_key(id))
+            .key(self.attempt_key(id, attempt))
             .arg(expected)
             .arg(encode(record))
             .invoke_async(&mut conn)

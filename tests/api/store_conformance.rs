@@ -3,7 +3,8 @@
 
 use crate::helpers::{TestRedis, random_prefix};
 use credbroker::domain::{CredentialId, CredentialState, ProviderName, Subject};
-use credbroker::store::{CredentialStore, MemoryStore, RedisStore, RedisStoreConfig, StoredCredential};
+use credbroker::store::{CredentialStore, MemoryStore, RedisStore, RedisStoreConfig, Reservation, StoredCredential};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn id(provider: &str, subject: &str) -> CredentialId {
@@ -59,9 +60,57 @@ async fn contract(store: impl CredentialStore) {
     assert_eq!(after_b.iter().map(|l| l.subject.as_str()).collect::<Vec<_>>(), ["b%7D:cred", "b}:cred"]);
 }
 
+/// The write-once refresh journal: a refresh token is reserved at most once, ever — except
+/// after an explicit reopen (the refresh provably never left).
+async fn journal(store: impl CredentialStore) {
+    use Reservation::*;
+    let j = id("passolution", "u");
+    assert_eq!(store.reserve_refresh(&j, 0, "h1", &record("x")).await.unwrap(), VersionChanged, "no record yet");
+    let v1 = store.put(&j, &record("rt1")).await.unwrap();
+    assert_eq!(store.reserve_refresh(&j, v1, "h1", &record("refreshing")).await.unwrap(), Reserved { version: v1 + 1 });
+    assert_eq!(store.get(&j).await.unwrap().unwrap().sealed, "refreshing");
+    assert_eq!(store.reserve_refresh(&j, v1 + 1, "h1", &record("again")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v1, "h2", &record("stale")).await.unwrap(), VersionChanged);
+    assert_eq!(store.reopen_refresh(&j, v1, "h1", &record("stale")).await.unwrap(), None, "reopen checks the version");
+    assert_eq!(store.reopen_refresh(&j, v1 + 1, "h1", &record("rt1")).await.unwrap(), Some(v1 + 2));
+    assert_eq!(store.reserve_refresh(&j, v1 + 2, "h1", &record("retry")).await.unwrap(), Reserved { version: v1 + 3 });
+    assert_eq!(store.compare_and_swap(&j, v1 + 3, &record("rt2")).await.unwrap(), Some(v1 + 4));
+    assert_eq!(store.reserve_refresh(&j, v1 + 4, "h1", &record("replay")).await.unwrap(), AlreadyAttempted);
+    // The journal outlives the credential: re-importing a used refresh token cannot resend it.
+    store.delete(&j).await.unwrap();
+    let v = store.put(&j, &record("rt1 again")).await.unwrap();
+    assert_eq!(store.reserve_refresh(&j, v, "h1", &record("replay")).await.unwrap(), AlreadyAttempted);
+    // Attempts are per credential.
+    let other = id("passolution", "other");
+    let w = store.put(&other, &record("rt")).await.unwrap();
+    assert!(matches!(store.reserve_refresh(&other, w, "h1", &record("r")).await.unwrap(), Reserved { .. }));
+}
+
+/// Many concurrent reservations of one token at one version: exactly one wins.
+async fn journal_race(store: impl CredentialStore + Clone) {
+    let j = id("passolution", "race");
+    let v = store.put(&j, &record("rt")).await.unwrap();
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, j) = (store.clone(), j.clone());
+            tokio::spawn(async move { store.reserve_refresh(&j, v, "hash", &record("refreshing")).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Reservation::Reserved { .. }) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
 #[tokio::test]
 async fn memory_store_keeps_the_contract() {
     contract(MemoryStore::new()).await;
+    journal(MemoryStore::new()).await;
+    journal_race(MemoryStore::new()).await;
 }
 
 fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
@@ -78,6 +127,8 @@ fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
 async fn redis_store_keeps_the_contract() {
     let redis = TestRedis::start().await;
     contract(redis_store(&redis, &random_prefix())).await;
+    journal(redis_store(&redis, &random_prefix())).await;
+    journal_race(redis_store(&redis, &random_prefix())).await;
 }
 
 /// A crash between the index write and the record write leaves a dangling index entry;

@@ -1,0 +1,260 @@
+//! Renewing a credential's session upstream.
+//!
+//! Two kinds, with different safety needs:
+//! - **Logins** (PASS pashouder, JouwOmgeving): idempotent — logging in twice costs a call,
+//!   nothing more. Single flight keeps it to one call per expiry.
+//! - **Rotating refresh tokens** (Passolution): every refresh token is single-use and a
+//!   refresh revokes the previous tokens at once. Sending one twice, or losing the new one,
+//!   breaks the credential. So, before sending, the attempt is written once and forever to
+//!   the store's journal (`reserve_refresh`); a token whose attempt exists is never sent
+//!   again. Outcomes that are provably "not processed" reopen the attempt; refusals need
+//!   re-authorization; everything else is INDETERMINATE — flagged, never resent.
+//!   (`../shared/REFRESH-SAFETY.md` has the reasoning.)
+
+use super::{Broker, BrokerError, BrokerResult};
+use crate::domain::{CredentialId, CredentialState, Secret, SecretMaterial, Session, Vault};
+use crate::providers::http::{TokenSet, UpstreamError};
+use crate::providers::passolution::{self, RefreshFailure};
+use crate::providers::{Provider, ProviderSettings, jouwomgeving, pass};
+use crate::store::{CredentialStore, Reservation, StoredCredential};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+impl Broker {
+    /// Obtains a new session and stores it; returns the stored record and vault.
+    pub(super) async fn renew(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        record: StoredCredential,
+        vault: Vault,
+    ) -> BrokerResult<(StoredCredential, Vault)> {
+        match (&provider.settings, &vault.material) {
+            (ProviderSettings::Passolution(_), SecretMaterial::OAuthTokens { refresh_token: Some(rt), .. }) => {
+                let rt = rt.clone();
+                self.rotate(provider, id, record, vault, &rt).await
+            }
+            _ => self.login(provider, id, record, vault).await,
+        }
+    }
+
+    #[tracing::instrument(name = "renew.login", skip_all, fields(credential = %id, provider.kind = provider.kind()))]
+    async fn login(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        record: StoredCredential,
+        vault: Vault,
+    ) -> BrokerResult<(StoredCredential, Vault)> {
+        let SecretMaterial::UsernamePassword { username, password } = &vault.material else {
+            return Err(crate::providers::ProviderError::AccessTokenTooShort.into());
+        };
+        let result = match &provider.settings {
+            ProviderSettings::Pass(s) => pass_session(self, s, username, password, vault.session.as_ref()).await,
+            ProviderSettings::JouwOmgeving(s) => jouwomgeving::obtain(&self.http, s, username, password).await,
+            _ => return Err(crate::providers::ProviderError::AccessTokenTooShort.into()),
+        };
+        match result {
+            Ok(tokens) => {
+                let vault = Vault { session: Some(session(tokens.access_token, tokens.expires_at)), ..vault };
+                self.commit(id, record.version, vault).await
+            }
+            // The provider refused the login itself: the stored username/password are wrong or
+            // the account is disabled. Retrying will not help; an operator must act.
+            Err(UpstreamError::Refused { status: 400 | 401 | 403, reason, .. }) => Err(self
+                .settle(
+                    id,
+                    &record,
+                    CredentialState::ReauthRequired,
+                    format!("{} refused the login: {reason}", provider.kind()),
+                )
+                .await),
+            Err(source) => Err(BrokerError::Upstream { provider: id.provider.clone(), source }),
+        }
+    }
+
+    #[tracing::instrument(name = "renew.rotate", skip_all, fields(credential = %id, attempt))]
+    async fn rotate(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        record: StoredCredential,
+        vault: Vault,
+        refresh_token: &Secret,
+    ) -> BrokerResult<(StoredCredential, Vault)> {
+        let ProviderSettings::Passolution(settings) = &provider.settings else {
+            unreachable!("only Passolution rotates")
+        };
+        let attempt = attempt_id(refresh_token);
+        tracing::Span::current().record("attempt", attempt.as_str());
+        let refreshing = StoredCredential {
+            state: CredentialState::Refreshing,
+            detail: "a refresh was sent; awaiting the provider's answer".into(),
+            updated_at: OffsetDateTime::now_utc(),
+            ..record.clone()
+        };
+        // RESERVE: written before sending, checked against the version we read.
+        let version = match self.store.reserve_refresh(id, record.version, &attempt, &refreshing).await? {
+            Reservation::Reserved { version } => version,
+            Reservation::VersionChanged => return self.reread_after_race(id).await,
+            Reservation::AlreadyAttempted => {
+                let detail = "this refresh token was already sent once; it is not sent again (outcome unknown)";
+                tracing::warn!(credential = %id, "refusing to resend a refresh token");
+                return Err(self.settle(id, &record, CredentialState::Indeterminate, detail.into()).await);
+            }
+        };
+        // Sent exactly once: the HTTP client never retries.
+        match passolution::refresh(&self.http, settings, refresh_token).await {
+            Ok(tokens) => self.commit(id, version, rotated(vault, tokens)).await,
+            Err(error) => Err(self.failed_rotation(id, version, &record, &attempt, &error).await),
+        }
+    }
+
+    /// Decides what a failed refresh means for the credential (REFRESH-SAFETY.md's table).
+    async fn failed_rotation(
+        &self,
+        id: &CredentialId,
+        version: u64,
+        before: &StoredCredential,
+        attempt: &str,
+        error: &UpstreamError,
+    ) -> BrokerError {
+        let reserved = StoredCredential { version, ..before.clone() };
+        match passolution::classify_refresh_error(error) {
+            RefreshFailure::NotProcessed { reason, .. } => {
+                let reopened = StoredCredential { updated_at: OffsetDateTime::now_utc(), ..before.clone() };
+                match self.store.reopen_refresh(id, version, attempt, &reopened).await {
+                    Ok(_) => {
+                        tracing::info!(credential = %id, %reason, "refresh not processed upstream; attempt reopened")
+                    }
+                    Err(e) => tracing::warn!(credential = %id, error = %e, "could not reopen the refresh attempt"),
+                }
+                BrokerError::Upstream { provider: id.provider.clone(), source: clone_error(error) }
+            }
+            RefreshFailure::Rejected { reason } => {
+                tracing::warn!(credential = %id, %reason, alert = "reauth_required", "refresh token refused: re-authorization required");
+                self.settle(
+                    id,
+                    &reserved,
+                    CredentialState::ReauthRequired,
+                    format!("the provider refused the refresh token: {reason}"),
+                )
+                .await
+            }
+            RefreshFailure::Unknown { reason } => {
+                tracing::warn!(credential = %id, %reason, alert = "indeterminate", "refresh outcome unknown: not resent");
+                let detail = format!("refresh sent but its outcome is unknown ({reason}); not resent");
+                self.settle(id, &reserved, CredentialState::Indeterminate, detail).await
+            }
+        }
+    }
+
+    /// COMMIT: the new session (and refresh token) replace the old, if nobody wrote meanwhile.
+    async fn commit(&self, id: &CredentialId, expected: u64, vault: Vault) -> BrokerResult<(StoredCredential, Vault)> {
+        let mut record = StoredCredential {
+            version: 0,
+            state: CredentialState::Active,
+            detail: String::new(),
+            access_expires_at: vault.session.as_ref().map(|s| s.expires_at),
+            updated_at: OffsetDateTime::now_utc(),
+            sealed: self.seal(id, &vault),
+        };
+        match self.store.compare_and_swap(id, expected, &record).await? {
+            Some(version) => {
+                record.version = version;
+                Ok((record, vault))
+            }
+            None => {
+                // Only an operator's put or delete writes a record under a refresh. Their write wins.
+                tracing::error!(credential = %id, "the credential changed during its refresh; the renewed tokens were not stored");
+                Err(BrokerError::Conflict(id.clone()))
+            }
+        }
+    }
+
+    /// Moves a credential to a state that needs attention and returns the error to report.
+    async fn settle(
+        &self,
+        id: &CredentialId,
+        record: &StoredCredential,
+        state: CredentialState,
+        detail: String,
+    ) -> BrokerError {
+        let settled =
+            StoredCredential { state, detail: detail.clone(), updated_at: OffsetDateTime::now_utc(), ..record.clone() };
+        if let Err(e) = self.store.compare_and_swap(id, record.version, &settled).await {
+            tracing::error!(credential = %id, error = %e, ?state, "could not record the credential's state");
+        }
+        BrokerError::NotServable { id: id.clone(), state, detail }
+    }
+
+    /// Someone else changed the record between our read and our reservation: serve what they
+    /// left if it is usable, else say so.
+    async fn reread_after_race(&self, id: &CredentialId) -> BrokerResult<(StoredCredential, Vault)> {
+        let record = self.store.get(id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        let vault = self.open(id, &record)?;
+        let fresh = vault.session.as_ref().is_some_and(|s| s.valid_until(OffsetDateTime::now_utc()));
+        if record.state == CredentialState::Active && fresh {
+            return Ok((record, vault));
+        }
+        Err(BrokerError::NotServable {
+            id: id.clone(),
+            state: record.state,
+            detail: "renewed concurrently; retry".into(),
+        })
+    }
+}
+
+/// PASS: extend the current token with `/token/v1/refresh`; if it is refused (expired,
+/// logged out), log in again.
+async fn pass_session(
+    broker: &Broker,
+    settings: &crate::providers::pass::PassSettings,
+    username: &str,
+    password: &Secret,
+    current: Option<&Session>,
+) -> Result<TokenSet, UpstreamError> {
+    if let Some(session) = current.filter(|s| s.valid_until(OffsetDateTime::now_utc())) {
+        match pass::refresh(&broker.http, settings, &session.token).await {
+            Ok(tokens) => return Ok(tokens),
+            Err(UpstreamError::Refused { status: 401 | 406, .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    pass::login(&broker.http, settings, username, password).await
+}
+
+fn session(token: Secret, expires_at: OffsetDateTime) -> Session {
+    Session { token, expires_at, obtained_at: OffsetDateTime::now_utc() }
+}
+
+/// The vault after a successful rotation. A reply without a refresh token keeps the old one
+/// (RFC 6749 §6).
+fn rotated(vault: Vault, tokens: TokenSet) -> Vault {
+    let SecretMaterial::OAuthTokens { refresh_token: old, .. } = vault.material else {
+        unreachable!("rotation needs OAuth tokens")
+    };
+    let refresh_token = tokens.refresh_token.or(old);
+    let material = SecretMaterial::OAuthTokens { refresh_token, access_token: None, access_expires_at: None };
+    Vault { material, session: Some(session(tokens.access_token, tokens.expires_at)) }
+}
+
+/// The journal's name for a refresh token: a SHA-256 prefix, so the token itself never
+/// reaches the store or a log.
+fn attempt_id(refresh_token: &Secret) -> String {
+    let digest = Sha256::digest(refresh_token.expose().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn clone_error(error: &UpstreamError) -> UpstreamError {
+    match error {
+        UpstreamError::Refused { status, reason, retry_after } => {
+            UpstreamError::Refused { status: *status, reason: reason.clone(), retry_after: *retry_after }
+        }
+        UpstreamError::NotSent { detail } => UpstreamError::NotSent { detail: detail.clone() },
+        UpstreamError::NoAnswer { detail } => UpstreamError::NoAnswer { detail: detail.clone() },
+        UpstreamError::Unparsable { status, detail } => {
+            UpstreamError::Unparsable { status: *status, detail: detail.clone() }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Passolution: code exchange, rotation through the write-once journal, every failure answer,
+//! herds and ReportRejected — on both stores.
+
+use crate::helpers::{StoreKind, TestApp, only_header};
+use crate::upstream::{CLIENT_ID, REDIRECT_URI, issue_tokens, secs, spawn_with_fake, spawn_with_fake_and};
+use base64::Engine;
+use credbroker::grpc::pb::{self, CredentialState, put_credential_request::Secret as PutSecret};
+use fake_upstream::{FailureMode, Operation, Provider, RefreshErrorStyle, Times};
+use sha2::Digest;
+use std::collections::HashSet;
+use std::time::Duration;
+use tonic::Code;
+
+pub async fn report(app: &TestApp, provider: &str, subject: &str, fingerprint: &str) -> Result<(), tonic::Status> {
+    let request = pb::ReportRejectedRequest {
+        provider: provider.into(),
+        subject: subject.into(),
+        token_fingerprint: fingerprint.into(),
+    };
+    app.broker.clone().report_rejected(request).await.map(|_| ())
+}
+
+/// `n` concurrent GetAuthorization calls; the distinct header values they got.
+pub async fn herd(app: &TestApp, provider: &str, subject: &str, n: usize) -> HashSet<String> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let mut client = app.broker.clone();
+            let request = pb::GetAuthorizationRequest {
+                provider: provider.into(),
+                subject: subject.into(),
+                min_validity: secs(5),
+            };
+            tokio::spawn(async move { client.get_authorization(request).await })
+        })
+        .collect();
+    let mut values = HashSet::new();
+    for task in tasks {
+        let response = task.await.unwrap().expect("every caller is served").into_inner();
+        values.insert(response.headers[0].value.clone());
+    }
+    values
+}
+
+fn refresh_grants(fake: &fake_upstream::FakeUpstream) -> usize {
+    fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant)
+}
+
+async fn rotation(store: StoreKind) {
+    let s = spawn_with_fake(store).await;
+    let (old_access, old_refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(3));
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    // Valid for 1 s more: the imported access token is served as it is.
+    let first = s.app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
+    assert_eq!(only_header(&first).1, format!("Bearer {old_access}"));
+    assert_eq!(refresh_grants(&s.fake), 0);
+    // 30 s cannot be met: refreshed once, with the old refresh token, which is then dead.
+    let second = s.app.get("passolution", "u").await.unwrap();
+    assert_ne!(only_header(&second).1, only_header(&first).1);
+    assert_eq!(s.fake.ledger().redemptions_of(&old_refresh), 1);
+    assert!(s.fake.ledger().violations().is_empty(), "{:?}", s.fake.ledger().violations());
+    let status = s.app.status("passolution", "u").await.unwrap();
+    assert_eq!((status.state(), status.version), (CredentialState::Active, 3), "put, reserve, commit");
+    // The new refresh token works in turn (a forced renewal through ReportRejected).
+    report(&s.app, "passolution", "u", &second.token_fingerprint).await.unwrap();
+    let third = s.app.get("passolution", "u").await.unwrap();
+    assert_ne!(third.token_fingerprint, second.token_fingerprint);
+    assert_eq!(refresh_grants(&s.fake), 2);
+    assert!(s.fake.ledger().violations().is_empty());
+}
+
+#[tokio::test]
+async fn passolution_rotation_redeems_each_refresh_token_once_memory() {
+    rotation(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn passolution_rotation_redeems_each_refresh_token_once_redis() {
+    rotation(StoreKind::Redis).await;
+}
+
+#[tokio::test]
+async fn passolution_authorization_code_is_exchanged_with_pkce() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    let verifier = "a-very-long-pkce-code-verifier-0123456789-abcdefghijklmnop";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
+    let code = s.fake.issue_passolution_code(CLIENT_ID, Some(&challenge));
+    let put = |code: &str, verifier: &str| {
+        PutSecret::AuthorizationCode(pb::AuthorizationCode {
+            code: code.into(),
+            redirect_uri: REDIRECT_URI.into(),
+            code_verifier: verifier.into(),
+        })
+    };
+    let wrong =
+        s.app.put("passolution", "u", put(&code, "not-the-verifier-0123456789-0123456789-xx")).await.unwrap_err();
+    assert_eq!(wrong.code(), Code::FailedPrecondition, "{wrong:?}");
+    assert_eq!(s.app.status("passolution", "u").await.unwrap_err().code(), Code::NotFound, "nothing stored");
+    let code = s.fake.issue_passolution_code(CLIENT_ID, Some(&challenge));
+    let status = s.app.put("passolution", "u", put(&code, verifier)).await.unwrap();
+    assert!(status.access_expires_at.is_some());
+    let response = s.app.get("passolution", "u").await.unwrap();
+    assert!(only_header(&response).1.starts_with("Bearer "));
+    assert_eq!(s.fake.ledger().count(|e| e.operation == Operation::AuthorizationCodeGrant), 2);
+}
+
+#[tokio::test]
+async fn passolution_replayed_refresh_token_needs_reauthorization_in_both_server_styles() {
+    for style in [RefreshErrorStyle::Newer, RefreshErrorStyle::Older] {
+        let s = spawn_with_fake(StoreKind::Memory).await;
+        s.fake.knobs().set_passolution_error_style(style);
+        let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+        // Someone else redeems it first.
+        let http = credbroker::providers::http::HttpClient::new(Duration::from_secs(2), Duration::from_secs(2));
+        let settings = passolution_settings(&s.fake);
+        credbroker::providers::passolution::refresh(
+            &http,
+            &settings,
+            &credbroker::domain::Secret::new(refresh.clone()),
+        )
+        .await
+        .unwrap();
+        s.app.put("passolution", "u", tokens).await.unwrap();
+        let error = s.app.get("passolution", "u").await.unwrap_err();
+        assert_eq!(error.code(), Code::FailedPrecondition, "{style:?}: {error:?}");
+        let status = s.app.status("passolution", "u").await.unwrap();
+        assert_eq!(status.state(), CredentialState::ReauthRequired, "{style:?}");
+        assert!(status.detail.contains("revoked"), "{style:?}: {}", status.detail);
+        assert!(!status.detail.contains(&refresh));
+    }
+}
+
+fn passolution_settings(fake: &fake_upstream::FakeUpstream) -> credbroker::providers::passolution::PassolutionSettings {
+    let base = fake.url(Provider::Passolution);
+    credbroker::providers::passolution::PassolutionSettings {
+        api_base_url: format!("{base}api/v2/").parse().unwrap(),
+        token_url: format!("{base}oauth/token").parse().unwrap(),
+        client_id: CLIENT_ID.into(),
+        client_secret: credbroker::domain::Secret::new(crate::upstream::CLIENT_SECRET),
+    }
+}
+
+/// The provider commits the refresh, then the reply is lost: the broker cannot know the
+/// outcome, so it flags the credential and never sends that refresh token again.
+async fn lost_reply(store: StoreKind, mode: FailureMode) {
+    let s = spawn_with_fake(store).await;
+    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
+    let error = s.app.get("passolution", "u").await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    let status = s.app.status("passolution", "u").await.unwrap();
+    assert_eq!(status.state(), CredentialState::Indeterminate, "{mode:?}");
+    assert!(status.detail.contains("not resent"), "{}", status.detail);
+    for _ in 0..3 {
+        assert_eq!(s.app.get("passolution", "u").await.unwrap_err().code(), Code::Unavailable);
+    }
+    assert_eq!(s.fake.ledger().attempts_with(&refresh), 1, "sent exactly once");
+    assert!(s.fake.ledger().violations().is_empty());
+}
+
+#[tokio::test]
+async fn passolution_commit_then_drop_is_indeterminate_never_resent_memory() {
+    lost_reply(StoreKind::Memory, FailureMode::CommitThenDrop).await;
+}
+
+#[tokio::test]
+async fn passolution_commit_then_drop_is_indeterminate_never_resent_redis() {
+    lost_reply(StoreKind::Redis, FailureMode::CommitThenDrop).await;
+}
+
+#[tokio::test]
+async fn passolution_hang_and_5xx_are_indeterminate_never_resent() {
+    lost_reply(StoreKind::Memory, FailureMode::CommitThenHang).await;
+    lost_reply(StoreKind::Memory, FailureMode::Status(502)).await;
+}
+
+/// 429 and a refused client are answered before the token is touched: the attempt is
+/// reopened, and a later call refreshes with the same token, once.
+#[tokio::test]
+async fn passolution_not_processed_answers_reopen_the_attempt() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    s.fake.knobs().set_passolution_rate_limit(0);
+    let error = s.app.get("passolution", "u").await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert_eq!(s.app.status("passolution", "u").await.unwrap().state(), CredentialState::Active);
+    s.fake.knobs().set_passolution_rate_limit(300);
+    assert!(s.app.get("passolution", "u").await.is_ok());
+    assert_eq!(s.fake.ledger().redemptions_of(&refresh), 1);
+    assert!(s.fake.ledger().violations().is_empty());
+}
+
+#[tokio::test]
+async fn passolution_unreachable_token_url_reopens_the_attempt() {
+    let closed = format!("http://127.0.0.1:{}/oauth/token", crate::shutdown::free_port());
+    let s = spawn_with_fake_and(StoreKind::Memory, &[]).await;
+    let (_, _, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    drop(s);
+    let s =
+        spawn_with_fake_and(StoreKind::Memory, &[("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", closed.as_str())])
+            .await;
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    assert_eq!(s.app.get("passolution", "u").await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(
+        s.app.status("passolution", "u").await.unwrap().state(),
+        CredentialState::Active,
+        "reopened: safe to retry"
+    );
+}
+
+async fn herd_on_expired(store: StoreKind) {
+    let s = spawn_with_fake(store).await;
+    s.fake.knobs().set_latency(Provider::Passolution, Duration::from_millis(100));
+    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    s.app.put("passolution", "herd", tokens).await.unwrap();
+    let answers = herd(&s.app, "passolution", "herd", 500).await;
+    assert_eq!(answers.len(), 1, "all 500 callers got the same new header");
+    assert_eq!(refresh_grants(&s.fake), 1, "exactly one upstream refresh");
+    assert_eq!(s.fake.ledger().redemptions_of(&refresh), 1);
+}
+
+#[tokio::test]
+async fn a_herd_on_an_expired_token_causes_one_refresh_memory() {
+    herd_on_expired(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn a_herd_on_an_expired_token_causes_one_refresh_redis() {
+    herd_on_expired(StoreKind::Redis).await;
+}
+
+#[tokio::test]
+async fn many_reports_of_one_header_cause_one_refresh_and_old_reports_none() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    let (_, _, tokens) = issue_tokens(&s.fake, Duration::from_secs(3600));
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    let first = s.app.get("passolution", "u").await.unwrap();
+    let reports: Vec<_> = (0..20)
+        .map(|_| {
+            let (app_broker, fp) = (s.app.broker.clone(), first.token_fingerprint.clone());
+            tokio::spawn(async move {
+                let mut client = app_broker;
+                let request = pb::ReportRejectedRequest {
+                    provider: "passolution".into(),
+                    subject: "u".into(),
+                    token_fingerprint: fp,
+                };
+                client.report_rejected(request).await
+            })
+        })
+        .collect();
+    for r in reports {
+        r.await.unwrap().unwrap();
+    }
+    assert_eq!(refresh_grants(&s.fake), 1);
+    let second = s.app.get("passolution", "u").await.unwrap();
+    assert_ne!(second.token_fingerprint, first.token_fingerprint);
+    report(&s.app, "passolution", "u", &first.token_fingerprint).await.unwrap();
+    assert_eq!(refresh_grants(&s.fake), 1, "a report for an older header changes nothing");
+    // Static credentials cannot be renewed: a report is accepted and changes nothing.
+    s.app.put("bro", "org", crate::helpers::bro_token("u|1", "c")).await.unwrap();
+    let bro = s.app.get("bro", "org").await.unwrap();
+    report(&s.app, "bro", "org", &bro.token_fingerprint).await.unwrap();
+    assert_eq!(s.app.get("bro", "org").await.unwrap(), bro);
+    let bad = report(&s.app, "passolution", "u", "").await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn passolution_empty_subject_is_a_client_credentials_token() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    let response = s.app.get("passolution", "").await.unwrap();
+    assert!(only_header(&response).1.starts_with("Bearer "));
+    assert_eq!(s.app.get("passolution", "").await.unwrap(), response, "cached");
+    assert_eq!(s.fake.ledger().count(|e| e.operation == Operation::ClientCredentialsGrant), 1);
+}
