@@ -9,6 +9,8 @@
 //!   cache of ready headers.
 //! - [`providers`]: one file per upstream kind (PASS, BRO, Passolution, JouwOmgeving): how
 //!   its credentials become headers.
+//! - [`proxy`]: `ProxyCall` — the broker makes the upstream call: the SSRF boundary, header
+//!   hygiene, limits, 401 → renew → retry, streaming bodies.
 //! - [`store`]: where credentials live — Redis (shared by replicas) or memory (one replica).
 //! - [`crypto`]: sealing secrets with AES-256-GCM before they reach a store; fingerprints.
 //! - [`domain`]: validated types (`ProviderName`, `Subject`, redacted `Secret`, …).
@@ -23,6 +25,7 @@ pub mod crypto;
 pub mod domain;
 pub mod grpc;
 pub mod providers;
+pub mod proxy;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

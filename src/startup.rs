@@ -4,14 +4,15 @@
 //! keyring, cache and providers; `run_until_stopped` serves until the given future resolves,
 //! lets in-flight RPCs finish, and gives up after the configured grace period.
 
+use crate::broker::chaos::Chaos;
 use crate::broker::scheduler::{self, RefreshPolicy, Scheduler};
-use crate::broker::{AuthCache, Broker, BrokerParts};
+use crate::broker::{AuthCache, Broker, BrokerParts, Coordination};
 use crate::config::{EncryptionSettings, Settings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::grpc;
 use crate::providers::Registry;
 use crate::providers::http::HttpClient;
-use crate::store::{AnyStore, MemoryStore, RedisStore, RedisStoreConfig};
+use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore, RedisStoreConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,9 +38,23 @@ impl Application {
             ..Default::default()
         };
         let (scheduler, plans) = Scheduler::new(policy);
+        let store = store(&settings.store)?;
+        let feed = match &store {
+            AnyStore::Memory(_) => ChangeFeed::memory(),
+            AnyStore::Redis(redis) => ChangeFeed::redis(redis.clone()),
+        };
+        let coordination = Coordination {
+            lease_ttl: settings.store.lease_ttl,
+            reconcile_after: settings.store.reconcile_after,
+            // Test-only negative control of the chaos suite; deliberately not a config key.
+            journal: std::env::var_os("CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL").is_none(),
+        };
         let broker = Arc::new(Broker::new(BrokerParts {
             registry: Registry::new(settings.providers),
-            store: store(&settings.store)?,
+            store,
+            feed,
+            coordination,
+            chaos: Chaos::from_env(),
             keyring: keyring(settings.encryption),
             cache: AuthCache::new(settings.cache.max_entries, settings.cache.ttl),
             http: HttpClient::new(upstream.connect_timeout, upstream.request_timeout),

@@ -46,6 +46,11 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/v2/validatie", post(validate)).route("/api/v2/{project}/validatie", post(validate))
 }
 
+/// Whether the request carries a known token (for the data endpoints, `crate::data`).
+pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    basic_credentials(headers).is_some_and(|(user, code)| state.bro.accepts(&user, &code))
+}
+
 /// `POST /api/v2/[{project}/]validatie` with an XML body.
 async fn validate(
     State(state): State<AppState>,

@@ -33,6 +33,8 @@
 //! fake.add_jouwomgeving_user(username, password)
 //! fake.set_jouwomgeving_user_active(username, active: bool)
 //! fake.seed_demo() -> DemoSeed                              // what the binary prints
+//! fake.traffic() -> Traffic       // every request received: requests() -> Vec<SeenRequest>, clear()
+//! blob(len) -> Vec<u8>            // the bytes `data/blob?size=len` serves
 //! fake.shutdown().await
 //!
 //! Knobs (cloneable; a change applies to the next request):
@@ -62,6 +64,9 @@
 //! - `server`: the accept loop, which lets a handler cut its own connection.
 //! - `fault`: the path every token-endpoint call takes (failures + ledger).
 //! - `pass`, `bro`, `passolution`, `jouwomgeving`: one module per provider.
+//! - `data`: data endpoints under each provider's API base (echo, mirror, sink, blob, slow…)
+//!   for exercising a proxy, behind that provider's authorization.
+//! - `traffic`: the log of every request received.
 //! - `demo`: the seed data the binary prints.
 
 #![forbid(unsafe_code)]
@@ -69,6 +74,7 @@
 mod app;
 mod bro;
 mod config;
+mod data;
 mod demo;
 mod fault;
 mod jouwomgeving;
@@ -77,6 +83,7 @@ mod ledger;
 mod pass;
 mod passolution;
 mod server;
+mod traffic;
 mod util;
 
 use std::io;
@@ -91,9 +98,11 @@ use crate::app::AppState;
 use crate::passolution::{Challenge, Lifetimes};
 
 pub use config::{FakeConfig, Provider, RefreshErrorStyle};
+pub use data::blob;
 pub use demo::DemoSeed;
 pub use knobs::{FailureMode, Knobs, Times};
 pub use ledger::{Delivery, Entry, Ledger, Operation, Outcome};
+pub use traffic::{SeenRequest, Traffic};
 
 /// A running fake. Dropping it stops serving too; [`shutdown`](Self::shutdown) also waits.
 pub struct FakeUpstream {
@@ -139,6 +148,11 @@ impl FakeUpstream {
 
     pub fn knobs(&self) -> Knobs {
         self.state.knobs.clone()
+    }
+
+    /// Every request received so far (token endpoints, data endpoints, unknown paths).
+    pub fn traffic(&self) -> Traffic {
+        self.state.traffic.clone()
     }
 
     /// Stops accepting, closes every connection (hung ones too) and waits for that.

@@ -79,6 +79,7 @@ impl Broker {
         };
         record.version = self.store.put(&id, &record).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
+        self.feed.publish(&id, record.version).await;
         Ok(CredentialView::new(id, &record))
     }
 
@@ -124,6 +125,8 @@ impl Broker {
         }
         let existed = self.store.delete(&id).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
+        // Every version is older than this: other replicas drop what they cached.
+        self.feed.publish(&id, u64::MAX).await;
         if existed { Ok(()) } else { Err(BrokerError::CredentialNotFound(id)) }
     }
 }

@@ -52,4 +52,8 @@ impl AuthCache {
     pub async fn invalidate(&self, key: &CacheKey) {
         self.entries.invalidate(key).await;
     }
+
+    pub fn invalidate_all(&self) {
+        self.entries.invalidate_all();
+    }
 }

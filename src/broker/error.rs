@@ -15,7 +15,7 @@ pub enum BrokerError {
     UnknownProvider(ProviderName),
     #[error("no credential stored for {0}")]
     CredentialNotFound(CredentialId),
-    #[error("credential {id} is {state:?}: {detail}")]
+    #[error("credential {id} is {state}: {detail}")]
     NotServable { id: CredentialId, state: CredentialState, detail: String },
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -31,6 +31,9 @@ pub enum BrokerError {
     Conflict(CredentialId),
     #[error("the renewed credential holds no session")]
     NoSession,
+    /// A proxied call failed after it was accepted (limits, timeout, transport).
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("stored credential {id} cannot be opened")]

@@ -9,10 +9,17 @@
 
 mod admin;
 mod cache;
+pub mod chaos;
+mod coherence;
 mod error;
 mod flight;
+mod lease;
+mod proxy;
+mod recover;
 mod renew;
 pub mod scheduler;
+
+pub use lease::Coordination;
 
 pub use admin::{CredentialView, Page};
 pub use cache::{AuthCache, CacheKey, Served};
@@ -22,7 +29,7 @@ use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
 use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, Registry, bearer, passolution};
-use crate::store::{AnyStore, CredentialStore, StoredCredential};
+use crate::store::{AnyStore, ChangeFeed, CredentialStore, StoredCredential};
 use flight::Flights;
 use scheduler::Scheduler;
 use std::sync::Arc;
@@ -33,26 +40,53 @@ use time::OffsetDateTime;
 pub struct BrokerParts {
     pub registry: Registry,
     pub store: AnyStore,
+    pub feed: ChangeFeed,
     pub keyring: Keyring,
     pub cache: AuthCache,
     pub http: HttpClient,
     pub scheduler: Scheduler,
+    pub coordination: Coordination,
+    pub chaos: chaos::Chaos,
 }
 
 pub struct Broker {
     registry: Registry,
     store: AnyStore,
+    feed: ChangeFeed,
     keyring: Keyring,
     cache: AuthCache,
     flights: Flights,
     http: HttpClient,
     scheduler: Scheduler,
+    coordination: Coordination,
+    chaos: chaos::Chaos,
+    /// Names this replica in lease and attempt owners (with a nonce per acquisition).
+    replica: String,
 }
 
 impl Broker {
     pub fn new(parts: BrokerParts) -> Self {
-        let BrokerParts { registry, store, keyring, cache, http, scheduler } = parts;
-        Self { registry, store, keyring, cache, flights: Flights::default(), http, scheduler }
+        let BrokerParts { registry, store, feed, keyring, cache, http, scheduler, coordination, chaos } = parts;
+        if !coordination.journal {
+            tracing::error!(
+                "the refresh journal is DISABLED (test-only negative control): refresh tokens may be sent twice"
+            );
+        }
+        tokio::spawn(coherence::run(cache.clone(), feed.subscribe()));
+        let replica = format!("{:08x}", rand::random::<u32>());
+        Self {
+            registry,
+            store,
+            feed,
+            keyring,
+            cache,
+            flights: Flights::default(),
+            http,
+            scheduler,
+            coordination,
+            chaos,
+            replica,
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -110,8 +144,9 @@ impl Broker {
         Ok(self.serve(authorization, 0))
     }
 
-    /// A subject's credential: from its stored session when valid (and `force` is off),
-    /// else renewed upstream.
+    /// A subject's credential: from its stored session when valid (and `force` is off), else
+    /// renewed — by this replica under the fleet-wide lease, or by whichever replica holds it
+    /// (then this one waits for its announcement and re-reads).
     async fn credential(
         &self,
         provider: &Provider,
@@ -120,27 +155,87 @@ impl Broker {
         force: bool,
     ) -> BrokerResult<Served> {
         let id = CredentialId::new(provider.name.clone(), subject.clone());
-        let record = self.store.get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
-        let vault: Vault = self.open(&id, &record)?;
-        let servable = matches!(record.state, CredentialState::Active | CredentialState::Refreshing);
-        if !servable {
-            return Err(BrokerError::NotServable { id, state: record.state, detail: record.detail });
+        // Subscribed before the first read, so no announcement can slip between read and wait.
+        let mut changes = self.feed.subscribe();
+        let mut seen = None;
+        for _ in 0..ROUNDS {
+            let (record, vault) = self.read(&id).await?;
+            // `force` renews the header the caller saw; once the record changed, it is new.
+            let force = force && *seen.get_or_insert(record.version) == record.version;
+            if let Some(served) = self.serve_stored(provider, &id, &record, &vault, until, force)? {
+                return Ok(served);
+            }
+            let Some(lease) = self.try_lease(&id).await? else {
+                self.wait_for_change(&id, &mut changes).await;
+                continue;
+            };
+            let result = self.renew_leased(provider, &id, until, force.then_some(record.version), lease.owner()).await;
+            lease.release().await;
+            return result;
         }
-        if let Some(authorization) = provider.headers(&vault, until).filter(|_| !force || !provider.renews(&vault)) {
-            self.plan(&id, &vault);
-            return Ok(self.serve(authorization, record.version));
+        let detail = "another replica is renewing this credential; retry".to_owned();
+        Err(BrokerError::NotServable { id, state: CredentialState::Refreshing, detail })
+    }
+
+    async fn read(&self, id: &CredentialId) -> BrokerResult<(StoredCredential, Vault)> {
+        let record = self.store.get(id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        let vault = self.open(id, &record)?;
+        Ok((record, vault))
+    }
+
+    /// Serves from the stored record when it can; `Ok(None)`: it needs renewing (or, when
+    /// INDETERMINATE and quiet long enough, reconciling) under the lease.
+    fn serve_stored(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        record: &StoredCredential,
+        vault: &Vault,
+        until: OffsetDateTime,
+        force: bool,
+    ) -> BrokerResult<Option<Served>> {
+        let renews = provider.renews(vault);
+        match record.state {
+            CredentialState::Active | CredentialState::Refreshing => {
+                if let Some(authorization) = provider.headers(vault, until).filter(|_| !force || !renews) {
+                    self.plan(id, vault);
+                    return Ok(Some(self.serve(authorization, record.version)));
+                }
+                if renews { Ok(None) } else { Err(ProviderError::AccessTokenTooShort.into()) }
+            }
+            CredentialState::Indeterminate if renews && self.quiet(record) => Ok(None),
+            state => Err(BrokerError::NotServable { id: id.clone(), state, detail: record.detail.clone() }),
         }
-        if !provider.renews(&vault) {
-            return Err(ProviderError::AccessTokenTooShort.into());
+    }
+
+    /// Under the lease: re-read (the previous holder may just have finished), then renew,
+    /// fence a vanished holder, or reconcile an unknown outcome. `forced`: the version whose
+    /// header the caller reported as rejected.
+    async fn renew_leased(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        until: OffsetDateTime,
+        forced: Option<u64>,
+        owner: &str,
+    ) -> BrokerResult<Served> {
+        let (mut record, vault) = self.read(id).await?;
+        let force = forced == Some(record.version);
+        if let Some(served) = self.serve_stored(provider, id, &record, &vault, until, force)? {
+            return Ok(served);
         }
-        if record.state == CredentialState::Refreshing {
-            let detail = "a refresh of this credential is in progress".to_owned();
-            return Err(BrokerError::NotServable { id, state: record.state, detail });
+        match record.state {
+            // The negative control behaves like a lease-only design: a holder whose lease
+            // expired is simply superseded (and, when it wakes up, sends its token again).
+            CredentialState::Refreshing if !self.coordination.journal => {}
+            CredentialState::Refreshing => return Err(self.fence_vanished(id, &record, &vault, owner).await),
+            CredentialState::Indeterminate => record = self.reconcile(provider, id, &record, &vault).await?,
+            _ => {}
         }
-        let (record, vault) = self.renew(provider, &id, record, vault).await?;
+        let (record, vault) = self.renew(provider, id, record, vault, owner).await?;
         let authorization = provider.headers(&vault, OffsetDateTime::now_utc()).ok_or(BrokerError::NoSession)?;
         check_lifetime(&authorization, until)?;
-        self.plan(&id, &vault);
+        self.plan(id, &vault);
         Ok(self.serve(authorization, record.version))
     }
 
@@ -227,6 +322,9 @@ impl Broker {
         self.keyring.seal(id, vault)
     }
 }
+
+/// Reads before giving up on a credential that another replica keeps renewing.
+const ROUNDS: usize = 3;
 
 /// Refuses headers that cannot satisfy the caller even when fresh: renewing again would not
 /// help, and would hammer the provider.

@@ -10,6 +10,10 @@
 //!   again. Outcomes that are provably "not processed" reopen the attempt; refusals need
 //!   re-authorization; everything else is INDETERMINATE — flagged, never resent.
 //!   (`../shared/REFRESH-SAFETY.md` has the reasoning.)
+//!
+//! Across replicas: the caller holds the credential's lease (`lease.rs`), but a lease can be
+//! outlived by a paused holder, so right before sending the holder checks that the journal's
+//! attempt is still its own (a recovering replica takes it over, `recover.rs`).
 
 use super::{Broker, BrokerError, BrokerResult};
 use crate::domain::{CredentialId, CredentialState, Secret, SecretMaterial, Session, Vault};
@@ -20,6 +24,10 @@ use crate::store::{CredentialStore, Reservation, StoredCredential};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+/// How long a successful refresh waits for the store to come back before giving up on
+/// storing its tokens (a Redis restart takes seconds).
+const COMMIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Broker {
     /// Obtains a new session and stores it; returns the stored record and vault.
     pub(super) async fn renew(
@@ -28,11 +36,12 @@ impl Broker {
         id: &CredentialId,
         record: StoredCredential,
         vault: Vault,
+        owner: &str,
     ) -> BrokerResult<(StoredCredential, Vault)> {
         match (&provider.settings, &vault.material) {
             (ProviderSettings::Passolution(_), SecretMaterial::OAuthTokens { refresh_token: Some(rt), .. }) => {
                 let rt = rt.clone();
-                self.rotate(provider, id, record, vault, &rt).await
+                self.rotate(provider, id, record, vault, &rt, owner).await
             }
             _ => self.login(provider, id, record, vault).await,
         }
@@ -81,6 +90,7 @@ impl Broker {
         record: StoredCredential,
         vault: Vault,
         refresh_token: &Secret,
+        owner: &str,
     ) -> BrokerResult<(StoredCredential, Vault)> {
         let ProviderSettings::Passolution(settings) = &provider.settings else {
             unreachable!("only Passolution rotates")
@@ -94,20 +104,95 @@ impl Broker {
             ..record.clone()
         };
         // RESERVE: written before sending, checked against the version we read.
-        let version = match self.store.reserve_refresh(id, record.version, &attempt, &refreshing).await? {
+        let version = match self.reserve(id, record.version, &attempt, owner, &refreshing).await? {
             Reservation::Reserved { version } => version,
             Reservation::VersionChanged => return self.reread_after_race(id).await,
             Reservation::AlreadyAttempted => {
                 let detail = "this refresh token was already sent once; it is not sent again (outcome unknown)";
-                tracing::warn!(credential = %id, "refusing to resend a refresh token");
+                tracing::warn!(credential = %id, alert = "indeterminate", "refusing to resend a refresh token");
                 return Err(self.settle(id, &record, CredentialState::Indeterminate, detail.into()).await);
             }
         };
+        self.chaos.point("after_reserve", id).await;
+        // FENCE: a replica that found us gone may have taken the attempt over while we were
+        // paused; from that moment on we must never send.
+        if self.coordination.journal && self.store.attempt_owner(id, &attempt).await?.as_deref() != Some(owner) {
+            tracing::warn!(credential = %id, "the refresh was taken over by another replica; not sending");
+            let detail = "the refresh was taken over by another replica".to_owned();
+            return Err(BrokerError::NotServable { id: id.clone(), state: CredentialState::Indeterminate, detail });
+        }
+        self.chaos.point("sending", id).await;
         // Sent exactly once: the HTTP client never retries.
         match passolution::refresh(&self.http, settings, refresh_token).await {
-            Ok(tokens) => self.commit(id, version, rotated(vault, tokens)).await,
+            Ok(tokens) => self.commit_rotation(id, version, &attempt, rotated(vault, tokens)).await,
             Err(error) => Err(self.failed_rotation(id, version, &record, &attempt, &error).await),
         }
+    }
+
+    async fn reserve(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        owner: &str,
+        refreshing: &StoredCredential,
+    ) -> BrokerResult<Reservation> {
+        if self.coordination.journal {
+            return Ok(self.store.reserve_refresh(id, expected, attempt, owner, refreshing).await?);
+        }
+        // The negative control of the chaos suite: a version check only, no journal.
+        Ok(match self.store.compare_and_swap(id, expected, refreshing).await? {
+            Some(version) => Reservation::Reserved { version },
+            None => Reservation::VersionChanged,
+        })
+    }
+
+    /// COMMIT after a successful refresh: we now hold the only valid refresh token, so this
+    /// must not be lost. Redis being briefly away is waited out; a record that moved on is
+    /// still ours to update if it holds the very token we redeemed.
+    async fn commit_rotation(
+        &self,
+        id: &CredentialId,
+        version: u64,
+        attempt: &str,
+        vault: Vault,
+    ) -> BrokerResult<(StoredCredential, Vault)> {
+        let deadline = tokio::time::Instant::now() + COMMIT_PATIENCE;
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            match self.commit(id, version, vault.clone()).await {
+                Err(BrokerError::Conflict(_)) => return self.late_commit(id, attempt, vault).await,
+                Err(BrokerError::Store(e)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(credential = %id, error = %e, "store unavailable while committing a refresh; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(credential = %id, alert = "refresh_token_unsaved", error = %e, "renewed tokens could not be stored");
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+
+    /// The record changed under us (another replica flagged it while we were paused). If it
+    /// still holds the refresh token we redeemed, our tokens are the newest: store them.
+    async fn late_commit(
+        &self,
+        id: &CredentialId,
+        attempt: &str,
+        vault: Vault,
+    ) -> BrokerResult<(StoredCredential, Vault)> {
+        let current = self.store.get(id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        let stored: Vault = self.open(id, &current)?;
+        let same_token = matches!(&stored.material, SecretMaterial::OAuthTokens { refresh_token: Some(rt), .. } if attempt_id(rt) == attempt);
+        if !same_token {
+            tracing::error!(credential = %id, alert = "refresh_token_unsaved", "the credential was replaced during its refresh; the renewed tokens were dropped");
+            return Err(BrokerError::Conflict(id.clone()));
+        }
+        tracing::warn!(credential = %id, state = %current.state, "storing the renewed tokens over a record that moved on");
+        self.commit(id, current.version, vault).await
     }
 
     /// Decides what a failed refresh means for the credential (REFRESH-SAFETY.md's table).
@@ -124,9 +209,11 @@ impl Broker {
             RefreshFailure::NotProcessed { reason, .. } => {
                 let reopened = StoredCredential { updated_at: OffsetDateTime::now_utc(), ..before.clone() };
                 match self.store.reopen_refresh(id, version, attempt, &reopened).await {
-                    Ok(_) => {
-                        tracing::info!(credential = %id, %reason, "refresh not processed upstream; attempt reopened")
+                    Ok(Some(v)) => {
+                        tracing::info!(credential = %id, %reason, "refresh not processed upstream; attempt reopened");
+                        self.feed.publish(id, v).await;
                     }
+                    Ok(None) => tracing::info!(credential = %id, "the record moved on; nothing to reopen"),
                     Err(e) => tracing::warn!(credential = %id, error = %e, "could not reopen the refresh attempt"),
                 }
                 BrokerError::Upstream { provider: id.provider.clone(), source: clone_error(error) }
@@ -162,18 +249,15 @@ impl Broker {
         match self.store.compare_and_swap(id, expected, &record).await? {
             Some(version) => {
                 record.version = version;
+                self.feed.publish(id, version).await;
                 Ok((record, vault))
             }
-            None => {
-                // Only an operator's put or delete writes a record under a refresh. Their write wins.
-                tracing::error!(credential = %id, "the credential changed during its refresh; the renewed tokens were not stored");
-                Err(BrokerError::Conflict(id.clone()))
-            }
+            None => Err(BrokerError::Conflict(id.clone())),
         }
     }
 
     /// Moves a credential to a state that needs attention and returns the error to report.
-    async fn settle(
+    pub(super) async fn settle(
         &self,
         id: &CredentialId,
         record: &StoredCredential,
@@ -241,7 +325,7 @@ fn rotated(vault: Vault, tokens: TokenSet) -> Vault {
 
 /// The journal's name for a refresh token: a SHA-256 prefix, so the token itself never
 /// reaches the store or a log.
-fn attempt_id(refresh_token: &Secret) -> String {
+pub(super) fn attempt_id(refresh_token: &Secret) -> String {
     let digest = Sha256::digest(refresh_token.expose().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -55,6 +55,10 @@ pub struct StoreSettings {
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// The renewal lease: one replica renews a credential, the others wait this long at most.
+    pub lease_ttl: Duration,
+    /// How long an INDETERMINATE credential stays quiet before it is probed.
+    pub reconcile_after: Duration,
 }
 
 #[derive(Debug, Clone)]

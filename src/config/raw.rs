@@ -40,6 +40,10 @@ struct RawStore {
     connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
     response_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    lease_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    reconcile_after: Duration,
 }
 
 impl Default for RawStore {
@@ -49,6 +53,8 @@ impl Default for RawStore {
             key_prefix: "credbroker".into(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(10),
+            reconcile_after: Duration::from_secs(60),
         }
     }
 }
@@ -243,6 +249,9 @@ fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettin
             errors.push("store.redis_url: not a Redis URL (redis://, rediss:// or redis+unix://)".into());
         }
     }
+    if raw.lease_ttl < Duration::from_millis(300) {
+        errors.push("store.lease_ttl: at least 300ms (it is renewed every third of itself)".into());
+    }
     if raw.key_prefix.is_empty() || raw.key_prefix.contains(['{', '}']) || raw.key_prefix.chars().any(char::is_control)
     {
         errors.push("store.key_prefix: must be non-empty, without braces or control characters".into());
@@ -252,6 +261,8 @@ fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettin
         key_prefix: raw.key_prefix,
         connect_timeout: raw.connect_timeout,
         response_timeout: raw.response_timeout,
+        lease_ttl: raw.lease_ttl,
+        reconcile_after: raw.reconcile_after,
     })
 }
 

@@ -118,6 +118,18 @@ pub enum CredentialState {
     Revoked,
 }
 
+impl fmt::Display for CredentialState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Active => "ACTIVE",
+            Self::Refreshing => "REFRESHING",
+            Self::Indeterminate => "INDETERMINATE",
+            Self::ReauthRequired => "REAUTH_REQUIRED",
+            Self::Revoked => "REVOKED",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,20 +2,28 @@
 
 use super::convert::AuthorizationQuery;
 use super::pb::{self, credential_broker_server::CredentialBroker};
+use super::proxy_rpc;
 use super::status::{invalid, to_status};
 use crate::broker::Broker;
 use crate::domain::{InvalidField, ProviderName, Subject};
+use crate::proxy::{Proxy, ProxySettings};
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
 
 pub struct BrokerService {
     broker: Arc<Broker>,
+    proxy: Proxy,
 }
 
 impl BrokerService {
+    /// With the default proxy limits (until `[proxy]` settings are wired in).
     pub fn new(broker: Arc<Broker>) -> Self {
-        Self { broker }
+        Self::with_proxy(broker, ProxySettings::default())
+    }
+
+    pub fn with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Self {
+        Self { proxy: Proxy::new(broker.clone(), proxy), broker }
     }
 }
 
@@ -71,8 +79,17 @@ impl CredentialBroker for BrokerService {
 
     async fn proxy_call(
         &self,
-        _request: Request<pb::ProxyCallRequest>,
+        request: Request<pb::ProxyCallRequest>,
     ) -> Result<Response<pb::ProxyCallResponse>, Status> {
-        Err(Status::unimplemented("ProxyCall is not implemented yet"))
+        proxy_rpc::unary(&self.proxy, request).await
+    }
+
+    type ProxyCallStreamStream = proxy_rpc::ResponseStream;
+
+    async fn proxy_call_stream(
+        &self,
+        request: Request<Streaming<pb::ProxyCallChunk>>,
+    ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
+        proxy_rpc::streaming(&self.proxy, request).await
     }
 }

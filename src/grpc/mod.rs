@@ -3,12 +3,15 @@
 mod admin_service;
 mod broker_service;
 pub mod convert;
+mod proxy_convert;
+mod proxy_rpc;
 pub mod status;
 
 pub use admin_service::AdminService;
 pub use broker_service::BrokerService;
 
 use crate::broker::Broker;
+use crate::proxy::ProxySettings;
 use std::sync::Arc;
 use tonic::service::Routes;
 
@@ -20,10 +23,16 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("credbroker_descriptor");
 }
 
+/// [`routes_with_proxy`] with the default proxy limits.
+pub async fn routes(broker: Arc<Broker>) -> Routes {
+    routes_with_proxy(broker, ProxySettings::default()).await
+}
+
 /// Every gRPC service credbroker serves, ready for `Server::builder().add_routes(...)`:
 /// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
 /// older grpcurl releases work too).
-pub async fn routes(broker: Arc<Broker>) -> Routes {
+pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
+    let max_message = proxy.max_message_size();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
     health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
@@ -38,7 +47,11 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
         .build_v1alpha()
         .expect("the embedded descriptor set is valid");
     Routes::new(health_service)
-        .add_service(pb::credential_broker_server::CredentialBrokerServer::new(BrokerService::new(broker.clone())))
+        // Unary ProxyCall bodies may be larger than tonic's 4 MiB default, up to the proxy's limit.
+        .add_service(
+            pb::credential_broker_server::CredentialBrokerServer::new(BrokerService::with_proxy(broker.clone(), proxy))
+                .max_decoding_message_size(max_message),
+        )
         .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -7,6 +7,7 @@ use crate::broker::BrokerError;
 use crate::domain::{CredentialState, InvalidField};
 use crate::providers::ProviderError;
 use crate::providers::http::UpstreamError;
+use crate::proxy::ProxyError;
 use crate::store::StoreError;
 use std::error::Error as _;
 use tonic::{Code, Status};
@@ -30,6 +31,15 @@ pub fn code(error: &BrokerError) -> Code {
         }
         BrokerError::Upstream { .. } | BrokerError::Conflict(_) => Code::Unavailable,
         BrokerError::NoSession => Code::Internal,
+        // Proxied calls: the upstream's own status is never an error; only these are.
+        BrokerError::Proxy(ProxyError::RequestTooLarge { .. } | ProxyError::ResponseTooLarge { .. }) => {
+            Code::ResourceExhausted
+        }
+        BrokerError::Proxy(ProxyError::TimedOut(_)) => Code::DeadlineExceeded,
+        BrokerError::Proxy(ProxyError::Transport(_)) => Code::Unavailable,
+        BrokerError::Proxy(ProxyError::Protocol(_)) => Code::InvalidArgument,
+        BrokerError::Proxy(ProxyError::RequestStream(_)) => Code::Cancelled,
+        BrokerError::Proxy(ProxyError::CredentialHeader(_)) => Code::Internal,
         BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
         BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
     }

@@ -7,17 +7,21 @@
 
 use super::{CredentialStore, Listed, Reservation, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 type Key = (ProviderName, Subject);
 
 struct Entry {
     version: u64,
     record: Option<StoredCredential>,
-    /// The refresh journal: hashes of refresh tokens ever sent. Kept across deletes.
-    attempts: HashSet<String>,
+    /// The refresh journal: hash of each refresh token ever sent → who sent it. Kept across
+    /// deletes.
+    attempts: HashMap<String, String>,
+    /// The lease: owner and until when.
+    lease: Option<(String, Instant)>,
 }
 
 #[derive(Clone, Default)]
@@ -49,8 +53,12 @@ impl MemoryStore {
     /// Writes `record` as the next version, if the live version is `expected` (when given).
     fn write(&self, id: &CredentialId, expected: Option<u64>, record: &StoredCredential) -> Option<u64> {
         let mut entries = self.lock();
-        let entry =
-            entries.entry(key(id)).or_insert_with(|| Entry { version: 0, record: None, attempts: HashSet::new() });
+        let entry = entries.entry(key(id)).or_insert_with(|| Entry {
+            version: 0,
+            record: None,
+            attempts: HashMap::new(),
+            lease: None,
+        });
         if expected.is_some() && entry.live_version() != expected {
             return None;
         }
@@ -90,16 +98,75 @@ impl CredentialStore for MemoryStore {
         id: &CredentialId,
         expected: u64,
         attempt: &str,
+        owner: &str,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
             return Ok(Reservation::VersionChanged);
         };
-        if !entry.attempts.insert(attempt.to_owned()) {
+        if entry.attempts.contains_key(attempt) {
             return Ok(Reservation::AlreadyAttempted);
         }
+        entry.attempts.insert(attempt.to_owned(), owner.to_owned());
         Ok(Reservation::Reserved { version: entry.write(record) })
+    }
+
+    async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
+        Ok(self.lock().get(&key(id)).and_then(|e| e.attempts.get(attempt).cloned()))
+    }
+
+    async fn fence_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        owner: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
+            return Ok(None);
+        };
+        entry.attempts.insert(attempt.to_owned(), owner.to_owned());
+        Ok(Some(entry.write(record)))
+    }
+
+    async fn acquire_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut entries = self.lock();
+        let entry = entries.entry(key(id)).or_insert_with(|| Entry {
+            version: 0,
+            record: None,
+            attempts: HashMap::new(),
+            lease: None,
+        });
+        let now = Instant::now();
+        if entry.lease.as_ref().is_some_and(|(_, until)| *until > now) {
+            return Ok(false);
+        }
+        entry.lease = Some((owner.to_owned(), now + ttl));
+        Ok(true)
+    }
+
+    async fn renew_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        match entries.get_mut(&key(id)).and_then(|e| e.lease.as_mut()) {
+            Some((holder, until)) if holder == owner && *until > now => {
+                *until = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, id: &CredentialId, owner: &str) -> StoreResult<()> {
+        if let Some(entry) = self.lock().get_mut(&key(id)) {
+            if entry.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
+                entry.lease = None;
+            }
+        }
+        Ok(())
     }
 
     #[tracing::instrument(name = "store.reopen_refresh", skip_all, fields(store = "memory", credential = %id))]

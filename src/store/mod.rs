@@ -6,14 +6,18 @@
 //!
 //! Stores hold only sealed secrets (see `crypto`); they never see a plaintext.
 
+pub mod budget;
+mod changes;
 mod memory;
 mod redis;
 
+pub use self::changes::{Change, ChangeFeed};
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject};
 use std::future::Future;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// A credential as stored: metadata in the clear, secrets sealed.
@@ -80,14 +84,35 @@ pub trait CredentialStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
     /// The write-once refresh journal (see `REFRESH-SAFETY.md`): atomically, if the record is
     /// still at version `expected` AND no attempt `attempt` (a hash of the refresh token) was
-    /// ever recorded, record the attempt — forever, no expiry — and write `record`.
+    /// ever recorded, record the attempt as `owner`'s — forever, no expiry — and write `record`.
     fn reserve_refresh(
         &self,
         id: &CredentialId,
         expected: u64,
         attempt: &str,
+        owner: &str,
         record: &StoredCredential,
     ) -> impl Future<Output = StoreResult<Reservation>> + Send;
+    /// Who holds attempt `attempt`. The reserving task checks it is still itself right before
+    /// sending, so a reservation that another replica reopened (and perhaps took again) while
+    /// this one was paused is never acted on.
+    fn attempt_owner(
+        &self,
+        id: &CredentialId,
+        attempt: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Takes over attempt `attempt` for `owner` and writes `record`, if the record is still at
+    /// version `expected`: used when a holder vanished (its lease expired while the record says
+    /// REFRESHING). From then on the old holder's pre-send check fails, so it can never send
+    /// after the new owner has started its quiet period.
+    fn fence_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        owner: &str,
+        record: &StoredCredential,
+    ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
     /// Undoes a reservation whose refresh provably never reached the provider: removes the
     /// attempt and writes `record`, if the record is still at version `expected`.
     fn reopen_refresh(
@@ -97,6 +122,23 @@ pub trait CredentialStore: Send + Sync + 'static {
         attempt: &str,
         record: &StoredCredential,
     ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
+    /// Leases make one replica do the work while the others wait. An efficiency device only
+    /// (a paused holder can outlive its lease): correctness comes from the journal.
+    fn acquire_lease(
+        &self,
+        id: &CredentialId,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Extends the lease if `owner` still holds it.
+    fn renew_lease(
+        &self,
+        id: &CredentialId,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Releases the lease if `owner` still holds it (compare-and-delete: never another's).
+    fn release_lease(&self, id: &CredentialId, owner: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Removes a credential; returns whether it existed.
     fn delete(&self, id: &CredentialId) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Up to `limit` credentials of a provider, ordered by subject, strictly after `after`.
@@ -145,9 +187,23 @@ impl CredentialStore for AnyStore {
         id: &CredentialId,
         expected: u64,
         attempt: &str,
+        owner: &str,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
-        dispatch!(self, s => s.reserve_refresh(id, expected, attempt, record))
+        dispatch!(self, s => s.reserve_refresh(id, expected, attempt, owner, record))
+    }
+    async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.attempt_owner(id, attempt))
+    }
+    async fn fence_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        owner: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        dispatch!(self, s => s.fence_refresh(id, expected, attempt, owner, record))
     }
     async fn reopen_refresh(
         &self,
@@ -157,6 +213,15 @@ impl CredentialStore for AnyStore {
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         dispatch!(self, s => s.reopen_refresh(id, expected, attempt, record))
+    }
+    async fn acquire_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        dispatch!(self, s => s.acquire_lease(id, owner, ttl))
+    }
+    async fn renew_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        dispatch!(self, s => s.renew_lease(id, owner, ttl))
+    }
+    async fn release_lease(&self, id: &CredentialId, owner: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.release_lease(id, owner))
     }
     async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
         dispatch!(self, s => s.delete(id))

@@ -5,6 +5,9 @@
 //!   as a tombstone) and `data` (JSON of [`StoredCredential`]: metadata plus the sealed secret).
 //! - `credbroker:{bro:alice}:attempt:<hash>` — the refresh journal: one key per refresh token
 //!   ever sent, written once, never expiring (see `reserve_refresh`).
+//! - `credbroker:{bro:alice}:lease` — which replica is renewing the credential now (owner
+//!   nonce, PX, renewed while the work runs, released by compare-and-delete).
+//! - `credbroker:changes` — pub/sub channel: `version\nprovider\nsubject` after every write.
 //! - `credbroker:{bro}:index` — sorted set of the provider's subjects, for paged listings.
 //!
 //! The `{provider:subject}` hash tag puts every key of one credential on one Redis Cluster
@@ -19,6 +22,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
 use tokio::sync::OnceCell;
 
 static PUT: LazyLock<Script> = LazyLock::new(|| {
@@ -67,6 +71,34 @@ static REOPEN_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+// Recovery from a vanished holder: the attempt changes owner in the same step as the record.
+static FENCE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
+          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
+          redis.call('SET', KEYS[2], ARGV[3])
+          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+          redis.call('HSET', KEYS[1], 'data', ARGV[2])
+          return v",
+    )
+});
+
+// Lease renewal and release compare the owner first: a plain PEXPIRE or DEL would extend
+// or delete a lease another replica took after ours expired.
+static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+          return redis.call('PEXPIRE', KEYS[1], ARGV[2])",
+    )
+});
+
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+          return redis.call('DEL', KEYS[1])",
+    )
+});
+
 // Leaves a tombstone: the version grows, the data goes.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -102,7 +134,7 @@ impl RedisStore {
     }
 
     /// A connection, established on first use.
-    pub async fn connection(&self) -> StoreResult<ConnectionManager> {
+    pub(crate) async fn connection(&self) -> StoreResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(self.config.response_timeout))
@@ -121,6 +153,24 @@ impl RedisStore {
 
     fn attempt_key(&self, id: &CredentialId, attempt: &str) -> String {
         format!("{}:{{{}:{}}}:attempt:{attempt}", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
+    }
+
+    fn lease_key(&self, id: &CredentialId) -> String {
+        format!("{}:{{{}:{}}}:lease", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
+    }
+
+    /// The pub/sub channel on which writers announce changed credentials.
+    pub(crate) fn changes_channel(&self) -> String {
+        format!("{}:changes", self.config.key_prefix)
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The prefix of every key this store writes; the token budget keeps its key under it too.
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.config.key_prefix
     }
 
     fn index_key(&self, provider: &ProviderName) -> String {
@@ -204,10 +254,10 @@ impl CredentialStore for RedisStore {
         id: &CredentialId,
         expected: u64,
         attempt: &str,
+        owner: &str,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
         let mut conn = self.connection().await?;
-        let owner = format!("{} {}", std::process::id(), time::OffsetDateTime::now_utc());
         let result: i64 = RESERVE_REFRESH
             .key(self.cred_key(id))
             .key(self.attempt_key(id, attempt))
@@ -222,6 +272,68 @@ impl CredentialStore for RedisStore {
             -1 => Reservation::AlreadyAttempted,
             version => Reservation::Reserved { version: version as u64 },
         })
+    }
+
+    #[tracing::instrument(name = "store.attempt_owner", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
+        let mut conn = self.connection().await?;
+        conn.get(self.attempt_key(id, attempt)).await.map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.fence_refresh", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn fence_refresh(
+        &self,
+        id: &CredentialId,
+        expected: u64,
+        attempt: &str,
+        owner: &str,
+        record: &StoredCredential,
+    ) -> StoreResult<Option<u64>> {
+        let mut conn = self.connection().await?;
+        FENCE_REFRESH
+            .key(self.cred_key(id))
+            .key(self.attempt_key(id, attempt))
+            .arg(expected)
+            .arg(encode(record))
+            .arg(owner)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.acquire_lease", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn acquire_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut conn = self.connection().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.lease_key(id))
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
+    async fn renew_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut conn = self.connection().await?;
+        let renewed: i64 = RENEW_LEASE
+            .key(self.lease_key(id))
+            .arg(owner)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(renewed == 1)
+    }
+
+    #[tracing::instrument(name = "store.release_lease", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn release_lease(&self, id: &CredentialId, owner: &str) -> StoreResult<()> {
+        let mut conn = self.connection().await?;
+        let _: i64 =
+            RELEASE_LEASE.key(self.lease_key(id)).arg(owner).invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "store.reopen_refresh", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]

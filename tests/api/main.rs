@@ -3,11 +3,14 @@
 
 mod admin;
 mod bad_input;
+mod budget;
+mod chaos;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
 mod lifecycle_logins;
 mod lifecycle_oauth;
+mod proxy;
 mod redis_store;
 mod shutdown;
 mod store_conformance;

@@ -65,25 +65,59 @@ async fn contract(store: impl CredentialStore) {
 async fn journal(store: impl CredentialStore) {
     use Reservation::*;
     let j = id("passolution", "u");
-    assert_eq!(store.reserve_refresh(&j, 0, "h1", &record("x")).await.unwrap(), VersionChanged, "no record yet");
+    assert_eq!(
+        store.reserve_refresh(&j, 0, "h1", "owner", &record("x")).await.unwrap(),
+        VersionChanged,
+        "no record yet"
+    );
     let v1 = store.put(&j, &record("rt1")).await.unwrap();
-    assert_eq!(store.reserve_refresh(&j, v1, "h1", &record("refreshing")).await.unwrap(), Reserved { version: v1 + 1 });
+    assert_eq!(
+        store.reserve_refresh(&j, v1, "h1", "owner", &record("refreshing")).await.unwrap(),
+        Reserved { version: v1 + 1 }
+    );
     assert_eq!(store.get(&j).await.unwrap().unwrap().sealed, "refreshing");
-    assert_eq!(store.reserve_refresh(&j, v1 + 1, "h1", &record("again")).await.unwrap(), AlreadyAttempted);
-    assert_eq!(store.reserve_refresh(&j, v1, "h2", &record("stale")).await.unwrap(), VersionChanged);
+    assert_eq!(store.reserve_refresh(&j, v1 + 1, "h1", "owner", &record("again")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v1, "h2", "owner", &record("stale")).await.unwrap(), VersionChanged);
     assert_eq!(store.reopen_refresh(&j, v1, "h1", &record("stale")).await.unwrap(), None, "reopen checks the version");
     assert_eq!(store.reopen_refresh(&j, v1 + 1, "h1", &record("rt1")).await.unwrap(), Some(v1 + 2));
-    assert_eq!(store.reserve_refresh(&j, v1 + 2, "h1", &record("retry")).await.unwrap(), Reserved { version: v1 + 3 });
+    assert_eq!(
+        store.reserve_refresh(&j, v1 + 2, "h1", "owner", &record("retry")).await.unwrap(),
+        Reserved { version: v1 + 3 }
+    );
     assert_eq!(store.compare_and_swap(&j, v1 + 3, &record("rt2")).await.unwrap(), Some(v1 + 4));
-    assert_eq!(store.reserve_refresh(&j, v1 + 4, "h1", &record("replay")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v1 + 4, "h1", "owner", &record("replay")).await.unwrap(), AlreadyAttempted);
     // The journal outlives the credential: re-importing a used refresh token cannot resend it.
     store.delete(&j).await.unwrap();
     let v = store.put(&j, &record("rt1 again")).await.unwrap();
-    assert_eq!(store.reserve_refresh(&j, v, "h1", &record("replay")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v, "h1", "owner", &record("replay")).await.unwrap(), AlreadyAttempted);
+    // The attempt remembers its owner; fencing hands it to another owner atomically with a write.
+    assert_eq!(store.attempt_owner(&j, "h1").await.unwrap().as_deref(), Some("owner"));
+    assert_eq!(store.attempt_owner(&j, "never").await.unwrap(), None);
+    let live = store.get(&j).await.unwrap().unwrap().version;
+    assert_eq!(store.fence_refresh(&j, live - 1, "h1", "rescuer", &record("stale")).await.unwrap(), None);
+    assert_eq!(store.fence_refresh(&j, live, "h1", "rescuer", &record("fenced")).await.unwrap(), Some(live + 1));
+    assert_eq!(store.attempt_owner(&j, "h1").await.unwrap().as_deref(), Some("rescuer"));
     // Attempts are per credential.
     let other = id("passolution", "other");
     let w = store.put(&other, &record("rt")).await.unwrap();
-    assert!(matches!(store.reserve_refresh(&other, w, "h1", &record("r")).await.unwrap(), Reserved { .. }));
+    assert!(matches!(store.reserve_refresh(&other, w, "h1", "owner", &record("r")).await.unwrap(), Reserved { .. }));
+}
+
+/// Leases: one holder at a time; renew and release only by the holder; expiry frees it.
+async fn leases(store: impl CredentialStore) {
+    let l = id("passolution", "leased");
+    let ttl = Duration::from_millis(400);
+    assert!(store.acquire_lease(&l, "a", ttl).await.unwrap());
+    assert!(!store.acquire_lease(&l, "b", ttl).await.unwrap(), "held by a");
+    assert!(!store.renew_lease(&l, "b", ttl).await.unwrap(), "only the holder renews");
+    assert!(store.renew_lease(&l, "a", ttl).await.unwrap());
+    store.release_lease(&l, "b").await.unwrap(); // not b's: a plain DEL would free it
+    assert!(!store.acquire_lease(&l, "b", ttl).await.unwrap(), "still held by a");
+    store.release_lease(&l, "a").await.unwrap();
+    assert!(store.acquire_lease(&l, "b", ttl).await.unwrap(), "released");
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert!(!store.renew_lease(&l, "b", ttl).await.unwrap(), "an expired lease cannot be renewed");
+    assert!(store.acquire_lease(&l, "c", ttl).await.unwrap(), "expired");
 }
 
 /// Many concurrent reservations of one token at one version: exactly one wins.
@@ -94,7 +128,9 @@ async fn journal_race(store: impl CredentialStore + Clone) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (store, j) = (store.clone(), j.clone());
-            tokio::spawn(async move { store.reserve_refresh(&j, v, "hash", &record("refreshing")).await.unwrap() })
+            tokio::spawn(
+                async move { store.reserve_refresh(&j, v, "hash", "owner", &record("refreshing")).await.unwrap() },
+            )
         })
         .collect();
     let mut won = 0;
@@ -111,6 +147,7 @@ async fn memory_store_keeps_the_contract() {
     contract(MemoryStore::new()).await;
     journal(MemoryStore::new()).await;
     journal_race(MemoryStore::new()).await;
+    leases(MemoryStore::new()).await;
 }
 
 fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
@@ -129,6 +166,7 @@ async fn redis_store_keeps_the_contract() {
     contract(redis_store(&redis, &random_prefix())).await;
     journal(redis_store(&redis, &random_prefix())).await;
     journal_race(redis_store(&redis, &random_prefix())).await;
+    leases(redis_store(&redis, &random_prefix())).await;
 }
 
 /// A crash between the index write and the record write leaves a dangling index entry;

@@ -150,6 +150,11 @@ async fn users(State(state): State<AppState>, headers: HeaderMap) -> Response {
     Json(json!({"count": results.len(), "next": null, "previous": null, "results": results})).into_response()
 }
 
+/// Whether the request carries a valid JWT (for the data endpoints, `crate::data`).
+pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    authenticate(state, headers).is_ok()
+}
+
 /// `JSONWebTokenAuthentication.authenticate`, with its messages.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User, &'static str> {
     let not_provided = "Authentication credentials were not provided.";

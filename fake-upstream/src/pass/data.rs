@@ -30,6 +30,11 @@ pub(super) async fn aanbiedingen(State(state): State<AppState>, headers: HeaderM
 /// Checks API key and authorization; a Bearer token's expiry slides forward on success.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
     check_api_key(state, headers, true)?;
+    authorize_token(state, headers)
+}
+
+/// The `Authorization` header alone.
+fn authorize_token(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
     match parse_auth(headers)? {
         Auth::Bearer(token) => {
             let lifetime = state.knobs.config().pass_max_lifetime;
@@ -50,6 +55,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
             Ok(json!({"client_number": client_number}))
         }
     }
+}
+
+/// The data endpoints' rule (`crate::data`): an `Authorization` (Bearer, sliding, or
+/// AppBearer) is checked like Sales does; without one the API key alone is enough, like
+/// Aanbod. An `API-Key` header, when sent, must be right.
+pub(crate) fn data_plane(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let has_authorization = headers.contains_key(axum::http::header::AUTHORIZATION);
+    check_api_key(state, headers, !has_authorization)?;
+    if has_authorization {
+        authorize_token(state, headers)?;
+    }
+    Ok(())
 }
 
 fn ok(mut body: Value) -> Response {

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::util::authorization;
 
+pub(crate) use data::data_plane;
 pub(crate) use store::Store;
 
 pub(crate) fn router() -> Router<AppState> {

@@ -74,6 +74,16 @@ async fn data(State(state): State<AppState>, Path(path): Path<String>, headers: 
     }
 }
 
+/// Whether the request carries a live access token (for the data endpoints, `crate::data`).
+pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    match authorization(headers) {
+        Some(Ok((scheme, token))) if scheme.eq_ignore_ascii_case("bearer") => {
+            state.passolution.access_client(&token).is_some()
+        }
+        _ => false,
+    }
+}
+
 /// Laravel's answer to a JSON client without a live token.
 fn unauthenticated() -> Response {
     let body = Json(json!({"message": "Unauthenticated."}));

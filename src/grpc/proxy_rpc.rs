@@ -1,0 +1,120 @@
+//! The ProxyCall RPCs: the caller's trace context, parsing at the edge, the call, and the
+//! answer back as proto. `broker_service` delegates here.
+
+use super::pb::{self, proxy_call_chunk::Part};
+use super::proxy_convert::{body_chunk, response_head};
+use super::status::{invalid, to_status};
+use crate::domain::InvalidField;
+use crate::proxy::{Proxy, ProxyError, ProxyHead};
+use bytes::Bytes;
+use futures::stream::{self, Stream, StreamExt};
+use opentelemetry::Context;
+use opentelemetry::propagation::Extractor;
+use std::pin::Pin;
+use tonic::metadata::{KeyRef, MetadataMap};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// What `ProxyCallStream` answers with.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::ProxyCallResponseChunk, Status>> + Send>>;
+
+struct MetadataExtractor<'a>(&'a MetadataMap);
+
+impl Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        let ascii = |key| if let KeyRef::Ascii(key) = key { Some(key.as_str()) } else { None };
+        self.0.keys().filter_map(ascii).collect()
+    }
+}
+
+/// The caller's W3C trace context (`traceparent`, `tracestate` metadata).
+fn caller_context(metadata: &MetadataMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)))
+}
+
+// The spans are made by hand rather than with `#[instrument]`: their parent (the caller's
+// trace) must be set before they are first entered.
+macro_rules! rpc_span {
+    ($name:literal) => {
+        tracing::info_span!(
+            $name,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            provider = tracing::field::Empty,
+            subject = tracing::field::Empty,
+            http.request.method = tracing::field::Empty,
+            url.path = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            token_fingerprint = tracing::field::Empty,
+        )
+    };
+}
+
+fn record_head(head: &ProxyHead) {
+    let span = Span::current();
+    span.record("provider", head.provider.as_str());
+    span.record("subject", head.subject.as_ref().map_or("", |s| s.as_str()));
+    span.record("http.request.method", head.method.as_str());
+    // The path without its query: queries may carry a caller's data.
+    span.record("url.path", head.path.path());
+}
+
+pub(super) async fn unary(
+    proxy: &Proxy,
+    request: Request<pb::ProxyCallRequest>,
+) -> Result<Response<pb::ProxyCallResponse>, Status> {
+    let parent = caller_context(request.metadata());
+    let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCall");
+    let _ = span.set_parent(parent.clone());
+    async move {
+        let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
+        record_head(&head);
+        let response = proxy.call(head, body, &parent).await.map_err(to_status)?;
+        Span::current().record("http.response.status_code", response.status.as_u16());
+        Ok(Response::new(response.into()))
+    }
+    .instrument(span)
+    .await
+}
+
+pub(super) async fn streaming(
+    proxy: &Proxy,
+    request: Request<Streaming<pb::ProxyCallChunk>>,
+) -> Result<Response<ResponseStream>, Status> {
+    let parent = caller_context(request.metadata());
+    let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCallStream");
+    let _ = span.set_parent(parent.clone());
+    async move {
+        let mut chunks = request.into_inner();
+        let head = match chunks.message().await? {
+            Some(pb::ProxyCallChunk { part: Some(Part::Head(head)) }) => ProxyHead::try_from(head).map_err(invalid)?,
+            _ => return Err(invalid(InvalidField::new("head", "the first message must carry the head"))),
+        };
+        record_head(&head);
+        let response = proxy.call_stream(head, upload(chunks), &parent).await.map_err(to_status)?;
+        Span::current().record("http.response.status_code", response.status.as_u16());
+        let first = response_head(response.status, &response.headers);
+        let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| to_status(e.into())));
+        Ok(Response::new(Box::pin(stream::once(async { Ok(first) }).chain(rest)) as ResponseStream))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The request body: every message after the head.
+fn upload(chunks: Streaming<pb::ProxyCallChunk>) -> crate::proxy::BodyStream {
+    chunks
+        .map(|message| match message {
+            Ok(pb::ProxyCallChunk { part: Some(Part::Body(bytes)) }) => Ok(Bytes::from(bytes)),
+            Ok(pb::ProxyCallChunk { part: None }) => Ok(Bytes::new()),
+            Ok(pb::ProxyCallChunk { part: Some(Part::Head(_)) }) => {
+                Err(ProxyError::Protocol("head: only the first message may carry the head"))
+            }
+            Err(status) => Err(ProxyError::RequestStream(status.message().to_owned())),
+        })
+        .boxed()
+}

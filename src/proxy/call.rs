@@ -1,0 +1,66 @@
+//! The unary call: the request body arrives whole and the response body is read whole, each
+//! within its configured limit — so a 401 can always be retried with the same body.
+
+use super::error::{ProxyError, upstream};
+use super::{Deadline, Proxy, ProxyHead, ProxyResponse, headers};
+use crate::broker::BrokerResult;
+use bytes::{Bytes, BytesMut};
+use reqwest::{Method, StatusCode};
+
+impl Proxy {
+    /// Makes the call; the upstream's status, whatever it is, is a successful result.
+    pub async fn call(
+        &self,
+        head: ProxyHead,
+        body: Bytes,
+        parent: &opentelemetry::Context,
+    ) -> BrokerResult<ProxyResponse> {
+        let limit = self.settings.max_request_body;
+        if body.len() as u64 > limit {
+            return Err(ProxyError::RequestTooLarge { limit }.into());
+        }
+        let url = self.target(&head)?;
+        let deadline = Deadline::new(self.settings.timeout(head.timeout));
+        let mut served = self.authorize(&head).await?;
+        let (mut response, mut sent_at) =
+            self.send(&head, &url, &served, body.clone().into(), &deadline, parent).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            if let Some(renewed) = self.renewed(&head, &served).await {
+                served = renewed;
+                (response, sent_at) = self.send(&head, &url, &served, body.into(), &deadline, parent).await?;
+            }
+        }
+        if response.status().is_success() {
+            self.slide(&head, &served, sent_at);
+        }
+        let status = response.status();
+        let headers = headers::response_headers(std::mem::take(response.headers_mut()));
+        let body = self.read_body(response, &head.method, &deadline).await?;
+        Ok(ProxyResponse { status, headers, body })
+    }
+
+    /// The whole response body, refused as soon as it is known to exceed the limit.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        method: &Method,
+        deadline: &Deadline,
+    ) -> Result<Bytes, ProxyError> {
+        let limit = self.settings.max_response_body;
+        let declared = response.content_length().filter(|_| *method != Method::HEAD);
+        if declared.is_some_and(|length| length > limit) {
+            return Err(ProxyError::ResponseTooLarge { limit });
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| upstream(e, deadline.total))? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(ProxyError::ResponseTooLarge { limit });
+            }
+            if body.is_empty() && declared == Some(chunk.len() as u64) {
+                return Ok(chunk); // the usual small reply: one chunk, no copy
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}

@@ -1,0 +1,44 @@
+//! What can go wrong in a proxied call once it is accepted. The gRPC edge maps each variant
+//! to a status code in its one table (`grpc::status`). Messages name no URL, query or value:
+//! only the path segment of a failure and the broker's own limits.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    RequestTooLarge { limit: u64 },
+    #[error("the upstream response body is larger than the limit of {limit} bytes")]
+    ResponseTooLarge { limit: u64 },
+    #[error("the upstream exchange did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// No connection, or the connection failed mid-exchange. The detail is the error chain
+    /// without the URL.
+    #[error("the upstream call failed: {0}")]
+    Transport(String),
+    /// The caller broke the streaming protocol (no head first, or a second head).
+    #[error("{0}")]
+    Protocol(&'static str),
+    /// The caller's request stream failed (it was cancelled or its connection broke).
+    #[error("the request stream ended with an error: {0}")]
+    RequestStream(String),
+    /// A stored credential does not make a valid header value (a configuration problem).
+    #[error("the credential's {0} header is not a valid HTTP header value")]
+    CredentialHeader(&'static str),
+}
+
+/// A reqwest failure as a [`ProxyError`]: its timeout, or the failure without its URL (the
+/// query may carry a caller's data).
+pub(super) fn upstream(e: reqwest::Error, timeout: Duration) -> ProxyError {
+    if e.is_timeout() {
+        return ProxyError::TimedOut(timeout);
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    ProxyError::Transport(text)
+}

@@ -1,0 +1,209 @@
+//! ProxyCall: credbroker makes the upstream call with the credential attached, so callers
+//! never hold a secret.
+//!
+//! - [`target`]: the SSRF boundary — a caller's path becomes a URL under the provider's
+//!   `api_base_url`, or is refused.
+//! - [`headers`]: header hygiene both ways.
+//! - `call`: the unary call, bodies held in memory within small limits.
+//! - `stream`: the streaming call, bodies passed on chunk by chunk; `upload` keeps what a
+//!   401 retry would need.
+//! - [`settings`]: limits and timeouts. `trace`: W3C trace context to the provider.
+//!
+//! Every call is sent once by the shared client (no redirects, no automatic retries). The one
+//! resend is conscious: after a 401, the credential is renewed (like `ReportRejected`:
+//! conditional on the header used, single flight) and the request is sent again once, if the
+//! header changed and the body can be replayed.
+
+mod call;
+mod error;
+pub mod headers;
+pub mod settings;
+mod stream;
+pub mod target;
+mod trace;
+mod upload;
+
+pub use error::ProxyError;
+pub use settings::ProxySettings;
+pub use stream::ProxyStreamResponse;
+pub use target::ProxyPath;
+pub use upload::BodyStream;
+
+use crate::broker::{Broker, BrokerResult, CacheKey, Served};
+use crate::domain::{InvalidField, ProviderName, Subject};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use url::Url;
+
+/// How long the handed-out headers must stay valid: long enough to reach the provider.
+/// Kept short, so providers with short token lifetimes are still served.
+const MIN_VALIDITY: Duration = Duration::from_secs(2);
+
+/// A parsed proxied request, without its body.
+#[derive(Debug)]
+pub struct ProxyHead {
+    pub provider: ProviderName,
+    pub subject: Option<Subject>,
+    pub method: Method,
+    pub path: ProxyPath,
+    /// Validated by [`headers::request_headers`].
+    pub headers: HeaderMap,
+    /// The caller's, before clamping; `None`: the configured default.
+    pub timeout: Option<Duration>,
+}
+
+/// The upstream's answer, whatever its status.
+#[derive(Debug)]
+pub struct ProxyResponse {
+    pub status: StatusCode,
+    /// Without hop-by-hop headers.
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// `GET`, `POST`, `PUT`, `PATCH`, `DELETE` or `HEAD`, in any case.
+pub fn parse_method(field: &'static str, value: &str) -> Result<Method, InvalidField> {
+    const ALLOWED: [Method; 6] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD];
+    let upper = value.to_ascii_uppercase();
+    ALLOWED
+        .into_iter()
+        .find(|m| m.as_str() == upper)
+        .ok_or_else(|| InvalidField::new(field, "must be one of GET, POST, PUT, PATCH, DELETE, HEAD"))
+}
+
+/// Makes proxied calls through the broker's credentials and shared HTTP client.
+pub struct Proxy {
+    broker: Arc<Broker>,
+    client: reqwest::Client,
+    settings: ProxySettings,
+    /// PASS sliding expiry: per credential, when a successful call next deserves a store
+    /// write (see `Broker::extend_session`). Saves a store read per call.
+    next_extension: Arc<Mutex<HashMap<CacheKey, OffsetDateTime>>>,
+}
+
+/// The end of one call's time budget, shared by its attempts and its response body.
+struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    fn new(total: Duration) -> Self {
+        Self { at: Instant::now() + total, total }
+    }
+
+    fn remaining(&self) -> Result<Duration, ProxyError> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() { Err(ProxyError::TimedOut(self.total)) } else { Ok(left) }
+    }
+}
+
+impl Proxy {
+    pub fn new(broker: Arc<Broker>, settings: ProxySettings) -> Self {
+        let client = broker.http().inner().clone();
+        Self { broker, client, settings, next_extension: Arc::default() }
+    }
+
+    pub fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+
+    /// The URL to call, or `INVALID_ARGUMENT` if it would leave the provider's base URL.
+    fn target(&self, head: &ProxyHead) -> BrokerResult<Url> {
+        let base = self.broker.api_base_url(&head.provider)?;
+        let url = head.path.join(base);
+        url.ok_or_else(|| InvalidField::new("path", "leaves the provider's api_base_url").into())
+    }
+
+    async fn authorize(&self, head: &ProxyHead) -> BrokerResult<Arc<Served>> {
+        let served = self.broker.get_authorization(&head.provider, head.subject.as_ref(), MIN_VALIDITY).await?;
+        tracing::Span::current().record("token_fingerprint", served.fingerprint.as_str());
+        Ok(served)
+    }
+
+    /// Sends one attempt; returns the response head and when it was sent.
+    async fn send(
+        &self,
+        head: &ProxyHead,
+        url: &Url,
+        served: &Served,
+        body: reqwest::Body,
+        deadline: &Deadline,
+        parent: &opentelemetry::Context,
+    ) -> Result<(reqwest::Response, OffsetDateTime), ProxyError> {
+        let timeout = deadline.remaining()?;
+        let mut headers = head.headers.clone();
+        for (name, value) in &served.headers {
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| ProxyError::CredentialHeader(name))?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static(name), value);
+        }
+        trace::inject(parent, &mut headers);
+        let mut request = reqwest::Request::new(head.method.clone(), url.clone());
+        *request.headers_mut() = headers;
+        // No body at all rather than an empty one: a GET must not look like an upload.
+        *request.body_mut() = Some(body).filter(|b| b.as_bytes().is_none_or(|bytes| !bytes.is_empty()));
+        *request.timeout_mut() = Some(timeout);
+        let sent_at = OffsetDateTime::now_utc();
+        let response = self.client.execute(request).await.map_err(|e| error::upstream(e, deadline.total))?;
+        Ok((response, sent_at))
+    }
+
+    /// After a 401 with `served`: renews the credential if `served` is still its current
+    /// header (single flight, like `ReportRejected`) and returns the header to retry with,
+    /// if it differs. PASS AppBearer is never renewed: its 401 means "no record for this
+    /// client number", not a dead credential.
+    async fn renewed(&self, head: &ProxyHead, served: &Served) -> Option<Arc<Served>> {
+        if served.headers.iter().any(|(n, v)| *n == "authorization" && v.expose().starts_with("AppBearer ")) {
+            return None;
+        }
+        let (provider, subject) = (&head.provider, head.subject.as_ref());
+        let renewed = async {
+            self.broker.report_rejected(provider, subject, &served.fingerprint).await?;
+            self.broker.get_authorization(provider, subject, MIN_VALIDITY).await
+        };
+        match renewed.await {
+            Ok(current) if current.fingerprint != served.fingerprint => Some(current),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "renewing after an upstream 401 failed; returning the 401");
+                None
+            }
+        }
+    }
+
+    /// A successful call slides a PASS session's expiry: tell the broker, in the background
+    /// (the caller does not wait for a store write) and only when it would be worth storing.
+    fn slide(&self, head: &ProxyHead, served: &Served, sent_at: OffsetDateTime) {
+        let Some(subject) = head.subject.clone() else { return };
+        if !self.broker.slides(&head.provider, served) {
+            return;
+        }
+        let key: CacheKey = (head.provider.clone(), Some(subject.clone()));
+        {
+            let mut next = self.next_extension.lock().expect("extension map poisoned");
+            if next.get(&key).is_some_and(|at| *at > sent_at) {
+                return;
+            }
+            if next.len() > 100_000 {
+                next.retain(|_, at| *at > sent_at);
+            }
+            // Until the broker answers, further calls need not ask again.
+            next.insert(key.clone(), sent_at + Duration::from_secs(1));
+        }
+        let (broker, next, fingerprint) =
+            (self.broker.clone(), self.next_extension.clone(), served.fingerprint.clone());
+        tokio::spawn(async move {
+            match broker.extend_session(&key.0, &subject, &fingerprint, sent_at).await {
+                Ok(Some(at)) => drop(next.lock().expect("extension map poisoned").insert(key, at)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(credential = %subject, error = %e, "could not record PASS's sliding expiry"),
+            }
+        });
+    }
+}

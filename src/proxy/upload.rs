@@ -1,0 +1,148 @@
+//! A streamed request body on its way upstream: counted against its limit, and kept for one
+//! replay while it fits in the replay buffer.
+//!
+//! The state sits behind a std `Mutex` shared by the body (polled by the HTTP client's
+//! connection task) and the call that reads it after the response: held only for a few
+//! field updates, never across an `.await`.
+
+use super::error::ProxyError;
+use bytes::Bytes;
+use futures::stream::{BoxStream, Stream, StreamExt};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+
+/// A request body as it arrives from the caller.
+pub type BodyStream = BoxStream<'static, Result<Bytes, ProxyError>>;
+
+#[derive(Default)]
+struct State {
+    /// Every chunk so far, while they fit in the replay buffer; `None` once they did not.
+    kept: Option<Vec<Bytes>>,
+    total: u64,
+    finished: bool,
+    /// Why the body failed, when it was the caller's stream or our limit (not the upstream).
+    error: Option<ProxyError>,
+}
+
+/// Handle to a body being sent.
+#[derive(Clone)]
+pub(super) struct Upload(Arc<Mutex<State>>);
+
+/// What the HTTP client sees when the body fails; the reason is kept in the [`Upload`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read")]
+struct UploadFailed;
+
+impl Upload {
+    /// Wraps `body` (at most `limit` bytes; up to `replay_limit` kept) into what is sent.
+    /// Waits for the first chunk: a body that turns out empty is sent as no body at all,
+    /// rather than as an empty chunked upload.
+    pub(super) async fn start(body: BodyStream, limit: u64, replay_limit: u64) -> (reqwest::Body, Upload) {
+        let upload = Upload(Arc::new(Mutex::new(State { kept: Some(Vec::new()), ..State::default() })));
+        let mut body = body.peekable();
+        if Pin::new(&mut body).peek().await.is_none() {
+            upload.state().finished = true;
+            return (reqwest::Body::from(Vec::new()), upload);
+        }
+        let counted = Counted { inner: body.boxed(), upload: upload.clone(), limit, replay_limit };
+        (reqwest::Body::wrap_stream(counted), upload)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().expect("upload state poisoned")
+    }
+
+    /// Why sending failed, if the body (not the upstream) was the cause.
+    pub(super) fn take_error(&self) -> Option<ProxyError> {
+        self.state().error.take()
+    }
+
+    /// The whole body again, if it ended and fit in the replay buffer.
+    pub(super) fn replay(&self) -> Option<reqwest::Body> {
+        let state = self.state();
+        let kept = state.kept.as_ref().filter(|_| state.finished && state.error.is_none())?;
+        Some(reqwest::Body::from(kept.concat()))
+    }
+}
+
+struct Counted {
+    inner: BodyStream,
+    upload: Upload,
+    limit: u64,
+    replay_limit: u64,
+}
+
+impl Stream for Counted {
+    type Item = Result<Bytes, UploadFailed>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let item = ready!(self.inner.poll_next_unpin(cx));
+            let mut state = self.upload.state();
+            let chunk = match item {
+                None => {
+                    state.finished = true;
+                    return Poll::Ready(None);
+                }
+                Some(Err(e)) => {
+                    state.error = Some(e);
+                    return Poll::Ready(Some(Err(UploadFailed)));
+                }
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => chunk,
+            };
+            state.total += chunk.len() as u64;
+            if state.total > self.limit {
+                state.error = Some(ProxyError::RequestTooLarge { limit: self.limit });
+                return Poll::Ready(Some(Err(UploadFailed)));
+            }
+            if state.total > self.replay_limit {
+                state.kept = None;
+            } else if let Some(kept) = &mut state.kept {
+                kept.push(chunk.clone());
+            }
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Upload {
+        Upload(Arc::new(Mutex::new(State { kept: Some(Vec::new()), ..State::default() })))
+    }
+
+    fn chunks(sizes: &[usize]) -> BodyStream {
+        let items: Vec<Result<Bytes, ProxyError>> = sizes.iter().map(|n| Ok(Bytes::from(vec![7u8; *n]))).collect();
+        futures::stream::iter(items).boxed()
+    }
+
+    #[tokio::test]
+    async fn small_finished_bodies_replay_and_large_ones_do_not() {
+        for (sizes, replay, expected) in [(&[3usize, 4][..], 10u64, Some(7usize)), (&[6, 6][..], 10, None)] {
+            let upload = fresh();
+            let mut counted =
+                Counted { inner: chunks(sizes), upload: upload.clone(), limit: 100, replay_limit: replay };
+            assert!(upload.replay().is_none(), "not finished yet");
+            while let Some(item) = counted.next().await {
+                item.unwrap();
+            }
+            let replayed = upload.replay().map(|b| b.as_bytes().map(<[u8]>::len));
+            assert_eq!(replayed, expected.map(Some));
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_past_the_limit_fail_with_the_reason_kept() {
+        let upload = fresh();
+        let mut counted = Counted { inner: chunks(&[5, 5, 5]), upload: upload.clone(), limit: 12, replay_limit: 100 };
+        assert!(counted.next().await.unwrap().is_ok());
+        assert!(counted.next().await.unwrap().is_ok());
+        assert!(counted.next().await.unwrap().is_err());
+        assert!(matches!(upload.take_error(), Some(ProxyError::RequestTooLarge { limit: 12 })));
+        assert!(upload.replay().is_none());
+    }
+}

@@ -1,0 +1,245 @@
+//! One chaos run: a credential about to need a refresh, callers on every replica, one fault
+//! injected at a precise step, then the invariants checked against the fake's ledger, Redis and
+//! the replicas' logs.
+
+use super::fleet::{Fleet, FleetOptions, LEASE_TTL, RECONCILE_AFTER};
+use crate::upstream::{CLIENT_SECRET, issue_tokens, secs};
+use credbroker::crypto::{KeyMaterial, Keyring};
+use credbroker::domain::{CredentialId, ProviderName, SecretMaterial, Subject, Vault};
+use credbroker::grpc::pb::{self, CredentialState};
+use credbroker::store::StoredCredential;
+use fake_upstream::{FailureMode, Operation, Outcome, Provider, Times};
+use nix::sys::signal::Signal;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    None,
+    /// SIGSTOP the replica that reaches this chaos point, for twice the lease TTL.
+    Stop(&'static str),
+    /// SIGKILL the replica that reaches this chaos point.
+    Kill(&'static str),
+    /// The token endpoint misbehaves on the refresh.
+    Upstream(FailureMode),
+    /// Redis is killed and restarted while the refresh is being sent.
+    RedisRestart,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub reuses: usize,
+    pub lost_silently: usize,
+    pub refreshes: usize,
+    pub callers: usize,
+    pub served: usize,
+    pub all_served_after: Option<Duration>,
+    pub final_state: CredentialState,
+    pub versions_grew: bool,
+    pub secrets_in_logs: usize,
+}
+
+const SUBJECT: &str = "chaos";
+const CALLERS_PER_REPLICA: usize = 40;
+
+pub async fn run(fault: Fault, journal: bool) -> Report {
+    let chaos_pause = match &fault {
+        Fault::Stop(point) | Fault::Kill(point) => leak(format!("{point}=400")),
+        Fault::RedisRestart => "sending=300",
+        _ => "",
+    };
+    let mut fleet = Fleet::start(FleetOptions { chaos_pause, journal }).await;
+    // Valid for 30 s: callers asking for 60 s force a refresh, and the old token stays alive
+    // for a probe if the refresh did not happen.
+    let (_, first_refresh, tokens) = issue_tokens(&fleet.fake, Duration::from_secs(30));
+    let put =
+        pb::PutCredentialRequest { provider: "passolution".into(), subject: SUBJECT.into(), secret: Some(tokens) };
+    fleet.replicas[0].admin.clone().put_credential(put).await.unwrap();
+    if let Fault::Upstream(mode) = &fault {
+        fleet.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
+    }
+    let mut lines = fleet.lines.subscribe();
+    let started = Instant::now();
+    let callers = spawn_callers(&fleet);
+    let killed = inject(&mut fleet, &fault, &mut lines).await;
+    let (served, last_served) = collect(callers).await;
+    let (final_state, versions_grew) = settle(&fleet, killed).await;
+    let newest = newest_refresh_token(&fleet, &first_refresh);
+    let stored = stored_refresh_token(&fleet).await;
+    let logs = fleet.logs();
+    let flagged = matches!(final_state, CredentialState::Indeterminate | CredentialState::ReauthRequired)
+        && logs.contains("\"alert\"");
+    let holds_newest = final_state == CredentialState::Active && stored.as_deref() == Some(newest.as_str());
+    Report {
+        reuses: fleet.fake.ledger().violations().len(),
+        lost_silently: usize::from(!holds_newest && !flagged),
+        refreshes: fleet.fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant),
+        callers: CALLERS_PER_REPLICA * 3,
+        served,
+        all_served_after: (served == CALLERS_PER_REPLICA * 3).then(|| last_served.duration_since(started)),
+        final_state,
+        versions_grew,
+        secrets_in_logs: secrets_in(&fleet, &logs),
+    }
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Callers on every replica; each retries until served or its 20 s run out.
+fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
+    let mut tasks = Vec::new();
+    for replica in &fleet.replicas {
+        for _ in 0..CALLERS_PER_REPLICA {
+            let mut client = replica.broker.clone();
+            tasks.push(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    let request = pb::GetAuthorizationRequest {
+                        provider: "passolution".into(),
+                        subject: SUBJECT.into(),
+                        min_validity: secs(60),
+                    };
+                    let mut request = tonic::Request::new(request);
+                    request.set_timeout(Duration::from_secs(5));
+                    if client.get_authorization(request).await.is_ok() {
+                        return Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None
+            }));
+        }
+    }
+    tasks
+}
+
+/// Waits for the fault's chaos point and injects the fault; returns the killed replica.
+async fn inject(
+    fleet: &mut Fleet,
+    fault: &Fault,
+    lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>,
+) -> Option<usize> {
+    let point = match fault {
+        Fault::Stop(point) | Fault::Kill(point) => *point,
+        Fault::RedisRestart => "sending",
+        _ => return None,
+    };
+    let needle = format!("\"chaos_point\":\"{point}\"");
+    let index = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match lines.recv().await {
+                Ok((index, line)) if line.contains(&needle) => return index,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("log stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no replica reached chaos point {point}"));
+    match fault {
+        Fault::Stop(_) => {
+            fleet.replicas[index].signal(Signal::SIGSTOP);
+            tokio::time::sleep(LEASE_TTL * 2).await;
+            fleet.replicas[index].signal(Signal::SIGCONT);
+            None
+        }
+        Fault::Kill(_) => {
+            fleet.replicas[index].signal(Signal::SIGKILL);
+            Some(index)
+        }
+        _ => {
+            fleet.redis.restart(Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
+
+async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {
+    let (mut served, mut last) = (0, Instant::now());
+    let mut latest: Option<Instant> = None;
+    for caller in callers {
+        if let Some(at) = caller.await.unwrap() {
+            served += 1;
+            latest = Some(latest.map_or(at, |l| l.max(at)));
+        }
+    }
+    if let Some(at) = latest {
+        last = at;
+    }
+    (served, last)
+}
+
+/// Drives the credential to a settled state (reconciling INDETERMINATE after its quiet
+/// period) through the live replicas; returns the final state and whether versions only grew.
+async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool) {
+    let deadline = Instant::now() + RECONCILE_AFTER + Duration::from_secs(8);
+    let live: Vec<_> = fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != killed).map(|(_, r)| r).collect();
+    let (mut last_version, mut grew, mut state) = (0, true, CredentialState::Unspecified);
+    for round in 0.. {
+        let replica = live[round % live.len()];
+        let reference = pb::CredentialRef { provider: "passolution".into(), subject: SUBJECT.into() };
+        if let Ok(status) = replica.admin.clone().get_credential_status(reference).await {
+            let status = status.into_inner();
+            grew &= status.version >= last_version;
+            last_version = status.version;
+            state = status.state();
+        }
+        let request = pb::GetAuthorizationRequest {
+            provider: "passolution".into(),
+            subject: SUBJECT.into(),
+            min_validity: secs(60),
+        };
+        let served = replica.broker.clone().get_authorization(request).await.is_ok();
+        if (served && state == CredentialState::Active)
+            || state == CredentialState::ReauthRequired
+            || Instant::now() > deadline
+        {
+            return (state, grew);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    unreachable!()
+}
+
+/// Follows the ledger from the first refresh token to the newest one the provider issued.
+fn newest_refresh_token(fleet: &Fleet, first: &str) -> String {
+    let entries = fleet.fake.ledger().entries();
+    let mut current = first.to_owned();
+    while let Some(next) = entries.iter().find(|e| {
+        e.operation == Operation::RefreshTokenGrant
+            && e.outcome == Outcome::Issued
+            && e.presented_token.as_deref() == Some(&current)
+    }) {
+        current = next.issued_token.clone().expect("a refresh issues a refresh token");
+    }
+    current
+}
+
+/// The refresh token the store holds now, decrypted with the fleet's key.
+async fn stored_refresh_token(fleet: &Fleet) -> Option<String> {
+    let client = redis::Client::open(fleet.redis.url()).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*:{passolution:chaos}:cred").query_async(&mut conn).await.ok()?;
+    let data: String = redis::cmd("HGET").arg(keys.first()?).arg("data").query_async(&mut conn).await.ok()?;
+    let record: StoredCredential = serde_json::from_str(&data).ok()?;
+    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, crate::helpers::TEST_KEY).ok()?;
+    let keyring =
+        Keyring::new(vec![KeyMaterial { id: "primary".into(), bytes: zeroize::Zeroizing::new(key) }], "primary")
+            .ok()?;
+    let id = CredentialId::new(ProviderName::parse("p", "passolution").ok()?, Subject::parse("s", SUBJECT).ok()?);
+    let vault: Vault = keyring.open(&id, &record.sealed).ok()?;
+    match vault.material {
+        SecretMaterial::OAuthTokens { refresh_token, .. } => refresh_token.map(|t| t.expose().to_owned()),
+        _ => None,
+    }
+}
+
+/// How many secrets (the client secret, any token the fake issued) appear in the logs.
+fn secrets_in(fleet: &Fleet, logs: &str) -> usize {
+    let mut secrets: HashSet<String> =
+        fleet.fake.ledger().entries().into_iter().flat_map(|e| [e.presented_token, e.issued_token]).flatten().collect();
+    secrets.insert(CLIENT_SECRET.to_owned());
+    secrets.iter().filter(|s| s.len() >= 8 && logs.contains(s.as_str())).count()
+}
