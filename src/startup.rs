@@ -41,7 +41,10 @@ impl Application {
         let store = store(&settings.store)?;
         let feed = match &store {
             AnyStore::Memory(_) => ChangeFeed::memory(),
-            AnyStore::Redis(redis) => ChangeFeed::redis(redis.clone()),
+            AnyStore::Redis(redis) => {
+                tokio::spawn(warn_about_durability(redis.clone()));
+                ChangeFeed::redis(redis.clone())
+            }
         };
         let coordination = Coordination {
             lease_ttl: settings.store.lease_ttl,
@@ -112,6 +115,19 @@ fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
             response_timeout: settings.response_timeout,
         })?),
     })
+}
+
+/// Start-up check, off the start-up path: Redis may well be down right now.
+async fn warn_about_durability(redis: RedisStore) {
+    match redis.durability_warnings().await {
+        Ok(problems) if problems.is_empty() => tracing::info!("redis durability: appendonly, fsync always, noeviction"),
+        Ok(problems) => {
+            for problem in problems {
+                tracing::warn!(%problem, "redis could lose or evict acknowledged writes");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check redis durability settings (unreachable?)"),
+    }
 }
 
 fn keyring(settings: EncryptionSettings) -> Keyring {

@@ -29,7 +29,7 @@ use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
 use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, Registry, bearer, passolution};
-use crate::store::{AnyStore, ChangeFeed, CredentialStore, StoredCredential};
+use crate::store::{AnyStore, ChangeFeed, CredentialStore, StoreError, StoredCredential};
 use flight::Flights;
 use scheduler::Scheduler;
 use std::sync::Arc;
@@ -62,6 +62,9 @@ pub struct Broker {
     chaos: chaos::Chaos,
     /// Names this replica in lease and attempt owners (with a nonce per acquisition).
     replica: String,
+    /// The last record read per credential (sealed): what logins renew from while the store
+    /// is unreachable.
+    records: moka::future::Cache<CredentialId, StoredCredential>,
 }
 
 impl Broker {
@@ -86,6 +89,7 @@ impl Broker {
             coordination,
             chaos,
             replica,
+            records: moka::future::Cache::builder().max_capacity(1_000_000).build(),
         }
     }
 
@@ -159,7 +163,12 @@ impl Broker {
         let mut changes = self.feed.subscribe();
         let mut seen = None;
         for _ in 0..ROUNDS {
-            let (record, vault) = self.read(&id).await?;
+            let (record, vault) = match self.read(&id).await {
+                Err(BrokerError::Store(error @ StoreError::Unavailable(_))) => {
+                    return self.offline(provider, &id, until, error).await;
+                }
+                other => other?,
+            };
             // `force` renews the header the caller saw; once the record changed, it is new.
             let force = force && *seen.get_or_insert(record.version) == record.version;
             if let Some(served) = self.serve_stored(provider, &id, &record, &vault, until, force)? {
@@ -178,9 +187,49 @@ impl Broker {
     }
 
     async fn read(&self, id: &CredentialId) -> BrokerResult<(StoredCredential, Vault)> {
-        let record = self.store.get(id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        let Some(record) = self.store.get(id).await? else {
+            self.records.invalidate(id).await;
+            return Err(BrokerError::CredentialNotFound(id.clone()));
+        };
+        self.records.insert(id.clone(), record.clone()).await;
         let vault = self.open(id, &record)?;
         Ok((record, vault))
+    }
+
+    /// The store is unreachable. Logins are idempotent, so they are renewed from the last
+    /// record read (still sealed in memory), with in-process single flight only, and served
+    /// without storing. Rotating refresh tokens fail closed: never a refresh without the journal.
+    async fn offline(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        until: OffsetDateTime,
+        error: StoreError,
+    ) -> BrokerResult<Served> {
+        let Some(record) = self.records.get(id).await.filter(|r| r.state == CredentialState::Active) else {
+            return Err(error.into());
+        };
+        let vault = self.open(id, &record)?;
+        if let Some(authorization) = provider.headers(&vault, until) {
+            return Ok(self.serve(authorization, record.version));
+        }
+        if !matches!(vault.material, crate::domain::SecretMaterial::UsernamePassword { .. }) {
+            return Err(error.into());
+        }
+        let tokens = self
+            .obtain_login(provider, &vault)
+            .await
+            .map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
+        let vault = Vault { session: Some(renew::session(tokens.access_token, tokens.expires_at)), ..vault };
+        tracing::warn!(credential = %id, "store unavailable: renewed a login in memory only; it is stored again once the store is back");
+        let offline = StoredCredential {
+            sealed: self.seal(id, &vault),
+            access_expires_at: tokens_expiry(&vault),
+            ..record.clone()
+        };
+        self.records.insert(id.clone(), offline).await;
+        let authorization = provider.headers(&vault, until).ok_or(BrokerError::NoSession)?;
+        Ok(self.serve(authorization, record.version))
     }
 
     /// Serves from the stored record when it can; `Ok(None)`: it needs renewing (or, when
@@ -321,6 +370,10 @@ impl Broker {
     fn seal(&self, id: &CredentialId, vault: &Vault) -> String {
         self.keyring.seal(id, vault)
     }
+}
+
+fn tokens_expiry(vault: &Vault) -> Option<OffsetDateTime> {
+    vault.session.as_ref().map(|s| s.expires_at)
 }
 
 /// Reads before giving up on a credential that another replica keeps renewing.

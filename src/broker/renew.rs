@@ -55,30 +55,30 @@ impl Broker {
         record: StoredCredential,
         vault: Vault,
     ) -> BrokerResult<(StoredCredential, Vault)> {
-        let SecretMaterial::UsernamePassword { username, password } = &vault.material else {
-            return Err(crate::providers::ProviderError::AccessTokenTooShort.into());
-        };
-        let result = match &provider.settings {
-            ProviderSettings::Pass(s) => pass_session(self, s, username, password, vault.session.as_ref()).await,
-            ProviderSettings::JouwOmgeving(s) => jouwomgeving::obtain(&self.http, s, username, password).await,
-            _ => return Err(crate::providers::ProviderError::AccessTokenTooShort.into()),
-        };
-        match result {
+        match self.obtain_login(provider, &vault).await {
             Ok(tokens) => {
                 let vault = Vault { session: Some(session(tokens.access_token, tokens.expires_at)), ..vault };
                 self.commit(id, record.version, vault).await
             }
             // The provider refused the login itself: the stored username/password are wrong or
             // the account is disabled. Retrying will not help; an operator must act.
-            Err(UpstreamError::Refused { status: 400 | 401 | 403, reason, .. }) => Err(self
-                .settle(
-                    id,
-                    &record,
-                    CredentialState::ReauthRequired,
-                    format!("{} refused the login: {reason}", provider.kind()),
-                )
-                .await),
+            Err(UpstreamError::Refused { status: 400 | 401 | 403, reason, .. }) => {
+                let detail = format!("{} refused the login: {reason}", provider.kind());
+                Err(self.settle(id, &record, CredentialState::ReauthRequired, detail).await)
+            }
             Err(source) => Err(BrokerError::Upstream { provider: id.provider.clone(), source }),
+        }
+    }
+
+    /// A new session from a stored username and password (PASS extends the current one first).
+    pub(super) async fn obtain_login(&self, provider: &Provider, vault: &Vault) -> Result<TokenSet, UpstreamError> {
+        let SecretMaterial::UsernamePassword { username, password } = &vault.material else {
+            return Err(UpstreamError::Unparsable { status: 0, detail: "not a login credential".into() });
+        };
+        match &provider.settings {
+            ProviderSettings::Pass(s) => pass_session(self, s, username, password, vault.session.as_ref()).await,
+            ProviderSettings::JouwOmgeving(s) => jouwomgeving::obtain(&self.http, s, username, password).await,
+            _ => Err(UpstreamError::Unparsable { status: 0, detail: "not a login provider".into() }),
         }
     }
 
@@ -308,7 +308,7 @@ async fn pass_session(
     pass::login(&broker.http, settings, username, password).await
 }
 
-fn session(token: Secret, expires_at: OffsetDateTime) -> Session {
+pub(super) fn session(token: Secret, expires_at: OffsetDateTime) -> Session {
     Session { token, expires_at, obtained_at: OffsetDateTime::now_utc() }
 }
 

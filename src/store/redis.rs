@@ -147,6 +147,27 @@ impl RedisStore {
         Ok(manager.clone())
     }
 
+    /// What in this Redis's configuration could lose or evict acknowledged writes — which, for
+    /// a journal of single-use refresh tokens, means a token sent twice or lost. Empty when
+    /// all is well; one entry when the configuration cannot be read (managed Redis often
+    /// disables CONFIG).
+    pub async fn durability_warnings(&self) -> StoreResult<Vec<String>> {
+        let conn = self.connection().await?;
+        let get = |name: &'static str| {
+            let mut conn = conn.clone();
+            async move {
+                let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut conn).await.ok()?;
+                pair.get(1).cloned()
+            }
+        };
+        let (appendonly, fsync, policy) =
+            (get("appendonly").await, get("appendfsync").await, get("maxmemory-policy").await);
+        let (Some(appendonly), Some(fsync), Some(policy)) = (appendonly, fsync, policy) else {
+            return Ok(vec!["cannot read the Redis configuration (CONFIG GET refused): check appendonly, appendfsync and maxmemory-policy by hand".into()]);
+        };
+        Ok(durability_problems(&appendonly, &fsync, &policy))
+    }
+
     fn cred_key(&self, id: &CredentialId) -> String {
         format!("{}:{{{}:{}}}:cred", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
     }
@@ -190,6 +211,28 @@ impl RedisStore {
         let record: StoredCredential = serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.into()))?;
         Ok(Some(StoredCredential { version, ..record }))
     }
+}
+
+fn durability_problems(appendonly: &str, fsync: &str, policy: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if appendonly != "yes" {
+        problems.push("appendonly is not yes: a Redis restart loses every write since the last snapshot (refresh journal included)".into());
+    } else if fsync == "everysec" {
+        problems.push(
+            "appendfsync is everysec: a crash can lose up to ~1 s of acknowledged writes (see deploy/redis.conf)"
+                .into(),
+        );
+    } else if fsync != "always" {
+        problems.push(format!(
+            "appendfsync is {fsync}: the OS decides when writes reach disk; a crash can lose acknowledged writes"
+        ));
+    }
+    if policy != "noeviction" {
+        problems.push(format!(
+            "maxmemory-policy is {policy}: under memory pressure Redis may evict credentials or journal records"
+        ));
+    }
+    problems
 }
 
 /// Escapes the characters that structure key names, so a subject can never produce another
@@ -400,6 +443,13 @@ impl CredentialStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::escape;
+
+    #[test]
+    fn durability_settings_are_judged() {
+        assert!(super::durability_problems("yes", "always", "noeviction").is_empty());
+        assert_eq!(super::durability_problems("no", "everysec", "allkeys-lru").len(), 2);
+        assert!(super::durability_problems("yes", "everysec", "noeviction")[0].contains("everysec"));
+    }
 
     #[test]
     fn escaping_keeps_subjects_inside_their_tag() {

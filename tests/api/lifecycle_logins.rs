@@ -153,3 +153,28 @@ async fn a_herd_of_callers_causes_one_login() {
     assert_eq!(answers.len(), 1, "every caller got the same header");
     assert_eq!(s.fake.ledger().count(|e| e.operation == Operation::Login), 1);
 }
+
+/// Redis down: a PASS login keeps being renewed in memory (idempotent), while a Passolution
+/// refresh fails closed (never without the journal).
+#[tokio::test]
+async fn with_redis_down_logins_renew_in_memory_and_rotations_fail_closed() {
+    let s = crate::upstream::spawn_with_fake_and(
+        StoreKind::Redis,
+        &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "300ms"), ("CREDBROKER__STORE__CONNECT_TIMEOUT", "300ms")],
+    )
+    .await;
+    s.fake.knobs().set_pass_max_lifetime(Duration::from_secs(2));
+    s.fake.add_pass_user("offline", "pw", true);
+    s.app.put("pass", "offline", login("offline", "pw")).await.unwrap();
+    let (_, refresh, tokens) = crate::upstream::issue_tokens(&s.fake, Duration::from_secs(2));
+    s.app.put("passolution", "offline", tokens).await.unwrap();
+    let first = s.app.get_valid_for("pass", "offline", secs(1)).await.unwrap();
+    assert!(s.app.get_valid_for("passolution", "offline", secs(1)).await.is_ok());
+    s.app.redis.as_ref().unwrap().container.as_ref().expect("own container").stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // both sessions now have < 1 s left
+    let renewed = s.app.get_valid_for("pass", "offline", secs(1)).await.unwrap();
+    assert_ne!(renewed.expires_at, first.expires_at, "a new session, obtained with Redis down");
+    let closed = s.app.get_valid_for("passolution", "offline", secs(1)).await.unwrap_err();
+    assert_eq!(closed.code(), Code::Unavailable, "{closed:?}");
+    assert_eq!(s.fake.ledger().attempts_with(&refresh), 0, "no refresh without the journal");
+}

@@ -73,3 +73,24 @@ async fn keys_of_one_credential_share_a_hash_tag() {
     let slot = |key: &str| -> String { key[key.find('{').unwrap() + 1..key.find('}').unwrap()].to_owned() };
     assert_eq!(slot(&keys[0]), "bro:we%7Bird%7D%3Asub", "the whole escaped subject is the tag");
 }
+
+/// The test image runs Redis with its defaults (no AOF): the start-up check must say so; a
+/// Redis configured like deploy/redis.conf passes.
+#[tokio::test]
+async fn durability_settings_are_checked_against_the_real_redis() {
+    let redis = crate::helpers::TestRedis::start().await;
+    let store = credbroker::store::RedisStore::new(credbroker::store::RedisStoreConfig {
+        url: redis.url.clone(),
+        key_prefix: crate::helpers::random_prefix(),
+        connect_timeout: std::time::Duration::from_secs(2),
+        response_timeout: std::time::Duration::from_secs(2),
+    })
+    .unwrap();
+    let problems = store.durability_warnings().await.unwrap();
+    assert!(problems.iter().any(|p| p.contains("appendonly")), "{problems:?}");
+    let mut conn = redis.connection().await;
+    for (key, value) in [("appendonly", "yes"), ("appendfsync", "always"), ("maxmemory-policy", "noeviction")] {
+        let _: () = redis::cmd("CONFIG").arg("SET").arg(key).arg(value).query_async(&mut conn).await.unwrap();
+    }
+    assert_eq!(store.durability_warnings().await.unwrap(), Vec::<String>::new());
+}
