@@ -110,6 +110,7 @@ fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
         }
         Some(url) => AnyStore::Redis(RedisStore::new(RedisStoreConfig {
             url: url.clone(),
+            cluster: settings.cluster,
             key_prefix: settings.key_prefix.clone(),
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,

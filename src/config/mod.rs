@@ -52,6 +52,8 @@ pub struct ServerSettings {
 pub struct StoreSettings {
     /// `None`: the in-memory store (one replica only).
     pub redis_url: Option<String>,
+    /// `redis_url` names one node of a Redis Cluster.
+    pub cluster: bool,
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,

@@ -35,6 +35,7 @@ impl Default for RawServer {
 #[serde(default, deny_unknown_fields)]
 struct RawStore {
     redis_url: Option<String>,
+    cluster: bool,
     key_prefix: String,
     #[serde(with = "humantime_serde")]
     connect_timeout: Duration,
@@ -50,6 +51,7 @@ impl Default for RawStore {
     fn default() -> Self {
         Self {
             redis_url: None,
+            cluster: false,
             key_prefix: "credbroker".into(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
@@ -258,6 +260,7 @@ fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettin
     }
     (errors.len() == before).then(|| StoreSettings {
         redis_url: raw.redis_url,
+        cluster: raw.cluster,
         key_prefix: raw.key_prefix,
         connect_timeout: raw.connect_timeout,
         response_timeout: raw.response_timeout,

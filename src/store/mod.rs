@@ -8,6 +8,7 @@
 
 pub mod budget;
 mod changes;
+mod connection;
 mod memory;
 mod redis;
 

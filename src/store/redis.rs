@@ -16,14 +16,12 @@
 //!
 //! Writes are Lua scripts: a version check and the write happen atomically on the server.
 
+use super::connection::{Conn, Connector};
 use super::{CredentialStore, Listed, Reservation, StoreError, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-
-use tokio::sync::OnceCell;
 
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -112,6 +110,8 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
     pub url: String,
+    /// `url` names one node of a Redis Cluster; the others are discovered.
+    pub cluster: bool,
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
@@ -119,32 +119,23 @@ pub struct RedisStoreConfig {
 
 #[derive(Clone)]
 pub struct RedisStore {
+    /// For pub/sub, which a cluster broadcasts to every node: one node is enough.
     client: redis::Client,
     config: Arc<RedisStoreConfig>,
-    // Connected on first use, so the broker starts (and serves cached tokens) while Redis is
-    // down. Once connected, the manager reconnects by itself.
-    connection: Arc<OnceCell<ConnectionManager>>,
+    connector: Connector,
 }
 
 impl RedisStore {
     /// Checks the URL; does not connect.
     pub fn new(config: RedisStoreConfig) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(config.url.as_str())?;
-        Ok(Self { client, config: Arc::new(config), connection: Arc::new(OnceCell::new()) })
+        let connector = Connector::new(&config.url, config.cluster, config.connect_timeout, config.response_timeout)?;
+        Ok(Self { client, config: Arc::new(config), connector })
     }
 
     /// A connection, established on first use.
-    pub(crate) async fn connection(&self) -> StoreResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(self.config.response_timeout))
-            .set_number_of_retries(2);
-        let manager = self
-            .connection
-            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
-            .await
-            .map_err(unavailable)?;
-        Ok(manager.clone())
+    pub(crate) async fn connection(&self) -> StoreResult<Conn> {
+        self.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
     }
 
     /// What in this Redis's configuration could lose or evict acknowledged writes — which, for

@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod budget;
 mod chaos;
+mod cluster;
 mod get_authorization;
 mod health_reflection;
 mod helpers;

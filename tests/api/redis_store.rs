@@ -81,6 +81,7 @@ async fn durability_settings_are_checked_against_the_real_redis() {
     let redis = crate::helpers::TestRedis::start().await;
     let store = credbroker::store::RedisStore::new(credbroker::store::RedisStoreConfig {
         url: redis.url.clone(),
+        cluster: false,
         key_prefix: crate::helpers::random_prefix(),
         connect_timeout: std::time::Duration::from_secs(2),
         response_timeout: std::time::Duration::from_secs(2),

@@ -22,7 +22,7 @@ fn record(sealed: &str) -> StoredCredential {
     }
 }
 
-async fn contract(store: impl CredentialStore) {
+pub async fn contract(store: impl CredentialStore) {
     let a = id("bro", "alice");
     assert_eq!(store.get(&a).await.unwrap(), None);
     assert_eq!(store.compare_and_swap(&a, 0, &record("x")).await.unwrap(), None, "no CAS on a missing record");
@@ -62,7 +62,7 @@ async fn contract(store: impl CredentialStore) {
 
 /// The write-once refresh journal: a refresh token is reserved at most once, ever — except
 /// after an explicit reopen (the refresh provably never left).
-async fn journal(store: impl CredentialStore) {
+pub async fn journal(store: impl CredentialStore) {
     use Reservation::*;
     let j = id("passolution", "u");
     assert_eq!(
@@ -104,7 +104,7 @@ async fn journal(store: impl CredentialStore) {
 }
 
 /// Leases: one holder at a time; renew and release only by the holder; expiry frees it.
-async fn leases(store: impl CredentialStore) {
+pub async fn leases(store: impl CredentialStore) {
     let l = id("passolution", "leased");
     let ttl = Duration::from_millis(400);
     assert!(store.acquire_lease(&l, "a", ttl).await.unwrap());
@@ -121,7 +121,7 @@ async fn leases(store: impl CredentialStore) {
 }
 
 /// Many concurrent reservations of one token at one version: exactly one wins.
-async fn journal_race(store: impl CredentialStore + Clone) {
+pub async fn journal_race(store: impl CredentialStore + Clone) {
     let j = id("passolution", "race");
     let v = store.put(&j, &record("rt")).await.unwrap();
     let store = Arc::new(store);
@@ -153,6 +153,7 @@ async fn memory_store_keeps_the_contract() {
 fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
     RedisStore::new(RedisStoreConfig {
         url: redis.url.clone(),
+        cluster: false,
         key_prefix: prefix.to_owned(),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(2),
