@@ -48,10 +48,14 @@ impl Broker {
                 ProviderSettings::Passolution(settings),
                 SecretMaterial::AuthorizationCode { code, redirect_uri, code_verifier },
             ) => {
+                self.spend_token_budget(&id.provider).await?;
+                let verifier = code_verifier.as_ref();
+                let result = passolution::exchange_code(&self.http, settings, &code, &redirect_uri, verifier).await;
+                if let Err(e) = &result {
+                    self.note_rate_limit(&id.provider, e).await;
+                }
                 let tokens =
-                    passolution::exchange_code(&self.http, settings, &code, &redirect_uri, code_verifier.as_ref())
-                        .await
-                        .map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
+                    result.map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
                 let session = Session {
                     token: tokens.access_token,
                     expires_at: tokens.expires_at,

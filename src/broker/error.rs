@@ -31,6 +31,14 @@ pub enum BrokerError {
     Conflict(CredentialId),
     #[error("the renewed credential holds no session")]
     NoSession,
+    #[error("the renewal task failed: {0}")]
+    Renewal(String),
+    #[error("{provider}: {source}")]
+    Budget {
+        provider: ProviderName,
+        #[source]
+        source: crate::store::budget::BudgetError,
+    },
     /// A proxied call failed after it was accepted (limits, timeout, transport).
     #[error(transparent)]
     Proxy(#[from] crate::proxy::ProxyError),

@@ -8,6 +8,7 @@
 //! renew it upstream (`renew.rs`) → serve.
 
 mod admin;
+mod budget;
 mod cache;
 pub mod chaos;
 mod coherence;
@@ -65,6 +66,7 @@ pub struct Broker {
     /// The last record read per credential (sealed): what logins renew from while the store
     /// is unreachable.
     records: moka::future::Cache<CredentialId, StoredCredential>,
+    budgets: std::collections::HashMap<ProviderName, crate::store::budget::TokenBudget>,
 }
 
 impl Broker {
@@ -77,6 +79,7 @@ impl Broker {
         }
         tokio::spawn(coherence::run(cache.clone(), feed.subscribe()));
         let replica = format!("{:08x}", rand::random::<u32>());
+        let budgets = budget::budgets(&registry, &store);
         Self {
             registry,
             store,
@@ -90,6 +93,7 @@ impl Broker {
             chaos,
             replica,
             records: moka::future::Cache::builder().max_capacity(1_000_000).build(),
+            budgets,
         }
     }
 
@@ -107,7 +111,7 @@ impl Broker {
 
     /// Headers valid for at least `min_validity`, from the cache when it has them.
     pub async fn get_authorization(
-        &self,
+        self: &Arc<Self>,
         provider: &ProviderName,
         subject: Option<&Subject>,
         min_validity: Duration,
@@ -138,9 +142,13 @@ impl Broker {
             OwnCredential::Static(headers) => headers,
             // Client-credentials tokens are idempotent to obtain: cached here, not stored.
             OwnCredential::ClientCredentials(settings) => {
-                let tokens = passolution::client_credentials(&self.http, settings)
-                    .await
-                    .map_err(|source| BrokerError::Upstream { provider: provider.name.clone(), source })?;
+                self.spend_token_budget(&provider.name).await?;
+                let result = passolution::client_credentials(&self.http, settings).await;
+                if let Err(e) = &result {
+                    self.note_rate_limit(&provider.name, e).await;
+                }
+                let tokens =
+                    result.map_err(|source| BrokerError::Upstream { provider: provider.name.clone(), source })?;
                 bearer(&tokens.access_token, tokens.expires_at)
             }
         };
@@ -152,8 +160,8 @@ impl Broker {
     /// renewed — by this replica under the fleet-wide lease, or by whichever replica holds it
     /// (then this one waits for its announcement and re-reads).
     async fn credential(
-        &self,
-        provider: &Provider,
+        self: &Arc<Self>,
+        provider: &Arc<Provider>,
         subject: &Subject,
         until: OffsetDateTime,
         force: bool,
@@ -178,9 +186,16 @@ impl Broker {
                 self.wait_for_change(&id, &mut changes).await;
                 continue;
             };
-            let result = self.renew_leased(provider, &id, until, force.then_some(record.version), lease.owner()).await;
-            lease.release().await;
-            return result;
+            // Detached from the caller: a caller whose deadline passes must not cancel a refresh
+            // that was sent but not yet committed (its new refresh token would be lost).
+            let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
+            let forced = force.then_some(record.version);
+            let renewal = tokio::spawn(async move {
+                let result = broker.renew_leased(&provider, &id, until, forced, lease.owner()).await;
+                lease.release().await;
+                result
+            });
+            return renewal.await.map_err(|e| BrokerError::Renewal(e.to_string()))?;
         }
         let detail = "another replica is renewing this credential; retry".to_owned();
         Err(BrokerError::NotServable { id, state: CredentialState::Refreshing, detail })
@@ -296,7 +311,7 @@ impl Broker {
     }
 
     /// Called by the scheduler: renew if the session is still the one planned for.
-    pub async fn refresh_ahead(&self, key: CacheKey, planned_expiry: OffsetDateTime) {
+    pub async fn refresh_ahead(self: &Arc<Self>, key: CacheKey, planned_expiry: OffsetDateTime) {
         let (provider_name, Some(subject)) = &key else { return };
         let Some(provider) = self.registry.get(provider_name) else { return };
         let _flight = self.flights.enter(&key).await;
@@ -320,7 +335,7 @@ impl Broker {
     /// still the current one. Reports for an older header, or for credentials that cannot be
     /// renewed, change nothing.
     pub async fn report_rejected(
-        &self,
+        self: &Arc<Self>,
         provider: &ProviderName,
         subject: Option<&Subject>,
         fingerprint: &str,

@@ -103,6 +103,8 @@ impl Broker {
             updated_at: OffsetDateTime::now_utc(),
             ..record.clone()
         };
+        // A budget slot first: waiting for one must not hold the credential in REFRESHING.
+        self.spend_token_budget(&id.provider).await?;
         // RESERVE: written before sending, checked against the version we read.
         let version = match self.reserve(id, record.version, &attempt, owner, &refreshing).await? {
             Reservation::Reserved { version } => version,
@@ -125,7 +127,10 @@ impl Broker {
         // Sent exactly once: the HTTP client never retries.
         match passolution::refresh(&self.http, settings, refresh_token).await {
             Ok(tokens) => self.commit_rotation(id, version, &attempt, rotated(vault, tokens)).await,
-            Err(error) => Err(self.failed_rotation(id, version, &record, &attempt, &error).await),
+            Err(error) => {
+                self.note_rate_limit(&id.provider, &error).await;
+                Err(self.failed_rotation(id, version, &record, &attempt, &error).await)
+            }
         }
     }
 

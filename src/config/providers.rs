@@ -24,6 +24,7 @@ struct RawProvider {
     api_key: Option<Secret>,
     token_path: Option<String>,
     refresh_path: Option<String>,
+    token_budget_per_minute: Option<u32>,
 }
 
 /// Reads and checks every provider table, collecting problems as `providers[i].key: …`.
@@ -176,11 +177,19 @@ fn passolution(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<
         errors.push(format!("{at}.client_id: required for kind passolution"));
     }
     let client_secret = required_secret(at, "client_secret", raw.client_secret.as_ref(), errors);
+    let budget = match raw.token_budget_per_minute.unwrap_or(240) {
+        0 => {
+            errors.push(format!("{at}.token_budget_per_minute: must be at least 1 (Passolution allows 300)"));
+            None
+        }
+        n => Some(n),
+    };
     Some(ProviderSettings::Passolution(PassolutionSettings {
         api_base_url: api_base_url?,
         token_url: token_url?,
         client_id: client_id?,
         client_secret: client_secret?,
+        token_budget_per_minute: budget?,
     }))
 }
 

@@ -30,7 +30,8 @@ pub fn code(error: &BrokerError) -> Code {
             Code::FailedPrecondition
         }
         BrokerError::Upstream { .. } | BrokerError::Conflict(_) => Code::Unavailable,
-        BrokerError::NoSession => Code::Internal,
+        BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
+        BrokerError::Budget { .. } => Code::Unavailable,
         // Proxied calls: the upstream's own status is never an error; only these are.
         BrokerError::Proxy(ProxyError::RequestTooLarge { .. } | ProxyError::ResponseTooLarge { .. }) => {
             Code::ResourceExhausted

@@ -23,6 +23,8 @@ pub struct PassolutionSettings {
     pub token_url: Url,
     pub client_id: String,
     pub client_secret: Secret,
+    /// Token requests per minute for the whole fleet (Passolution allows 300).
+    pub token_budget_per_minute: u32,
 }
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {

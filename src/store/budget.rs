@@ -79,6 +79,7 @@ static BACK_OFF: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Where the budget is kept: one replica (memory) or the whole fleet (Redis).
+#[allow(clippy::large_enum_variant, reason = "built once per provider, at start-up")]
 pub enum BudgetBackend {
     Memory,
     Redis(RedisStore),
@@ -102,6 +103,7 @@ pub struct TokenBudget {
     state: State,
 }
 
+#[allow(clippy::large_enum_variant, reason = "one per provider, never moved on a hot path")]
 enum State {
     Local(Local),
     Shared(Shared),

@@ -20,6 +20,7 @@ fn replicas(url: &str, prefix: &str, per_minute: u32, count: usize) -> Vec<Token
     let store = || {
         RedisStore::new(RedisStoreConfig {
             url: url.to_owned(),
+            cluster: false,
             key_prefix: prefix.to_owned(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
@@ -125,6 +126,7 @@ async fn memory_budget_honours_back_off_and_refusals_reserve_nothing() {
 async fn budget_fails_closed_when_redis_is_unreachable() {
     let store = RedisStore::new(RedisStoreConfig {
         url: "redis://127.0.0.1:1".to_owned(),
+        cluster: false,
         key_prefix: random_prefix(),
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),

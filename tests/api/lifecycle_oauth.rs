@@ -136,6 +136,7 @@ fn passolution_settings(fake: &fake_upstream::FakeUpstream) -> credbroker::provi
         token_url: format!("{base}oauth/token").parse().unwrap(),
         client_id: CLIENT_ID.into(),
         client_secret: credbroker::domain::Secret::new(crate::upstream::CLIENT_SECRET),
+        token_budget_per_minute: 240,
     }
 }
 

@@ -162,6 +162,7 @@ async fn no_error_shows_a_secret_we_sent_or_received() {
         token_url: url(&format!("{base}oauth/token")),
         client_id: "app".into(),
         client_secret: Secret::new("s3cret-client-XYZ"),
+        token_budget_per_minute: 240,
     };
     let http = client();
     let (access, refresh) = (Secret::new(access), Secret::new(refresh));

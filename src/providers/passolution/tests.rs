@@ -25,6 +25,7 @@ async fn setup() -> (FakeUpstream, PassolutionSettings) {
         token_url: url(&format!("{base}oauth/token")),
         client_id: CLIENT.into(),
         client_secret: Secret::new(CLIENT_SECRET),
+        token_budget_per_minute: 240,
     };
     (fake, settings)
 }

@@ -8,6 +8,7 @@
 //! runs the release binary instead of the test build's. Each run's figures are appended to
 //! `target/tmp/chaos-report.txt`.
 
+mod budget_storm;
 mod fleet;
 mod scenario;
 
@@ -118,4 +119,28 @@ async fn chaos_negative_control_catches_reuse_without_the_journal() {
         caught += usize::from(report.reuses > 0);
     }
     assert_eq!(caught, runs(), "without the journal, every run must show a reuse");
+}
+
+/// Many credentials expiring at once against a rate-limited token endpoint: spread by the
+/// fleet's budget, never rate-limited, nobody dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_many_credentials_expiring_together_stay_under_the_rate_limit() {
+    let report = budget_storm::run(40).await;
+    let line = format!(
+        "budget storm: credentials={} refreshes={} rate_limited={} reuses={} served={}/{} all_served_after_ms={}\n",
+        report.credentials,
+        report.refreshes,
+        report.rate_limited,
+        report.reuses,
+        report.served,
+        report.callers,
+        report.all_served_after.as_millis()
+    );
+    print!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.txt");
+    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(line.as_bytes()).unwrap();
+    assert_eq!(report.rate_limited, 0, "the provider never had to say 429");
+    assert_eq!(report.reuses, 0);
+    assert_eq!(report.refreshes, report.credentials, "one refresh per credential, fleet-wide");
+    assert_eq!(report.served, report.callers, "a burst is spread, not dropped");
 }

@@ -1,0 +1,77 @@
+//! Many credentials expiring together against a token endpoint limited to 300 requests per
+//! minute (scaled to 30 per 6 s to keep the run short): the fleet's shared budget (240/min)
+//! spreads the refreshes so the provider never answers 429, and every caller is served.
+
+use super::fleet::{Fleet, FleetOptions};
+use crate::upstream::{issue_tokens, secs};
+use credbroker::grpc::pb;
+use fake_upstream::{Operation, Outcome};
+use std::time::{Duration, Instant};
+
+pub struct StormReport {
+    pub credentials: usize,
+    pub refreshes: usize,
+    pub rate_limited: usize,
+    pub reuses: usize,
+    pub served: usize,
+    pub callers: usize,
+    pub all_served_after: Duration,
+}
+
+pub async fn run(credentials: usize) -> StormReport {
+    let fleet = Fleet::start(FleetOptions { chaos_pause: "", journal: true }).await;
+    fleet.fake.knobs().update(|c| {
+        c.passolution_rate_limit = 30;
+        c.passolution_rate_window = Duration::from_secs(6);
+    });
+    for i in 0..credentials {
+        let (_, _, tokens) = issue_tokens(&fleet.fake, Duration::from_secs(30));
+        let put = pb::PutCredentialRequest {
+            provider: "passolution".into(),
+            subject: format!("storm-{i}"),
+            secret: Some(tokens),
+        };
+        fleet.replicas[i % 3].admin.clone().put_credential(put).await.unwrap();
+    }
+    fleet.fake.ledger().reset();
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    for i in 0..credentials {
+        for replica in &fleet.replicas {
+            let mut client = replica.broker.clone();
+            callers.push(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(40);
+                while Instant::now() < deadline {
+                    let request = pb::GetAuthorizationRequest {
+                        provider: "passolution".into(),
+                        subject: format!("storm-{i}"),
+                        min_validity: secs(60),
+                    };
+                    if client.get_authorization(request).await.is_ok() {
+                        return Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                None
+            }));
+        }
+    }
+    let (mut served, mut last) = (0, started);
+    let total = callers.len();
+    for caller in callers {
+        if let Some(at) = caller.await.unwrap() {
+            served += 1;
+            last = last.max(at);
+        }
+    }
+    let ledger = fleet.fake.ledger();
+    StormReport {
+        credentials,
+        refreshes: ledger.count(|e| e.operation == Operation::RefreshTokenGrant && e.outcome == Outcome::Issued),
+        rate_limited: ledger.count(|e| matches!(e.outcome, Outcome::Refused { status: 429, .. })),
+        reuses: ledger.violations().len(),
+        served,
+        callers: total,
+        all_served_after: last - started,
+    }
+}
