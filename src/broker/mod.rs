@@ -29,7 +29,7 @@ pub use error::{BrokerError, BrokerResult};
 use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
-use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, Registry, bearer, passolution};
+use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, ProviderSettings, Registry, bearer, passolution};
 use crate::store::{AnyStore, ChangeFeed, CredentialStore, StoreError, StoredCredential};
 use flight::Flights;
 use scheduler::Scheduler;
@@ -206,9 +206,17 @@ impl Broker {
             self.records.invalidate(id).await;
             return Err(BrokerError::CredentialNotFound(id.clone()));
         };
-        self.records.insert(id.clone(), record.clone()).await;
+        if self.keeps_offline_copy(id) {
+            self.records.insert(id.clone(), record.clone()).await;
+        }
         let vault = self.open(id, &record)?;
         Ok((record, vault))
+    }
+
+    /// Only logins can be renewed without the store, and only a Redis store can be away.
+    fn keeps_offline_copy(&self, id: &CredentialId) -> bool {
+        let login = |p: &Arc<Provider>| matches!(p.settings, ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_));
+        matches!(self.store, AnyStore::Redis(_)) && self.registry.get(&id.provider).is_some_and(login)
     }
 
     /// The store is unreachable. Logins are idempotent, so they are renewed from the last
