@@ -2,8 +2,9 @@
 //! here with no store round trip.
 //!
 //! moka is a concurrent, bounded (TinyLFU) cache: lookups take no global lock, so the warm
-//! path scales with cores. Entries also carry a time-to-live so that a change made by another
-//! replica is picked up within that bound even before replicas notify each other.
+//! path scales with cores. Entries are *fresh* for a time-to-live (a bound on staleness should
+//! a change announcement be lost); a stale entry is re-read from the store, but still served —
+//! while its headers are valid — when the store is unreachable.
 
 use crate::domain::{ProviderName, Secret, Subject};
 use moka::future::Cache;
@@ -22,6 +23,8 @@ pub struct Served {
     pub fingerprint: String,
     /// The store version these headers came from (0 for the provider's own credential).
     pub version: u64,
+    /// When they were obtained from the store or provider.
+    pub cached_at: std::time::Instant,
 }
 
 impl Served {
@@ -34,11 +37,17 @@ impl Served {
 #[derive(Clone)]
 pub struct AuthCache {
     entries: Cache<CacheKey, Arc<Served>>,
+    fresh_for: Duration,
 }
 
 impl AuthCache {
-    pub fn new(max_entries: u64, ttl: Duration) -> Self {
-        Self { entries: Cache::builder().max_capacity(max_entries).time_to_live(ttl).build() }
+    pub fn new(max_entries: u64, fresh_for: Duration) -> Self {
+        Self { entries: Cache::builder().max_capacity(max_entries).build(), fresh_for }
+    }
+
+    /// Whether `served` may be answered without consulting the store.
+    pub fn fresh(&self, served: &Served) -> bool {
+        served.cached_at.elapsed() < self.fresh_for
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Served>> {

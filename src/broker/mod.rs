@@ -29,7 +29,9 @@ pub use error::{BrokerError, BrokerResult};
 use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
-use crate::providers::{Authorization, OwnCredential, Provider, ProviderError, ProviderSettings, Registry, bearer, passolution};
+use crate::providers::{
+    Authorization, OwnCredential, Provider, ProviderError, ProviderSettings, Registry, bearer, passolution,
+};
 use crate::store::{AnyStore, ChangeFeed, CredentialStore, StoreError, StoredCredential};
 use flight::Flights;
 use scheduler::Scheduler;
@@ -119,21 +121,29 @@ impl Broker {
         let provider = self.provider(provider)?;
         let until = OffsetDateTime::now_utc() + min_validity;
         let key = (provider.name.clone(), subject.cloned());
-        if let Some(served) = self.cache.get(&key).await.filter(|s| s.valid_until(until)) {
-            return Ok(served);
+        let cached = self.cache.get(&key).await.filter(|s| s.valid_until(until));
+        if let Some(served) = cached.as_ref().filter(|s| self.cache.fresh(s)) {
+            return Ok(served.clone());
         }
         // One caller per credential does the slow part; the others find its result cached.
         let _flight = self.flights.enter(&key).await;
-        if let Some(served) = self.cache.get(&key).await.filter(|s| s.valid_until(until)) {
+        if let Some(served) = self.cache.get(&key).await.filter(|s| s.valid_until(until) && self.cache.fresh(s)) {
             return Ok(served);
         }
-        let served = match subject {
-            None => self.own(provider, until).await?,
-            Some(subject) => self.credential(provider, subject, until, false).await?,
+        let result = match subject {
+            None => self.own(provider, until).await,
+            Some(subject) => self.credential(provider, subject, until, false).await,
         };
-        let served = Arc::new(served);
-        self.cache.insert(key, served.clone()).await;
-        Ok(served)
+        match (result, cached) {
+            (Ok(served), _) => {
+                let served = Arc::new(served);
+                self.cache.insert(key, served.clone()).await;
+                Ok(served)
+            }
+            // The store is away: headers still valid for the caller are better than nothing.
+            (Err(BrokerError::Store(StoreError::Unavailable(_))), Some(stale)) => Ok(stale),
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// The provider instance's own credential (empty subject).
@@ -215,7 +225,8 @@ impl Broker {
 
     /// Only logins can be renewed without the store, and only a Redis store can be away.
     fn keeps_offline_copy(&self, id: &CredentialId) -> bool {
-        let login = |p: &Arc<Provider>| matches!(p.settings, ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_));
+        let login =
+            |p: &Arc<Provider>| matches!(p.settings, ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_));
         matches!(self.store, AnyStore::Redis(_)) && self.registry.get(&id.provider).is_some_and(login)
     }
 
@@ -383,7 +394,13 @@ impl Broker {
 
     fn serve(&self, authorization: Authorization, version: u64) -> Served {
         let fingerprint = self.fingerprint(&authorization);
-        Served { headers: authorization.headers, expires_at: authorization.expires_at, fingerprint, version }
+        Served {
+            headers: authorization.headers,
+            expires_at: authorization.expires_at,
+            fingerprint,
+            version,
+            cached_at: std::time::Instant::now(),
+        }
     }
 
     fn open(&self, id: &CredentialId, record: &StoredCredential) -> BrokerResult<Vault> {

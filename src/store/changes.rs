@@ -7,7 +7,7 @@
 //!
 //! Pub/sub is fire-and-forget: a replica that was disconnected may have missed messages, so
 //! after every (re)subscription it emits `Change::Resync` and listeners assume everything
-//! changed. With the in-memory store the feed is just the local channel.
+//! changed — not at the disconnect itself, when the cache is all there is to serve from. With the in-memory store the feed is just the local channel.
 
 use super::RedisStore;
 use crate::domain::{CredentialId, ProviderName, Subject};
@@ -76,9 +76,11 @@ async fn subscribe(store: RedisStore, local: broadcast::WeakSender<Change>) {
         if let Err(e) = listen(&store, &local).await {
             tracing::warn!(error = %e, "change feed disconnected; resubscribing");
         }
-        let Some(sender) = local.upgrade() else { return };
-        let _ = sender.send(Change::Resync);
-        drop(sender);
+        if local.upgrade().is_none() {
+            return;
+        }
+        // No resync here: while Redis is away nobody can write, and this replica's cache is
+        // what keeps serving. The resync comes once subscribed again (in `listen`).
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -175,19 +175,27 @@ async fn passolution_hang_and_5xx_are_indeterminate_never_resent() {
     lost_reply(StoreKind::Memory, FailureMode::Status(502)).await;
 }
 
-/// 429 and a refused client are answered before the token is touched: the attempt is
-/// reopened, and a later call refreshes with the same token, once.
+/// 429 is answered before the token is touched: the attempt is reopened, the fleet backs off
+/// for Retry-After (the next request queues until then), and the refresh then goes through
+/// with the same token, redeemed once.
 #[tokio::test]
-async fn passolution_not_processed_answers_reopen_the_attempt() {
+async fn passolution_rate_limited_refresh_reopens_and_backs_off() {
     let s = spawn_with_fake(StoreKind::Memory).await;
+    s.fake.knobs().update(|c| c.passolution_rate_window = Duration::from_secs(2));
     let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
     s.app.put("passolution", "u", tokens).await.unwrap();
     s.fake.knobs().set_passolution_rate_limit(0);
     let error = s.app.get("passolution", "u").await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
-    assert_eq!(s.app.status("passolution", "u").await.unwrap().state(), CredentialState::Active);
+    assert_eq!(s.app.status("passolution", "u").await.unwrap().state(), CredentialState::Active, "reopened");
     s.fake.knobs().set_passolution_rate_limit(300);
+    // The next refresh queues for the fleet's budget until Retry-After has passed, then goes.
     assert!(s.app.get("passolution", "u").await.is_ok());
+    let grants = s.fake.ledger().find(|e| e.operation == Operation::RefreshTokenGrant);
+    let (limited, issued) = (&grants[0], grants.last().unwrap());
+    assert!(matches!(limited.outcome, fake_upstream::Outcome::Refused { status: 429, .. }), "{grants:?}");
+    let gap = issued.at.duration_since(limited.at).unwrap();
+    assert!(gap >= Duration::from_millis(900), "sent {gap:?} after the 429, before its Retry-After");
     assert_eq!(s.fake.ledger().redemptions_of(&refresh), 1);
     assert!(s.fake.ledger().violations().is_empty());
 }
