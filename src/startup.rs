@@ -25,6 +25,7 @@ pub struct Application {
     listener: TcpListener,
     broker: Arc<Broker>,
     shutdown_grace: Duration,
+    proxy: crate::proxy::ProxySettings,
 }
 
 impl Application {
@@ -65,7 +66,7 @@ impl Application {
         }));
         // The scheduler holds only a weak reference: it ends when the broker is dropped.
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
-        Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace })
+        Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace, proxy: settings.proxy })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,7 +81,7 @@ impl Application {
     /// for at most the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let routes = grpc::routes(self.broker).await;
+        let routes = grpc::routes_with_proxy(self.broker, self.proxy).await;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
         let signal = async move {

@@ -4,7 +4,7 @@
 //!
 //! | route                          | answer                                                      |
 //! |--------------------------------|-------------------------------------------------------------|
-//! | any method `data/echo[/…]`     | JSON: method, path, query, body length and SHA-256; `?status=N` answers N; carries hop-by-hop headers (a proxy must strip them) and `x-echo: yes` |
+//! | any method `data/echo[/…]`     | JSON: method, path, query, body length and SHA-256 (1)      |
 //! | any method `data/mirror`       | the request body back, with its content type                |
 //! | `POST`/`PUT` `data/sink`       | reads the body as it arrives: `{"len","sha256"}`            |
 //! | `GET data/blob?size=N`         | N bytes of [`blob`], streamed; `&chunked` omits the length  |
@@ -12,7 +12,8 @@
 //! | `GET data/redirect`            | 302 to `data/echo`                                          |
 //! | `GET data/ping`                | a tiny constant, for benchmarks                             |
 //!
-//! Refusals are 401 `{"message":"Unauthenticated."}`.
+//! (1) `?status=N` answers N; the reply carries hop-by-hop headers (a proxy must strip them)
+//! and `x-echo: yes`. Refusals are 401 `{"message":"Unauthenticated."}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

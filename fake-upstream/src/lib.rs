@@ -33,7 +33,7 @@
 //! fake.add_jouwomgeving_user(username, password)
 //! fake.set_jouwomgeving_user_active(username, active: bool)
 //! fake.seed_demo() -> DemoSeed                              // what the binary prints
-//! fake.traffic() -> Traffic       // every request received: requests() -> Vec<SeenRequest>, clear()
+//! fake.traffic() -> Traffic       // the latest 10 000 requests received: requests() -> Vec<SeenRequest>, clear()
 //! blob(len) -> Vec<u8>            // the bytes `data/blob?size=len` serves
 //! fake.shutdown().await
 //!

@@ -1,7 +1,12 @@
 //! Every request the fake received, token endpoint or not, routed or not: lets a test show
-//! that a refused call never reached the upstream, and what a proxy passed on.
+//! that a refused call never reached the upstream, and what a proxy passed on. Only the
+//! latest [`KEPT`] are kept, so a long benchmark or demo does not grow without bound.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How many requests the log keeps.
+pub const KEPT: usize = 10_000;
 
 use axum::extract::Request;
 
@@ -23,10 +28,10 @@ impl SeenRequest {
 
 /// A cloneable handle to the log.
 #[derive(Clone, Default)]
-pub struct Traffic(Arc<Mutex<Vec<SeenRequest>>>);
+pub struct Traffic(Arc<Mutex<VecDeque<SeenRequest>>>);
 
 impl Traffic {
-    fn lock(&self) -> MutexGuard<'_, Vec<SeenRequest>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<SeenRequest>> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -37,11 +42,16 @@ impl Traffic {
             .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let uri = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
-        self.lock().push(SeenRequest { method: request.method().to_string(), uri, headers });
+        let mut log = self.lock();
+        if log.len() == KEPT {
+            log.pop_front();
+        }
+        log.push_back(SeenRequest { method: request.method().to_string(), uri, headers });
     }
 
+    /// The latest requests, oldest first.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.lock().clone()
+        self.lock().iter().cloned().collect()
     }
 
     pub fn clear(&self) {

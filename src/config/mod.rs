@@ -7,6 +7,7 @@
 //! each naming its key.
 
 mod providers;
+mod proxy;
 mod raw;
 
 use crate::crypto::Keyring;
@@ -28,6 +29,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub telemetry: TelemetrySettings,
     pub upstream: UpstreamSettings,
+    pub proxy: crate::proxy::ProxySettings,
     pub providers: Vec<Provider>,
 }
 

@@ -59,7 +59,7 @@ pub(super) fn validate(raw: RawProxy, errors: &mut Vec<String>) -> Option<ProxyS
     if !(1024..=1024 * 1024).contains(&raw.stream_chunk_size) {
         errors.push("proxy.stream_chunk_size: must be between 1024 and 1048576 bytes".into());
     }
-    (errors.len() == before).then(|| ProxySettings {
+    (errors.len() == before).then_some(ProxySettings {
         max_request_body: raw.max_request_body,
         max_response_body: raw.max_response_body,
         max_stream_request_body: raw.max_stream_request_body,
@@ -103,7 +103,12 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        for key in ["proxy.max_request_body", "proxy.max_stream_response_body", "proxy.default_timeout", "proxy.stream_chunk_size"] {
+        for key in [
+            "proxy.max_request_body",
+            "proxy.max_stream_response_body",
+            "proxy.default_timeout",
+            "proxy.stream_chunk_size",
+        ] {
             assert!(errors.contains(key), "{key} not reported:\n{errors}");
         }
         let unknown = load(&[("CREDBROKER__PROXY__BOGUS", "1")]).unwrap_err().to_string();

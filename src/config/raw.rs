@@ -177,10 +177,18 @@ pub(super) fn load(
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
     let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
     let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
-    match (server, store, encryption, cache, telemetry, upstream, errors.is_empty()) {
-        (Some(server), Some(store), Some(encryption), Some(cache), Some(telemetry), Some(upstream), true) => {
-            Ok(Settings { server, store, encryption, cache, telemetry, upstream, providers })
-        }
+    let proxy = section::<super::proxy::RawProxy>(&figment, "proxy", &mut errors)
+        .and_then(|p| super::proxy::validate(p, &mut errors));
+    match (server, store, encryption, cache, telemetry, (upstream, proxy), errors.is_empty()) {
+        (
+            Some(server),
+            Some(store),
+            Some(encryption),
+            Some(cache),
+            Some(telemetry),
+            (Some(upstream), Some(proxy)),
+            true,
+        ) => Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, providers }),
         _ => Err(ConfigErrors(errors)),
     }
 }

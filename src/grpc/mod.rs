@@ -5,6 +5,7 @@ mod broker_service;
 pub mod convert;
 mod proxy_convert;
 mod proxy_rpc;
+mod size_limit;
 pub mod status;
 
 pub use admin_service::AdminService;
@@ -47,11 +48,11 @@ pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Rou
         .build_v1alpha()
         .expect("the embedded descriptor set is valid");
     Routes::new(health_service)
-        // Unary ProxyCall bodies may be larger than tonic's 4 MiB default, up to the proxy's limit.
-        .add_service(
+        // ProxyCall messages are refused past the proxy's limit (tonic's default is 4 MiB).
+        .add_service(size_limit::SizeRefusals(
             pb::credential_broker_server::CredentialBrokerServer::new(BrokerService::with_proxy(broker.clone(), proxy))
                 .max_decoding_message_size(max_message),
-        )
+        ))
         .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -95,7 +95,8 @@ pub(super) async fn streaming(
             _ => return Err(invalid(InvalidField::new("head", "the first message must carry the head"))),
         };
         record_head(&head);
-        let response = proxy.call_stream(head, upload(chunks), &parent).await.map_err(to_status)?;
+        let body = upload(chunks, proxy.settings().max_message_size());
+        let response = proxy.call_stream(head, body, &parent).await.map_err(to_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
         let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| to_status(e.into())));
@@ -105,14 +106,18 @@ pub(super) async fn streaming(
     .await
 }
 
-/// The request body: every message after the head.
-fn upload(chunks: Streaming<pb::ProxyCallChunk>) -> crate::proxy::BodyStream {
+/// The request body: every message after the head. A message over `max_message` bytes is
+/// refused by tonic before it is read.
+fn upload(chunks: Streaming<pb::ProxyCallChunk>, max_message: usize) -> crate::proxy::BodyStream {
     chunks
-        .map(|message| match message {
+        .map(move |message| match message {
             Ok(pb::ProxyCallChunk { part: Some(Part::Body(bytes)) }) => Ok(Bytes::from(bytes)),
             Ok(pb::ProxyCallChunk { part: None }) => Ok(Bytes::new()),
             Ok(pb::ProxyCallChunk { part: Some(Part::Head(_)) }) => {
                 Err(ProxyError::Protocol("head: only the first message may carry the head"))
+            }
+            Err(status) if status.code() == tonic::Code::OutOfRange => {
+                Err(ProxyError::RequestTooLarge { limit: max_message as u64 })
             }
             Err(status) => Err(ProxyError::RequestStream(status.message().to_owned())),
         })

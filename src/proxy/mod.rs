@@ -162,16 +162,23 @@ impl Proxy {
         if served.headers.iter().any(|(n, v)| *n == "authorization" && v.expose().starts_with("AppBearer ")) {
             return None;
         }
-        let (provider, subject) = (&head.provider, head.subject.as_ref());
-        let renewed = async {
-            self.broker.report_rejected(provider, subject, &served.fingerprint).await?;
-            self.broker.get_authorization(provider, subject, MIN_VALIDITY).await
-        };
-        match renewed.await {
-            Ok(current) if current.fingerprint != served.fingerprint => Some(current),
-            Ok(_) => None,
+        // A task of its own: a caller that gives up (deadline, disconnect) must not cut a
+        // renewal — possibly a single-use token rotation — in half.
+        let (broker, provider, subject) = (self.broker.clone(), head.provider.clone(), head.subject.clone());
+        let fingerprint = served.fingerprint.clone();
+        let renewal = tokio::spawn(async move {
+            broker.report_rejected(&provider, subject.as_ref(), &fingerprint).await?;
+            broker.get_authorization(&provider, subject.as_ref(), MIN_VALIDITY).await
+        });
+        match renewal.await {
+            Ok(Ok(current)) => (current.fingerprint != served.fingerprint).then_some(current),
+            Ok(Err(e)) => {
+                let provider = &head.provider;
+                tracing::warn!(%provider, error = %e, "renewing after an upstream 401 failed; returning the 401");
+                None
+            }
             Err(e) => {
-                tracing::warn!(provider = %provider, error = %e, "renewing after an upstream 401 failed; returning the 401");
+                tracing::error!(provider = %head.provider, error = %e, "the renewal task failed; returning the 401");
                 None
             }
         }

@@ -32,7 +32,8 @@ impl ProxyPath {
         if value.len() > MAX_PATH_LEN {
             return Err(refuse(&format!("longer than {MAX_PATH_LEN} bytes")));
         }
-        if value.starts_with(['/', '\\']) || value.contains("://") {
+        let before_query = value.split('?').next().unwrap_or_default();
+        if value.starts_with(['/', '\\']) || before_query.contains("://") {
             return Err(refuse("must be relative to the provider's api_base_url: no scheme, host or leading '/'"));
         }
         if let Some(c) = value.chars().find(|c| !c.is_ascii_graphic()) {
@@ -122,7 +123,7 @@ fn is_dot_segment(decoded: &[u8]) -> bool {
 }
 
 fn check_query(query: &str) -> Result<(), String> {
-    if let Some(c) = query.chars().find(|c| !is_path_char(*c) && *c != '?') {
+    if let Some(c) = query.chars().find(|c| !is_path_char(*c) && !matches!(c, '?' | '@')) {
         return Err(format!("contains {c:?}, which is not allowed in a query (percent-encode it)"));
     }
     let decoded = percent_decode(query)?;
@@ -133,7 +134,7 @@ fn check_query(query: &str) -> Result<(), String> {
 }
 
 /// RFC 3986 `pchar` (unreserved, sub-delims, ':', '%') plus '/', without '@': userinfo
-/// look-alikes have no business in an API path.
+/// look-alikes have no business in an API path (a query may hold '@', e.g. an e-mail).
 fn is_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:/%".contains(c)
 }

@@ -2,7 +2,8 @@
 //! body can be replayed; PASS AppBearer 401s are returned untouched; successful PASS Bearer
 //! calls slide the known expiry.
 
-use super::support::{ProxyApp, json, request, sha256_hex, small_limits, spawn, stream_head};
+use super::support::{ProxyApp, json, request, sha256_hex, small_limits, spawn, spawn_on, stream_head};
+use crate::helpers::StoreKind;
 use crate::upstream::login;
 use credbroker::grpc::pb::put_credential_request::Secret as PutSecret;
 use fake_upstream::{Operation, Provider};
@@ -86,8 +87,17 @@ async fn streams_retry_a_401_only_when_the_body_could_be_replayed() {
 }
 
 #[tokio::test]
-async fn successful_pass_bearer_calls_slide_the_known_expiry() {
-    let app = spawn(small_limits()).await;
+async fn successful_pass_bearer_calls_slide_the_known_expiry_in_memory() {
+    slides(StoreKind::Memory).await;
+}
+
+#[tokio::test]
+async fn successful_pass_bearer_calls_slide_the_known_expiry_with_redis() {
+    slides(StoreKind::Redis).await;
+}
+
+async fn slides(store: StoreKind) {
+    let app = spawn_on(store, small_limits()).await;
     app.fake.knobs().set_pass_max_lifetime(Duration::from_secs(4));
     app.fake.add_pass_user("jan", "pw-jan", true);
     app.put("pass", "jan", login("jan", "pw-jan")).await;

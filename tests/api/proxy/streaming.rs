@@ -58,6 +58,10 @@ async fn streams_keep_their_own_limits_and_protocol() {
     let download = app.stream(stream_head("bro", "org-1", "GET", &chunked), vec![], 1).await;
     assert_eq!(download.err().unwrap().code(), Code::ResourceExhausted, "refused mid-body");
 
+    // One message past what the server accepts (the unary limit plus an envelope).
+    let huge = app.stream(stream_head("bro", "org-1", "PUT", "data/sink"), vec![0; 512 * KIB], 512 * KIB).await;
+    assert_eq!(huge.err().unwrap().code(), Code::ResourceExhausted);
+
     let body_first = vec![pb::ProxyCallChunk { part: Some(Part::Body(b"x".to_vec())) }];
     assert_eq!(app.stream_messages(body_first).await.err().unwrap().code(), Code::InvalidArgument);
     let head = || pb::ProxyCallChunk { part: Some(Part::Head(stream_head("bro", "org-1", "POST", "data/sink"))) };

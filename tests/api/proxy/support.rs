@@ -4,7 +4,7 @@
 //! The app is built by `Application::build` like every other test's, but its gRPC routes are
 //! served here with explicit `ProxySettings`, so a test can set small limits.
 
-use crate::helpers::{bro_token, settings};
+use crate::helpers::{StoreKind, TEST_KEY, TestRedis, bro_token, random_prefix, settings};
 use crate::upstream::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, issue_tokens, login};
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
@@ -29,6 +29,7 @@ pub struct ProxyApp {
     pub admin: CredentialAdminClient<Channel>,
     _app: Application,
     _stop: oneshot::Sender<()>,
+    _redis: Option<TestRedis>,
 }
 
 /// Small limits, so tests can cross them cheaply.
@@ -38,6 +39,21 @@ pub fn small_limits() -> ProxySettings {
 
 pub async fn spawn(proxy: ProxySettings) -> ProxyApp {
     spawn_with(proxy, &[]).await
+}
+
+/// With the in-memory store or a fresh Redis.
+pub async fn spawn_on(store: StoreKind, proxy: ProxySettings) -> ProxyApp {
+    let StoreKind::Redis = store else { return spawn(proxy).await };
+    let redis = TestRedis::start().await;
+    let prefix = random_prefix();
+    let env = [
+        ("CREDBROKER__STORE__REDIS_URL", redis.url.as_str()),
+        ("CREDBROKER__STORE__KEY_PREFIX", prefix.as_str()),
+        ("CREDBROKER__ENCRYPTION__KEY", TEST_KEY),
+    ];
+    let mut app = spawn_with(proxy, &env).await;
+    app._redis = Some(redis);
+    app
 }
 
 /// `extra`: more `CREDBROKER__…` overrides (they win over the fake's URLs).
@@ -65,7 +81,7 @@ pub async fn spawn_with(proxy: ProxySettings, extra: &[(&str, &str)]) -> ProxyAp
     tokio::spawn(server);
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
     let broker = CredentialBrokerClient::new(channel.clone()).max_decoding_message_size(64 * MIB);
-    ProxyApp { fake, broker, admin: CredentialAdminClient::new(channel), _app: app, _stop: stop }
+    ProxyApp { fake, broker, admin: CredentialAdminClient::new(channel), _app: app, _stop: stop, _redis: None }
 }
 
 /// A request for `provider`/`subject` with no headers, body or timeout.

@@ -1,0 +1,264 @@
+//! Load benchmark: warm `GetAuthorization` against a constant-answer tonic server built into
+//! the same run, over real gRPC on loopback. Not a timed test: it reports figures.
+//!
+//!   cargo bench --bench grpc_load                      # throughput, latency at half load, RSS
+//!   cargo bench --bench grpc_load -- --seconds 10 --concurrency 128
+//!
+//! Each server runs on its own 2-worker runtime, the load generator on another; they share the
+//! machine's cores, so only ratios within one run mean anything. Rounds alternate
+//! baseline/credbroker to spread drift over both.
+
+use credbroker::config::Settings;
+use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
+use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
+use credbroker::grpc::pb::credential_broker_server::{CredentialBroker, CredentialBrokerServer};
+use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
+use credbroker::startup::Application;
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status};
+
+const CONNECTIONS: usize = 4;
+
+/// The baseline: the same service answering a constant, with no work behind it.
+struct Constant(pb::GetAuthorizationResponse);
+
+#[tonic::async_trait]
+impl CredentialBroker for Constant {
+    async fn get_authorization(
+        &self,
+        _: Request<pb::GetAuthorizationRequest>,
+    ) -> Result<Response<pb::GetAuthorizationResponse>, Status> {
+        Ok(Response::new(self.0.clone()))
+    }
+    async fn report_rejected(
+        &self,
+        _: Request<pb::ReportRejectedRequest>,
+    ) -> Result<Response<pb::ReportRejectedResponse>, Status> {
+        Err(Status::unimplemented(""))
+    }
+    async fn proxy_call(&self, _: Request<pb::ProxyCallRequest>) -> Result<Response<pb::ProxyCallResponse>, Status> {
+        Err(Status::unimplemented(""))
+    }
+    type ProxyCallStreamStream = tokio_stream::Empty<Result<pb::ProxyCallResponseChunk, Status>>;
+    async fn proxy_call_stream(
+        &self,
+        _: Request<tonic::Streaming<pb::ProxyCallChunk>>,
+    ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
+        Err(Status::unimplemented(""))
+    }
+}
+
+fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn start_baseline(rt: &tokio::runtime::Runtime, answer: pb::GetAuthorizationResponse) -> SocketAddr {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    rt.spawn(
+        Server::builder().add_service(CredentialBrokerServer::new(Constant(answer))).serve_with_incoming(incoming),
+    );
+    addr
+}
+
+fn start_credbroker(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    let env = vec![("CREDBROKER__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
+    let app = rt.block_on(Application::build(Settings::load(None, env).unwrap())).unwrap();
+    let addr = app.local_addr();
+    rt.spawn(app.run_until_stopped(std::future::pending()));
+    addr
+}
+
+async fn clients(addr: SocketAddr) -> Vec<CredentialBrokerClient<Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let channel =
+            Channel::from_shared(format!("http://{addr}")).unwrap().tcp_nodelay(true).connect().await.unwrap();
+        out.push(CredentialBrokerClient::new(channel));
+    }
+    out
+}
+
+fn request() -> pb::GetAuthorizationRequest {
+    pb::GetAuthorizationRequest { provider: "bro".into(), subject: "bench-org".into(), min_validity: None }
+}
+
+/// As fast as `concurrency` callers can go: requests per second.
+async fn closed_loop(clients: &[CredentialBrokerClient<Channel>], concurrency: usize, seconds: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    client.get_authorization(request()).await.expect("request succeeds");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / seconds as f64
+}
+
+/// A fixed arrival rate. Latency is send → response: tokio's timer wakes senders up to 1 ms
+/// late, which would otherwise be charged to the server. Coordinated omission is watched
+/// instead: a send that starts more than 2 ms after it was due is counted as late (a stalled
+/// server would make many).
+async fn open_loop(clients: &[CredentialBrokerClient<Channel>], rate: f64, seconds: u64) -> (Histogram<u64>, u64) {
+    let senders = 64usize;
+    let interval = Duration::from_secs_f64(senders as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(50);
+    let count = (rate * seconds as f64 / senders as f64) as u32;
+    let tasks: Vec<_> = (0..senders)
+        .map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            let first = start + Duration::from_secs_f64(i as f64 / rate);
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let mut late = 0u64;
+                for n in 0..count {
+                    let due = first + interval * n;
+                    tokio::time::sleep_until(due.into()).await;
+                    let sent = Instant::now();
+                    late += u64::from(sent.duration_since(due) > Duration::from_millis(2));
+                    client.get_authorization(request()).await.expect("request succeeds");
+                    h.record(sent.elapsed().as_micros().max(1) as u64).unwrap();
+                }
+                (h, late)
+            })
+        })
+        .collect();
+    let (mut all, mut late) = (Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(), 0);
+    for t in tasks {
+        let (h, l) = t.await.unwrap();
+        all.add(h).unwrap();
+        late += l;
+    }
+    (all, late)
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let seconds = arg("--seconds", 5);
+    let concurrency = arg("--concurrency", 64) as usize;
+    let (baseline_rt, broker_rt) = (server_runtime(), server_runtime());
+    let client_rt = server_runtime();
+
+    let broker_addr = start_credbroker(&broker_rt);
+    let warm = client_rt.block_on(async {
+        let channel = Channel::from_shared(format!("http://{broker_addr}")).unwrap().connect().await.unwrap();
+        let secret =
+            PutSecret::BroToken(pb::BroToken { username: "0dce6fc98256|123456789|1234".into(), code: "ab".repeat(32) });
+        let put =
+            pb::PutCredentialRequest { provider: "bro".into(), subject: "bench-org".into(), secret: Some(secret) };
+        CredentialAdminClient::new(channel.clone()).put_credential(put).await.unwrap();
+        CredentialBrokerClient::new(channel).get_authorization(request()).await.unwrap().into_inner()
+    });
+    // The baseline answers exactly what credbroker answers: same bytes on the wire.
+    let baseline_addr = start_baseline(&baseline_rt, warm);
+
+    client_rt.block_on(async {
+        let (base, broker) = (clients(baseline_addr).await, clients(broker_addr).await);
+        closed_loop(&base, concurrency, 1).await; // warm-up both
+        closed_loop(&broker, concurrency, 1).await;
+        let (mut b, mut c) = (0.0, 0.0);
+        for _ in 0..2 {
+            b += closed_loop(&base, concurrency, seconds).await / 2.0;
+            c += closed_loop(&broker, concurrency, seconds).await / 2.0;
+        }
+        println!("throughput, {concurrency} callers over {CONNECTIONS} connections, 2×{seconds}s each:");
+        println!("  baseline (constant answer): {b:>9.0} req/s");
+        println!("  credbroker (warm cache):    {c:>9.0} req/s");
+        println!("  ratio credbroker/baseline:  {:>9.3}", c / b);
+
+        for share in [0.5, 0.1] {
+        let rate = c * share;
+        println!("latency send→response at {:.0} % of credbroker's throughput ({rate:.0} req/s, open loop, {seconds}s):", share * 100.0);
+        for (name, cl) in [("baseline", &base), ("credbroker", &broker)] {
+            let (h, late) = open_loop(cl, rate, seconds).await;
+            println!(
+                "  {name:<10} p50 {:>5} µs  p99 {:>5} µs  p99.9 {:>6} µs  max {:>6} µs  (n={}, sent >2 ms late: {late})",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max(),
+                h.len()
+            );
+        }
+        }
+    });
+    rss(&client_rt);
+}
+
+/// Resident memory of the real binary: idle, then with 100 000 credentials stored and cached.
+fn rss(rt: &tokio::runtime::Runtime) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    rt.block_on(async {
+        let channel = loop {
+            match Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!("RSS of the credbroker binary (embedded default, in-memory store):");
+        println!("  idle:                                {:>7} KiB", vm_rss(pid));
+        let n = arg("--credentials", 100_000) as usize;
+        let tasks: Vec<_> = (0..32)
+            .map(|t| {
+                let (mut admin, mut broker) =
+                    (CredentialAdminClient::new(channel.clone()), CredentialBrokerClient::new(channel.clone()));
+                tokio::spawn(async move {
+                    for i in (t..n).step_by(32) {
+                        let subject = format!("org-{i:06}");
+                        let secret = PutSecret::BroToken(pb::BroToken {
+                            username: format!("0dce6fc98256|{i:09}|1234"),
+                            code: format!("{i:064x}"),
+                        });
+                        let put = pb::PutCredentialRequest {
+                            provider: "bro".into(),
+                            subject: subject.clone(),
+                            secret: Some(secret),
+                        };
+                        admin.put_credential(put).await.unwrap();
+                        let get = pb::GetAuthorizationRequest { provider: "bro".into(), subject, min_validity: None };
+                        broker.get_authorization(get).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        println!("  with {n} credentials stored+cached: {:>7} KiB", vm_rss(pid));
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
