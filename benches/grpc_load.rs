@@ -8,15 +8,18 @@
 //! machine's cores, so only ratios within one run mean anything. Rounds alternate
 //! baseline/credbroker to spread drift over both.
 
+mod load;
+
 use credbroker::config::Settings;
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::credential_broker_server::{CredentialBroker, CredentialBrokerServer};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use credbroker::startup::Application;
-use hdrhistogram::Histogram;
+use load::{Call, arg, closed_loop, open_loop};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
@@ -87,69 +90,14 @@ fn request() -> pb::GetAuthorizationRequest {
     pb::GetAuthorizationRequest { provider: "bro".into(), subject: "bench-org".into(), min_validity: None }
 }
 
-/// As fast as `concurrency` callers can go: requests per second.
-async fn closed_loop(clients: &[CredentialBrokerClient<Channel>], concurrency: usize, seconds: u64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|i| {
-            let mut client = clients[i % clients.len()].clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    client.get_authorization(request()).await.expect("request succeeds");
-                    n += 1;
-                }
-                n
-            })
+/// Warm GetAuthorization over the given connections.
+fn get_authorization(clients: Vec<CredentialBrokerClient<Channel>>) -> Call {
+    Arc::new(move |i| {
+        let mut client = clients[i % clients.len()].clone();
+        Box::pin(async move {
+            client.get_authorization(request()).await.expect("request succeeds");
         })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / seconds as f64
-}
-
-/// A fixed arrival rate. Latency is send → response: tokio's timer wakes senders up to 1 ms
-/// late, which would otherwise be charged to the server. Coordinated omission is watched
-/// instead: a send that starts more than 2 ms after it was due is counted as late (a stalled
-/// server would make many).
-async fn open_loop(clients: &[CredentialBrokerClient<Channel>], rate: f64, seconds: u64) -> (Histogram<u64>, u64) {
-    let senders = 64usize;
-    let interval = Duration::from_secs_f64(senders as f64 / rate);
-    let start = Instant::now() + Duration::from_millis(50);
-    let count = (rate * seconds as f64 / senders as f64) as u32;
-    let tasks: Vec<_> = (0..senders)
-        .map(|i| {
-            let mut client = clients[i % clients.len()].clone();
-            let first = start + Duration::from_secs_f64(i as f64 / rate);
-            tokio::spawn(async move {
-                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-                let mut late = 0u64;
-                for n in 0..count {
-                    let due = first + interval * n;
-                    tokio::time::sleep_until(due.into()).await;
-                    let sent = Instant::now();
-                    late += u64::from(sent.duration_since(due) > Duration::from_millis(2));
-                    client.get_authorization(request()).await.expect("request succeeds");
-                    h.record(sent.elapsed().as_micros().max(1) as u64).unwrap();
-                }
-                (h, late)
-            })
-        })
-        .collect();
-    let (mut all, mut late) = (Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(), 0);
-    for t in tasks {
-        let (h, l) = t.await.unwrap();
-        all.add(h).unwrap();
-        late += l;
-    }
-    (all, late)
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    })
 }
 
 fn main() {
@@ -172,7 +120,7 @@ fn main() {
     let baseline_addr = start_baseline(&baseline_rt, warm);
 
     client_rt.block_on(async {
-        let (base, broker) = (clients(baseline_addr).await, clients(broker_addr).await);
+        let (base, broker) = (get_authorization(clients(baseline_addr).await), get_authorization(clients(broker_addr).await));
         closed_loop(&base, concurrency, 1).await; // warm-up both
         closed_loop(&broker, concurrency, 1).await;
         let (mut b, mut c) = (0.0, 0.0);
