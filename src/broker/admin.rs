@@ -48,14 +48,9 @@ impl Broker {
                 ProviderSettings::Passolution(settings),
                 SecretMaterial::AuthorizationCode { code, redirect_uri, code_verifier },
             ) => {
-                self.spend_token_budget(&id.provider).await?;
                 let verifier = code_verifier.as_ref();
-                let result = passolution::exchange_code(&self.http, settings, &code, &redirect_uri, verifier).await;
-                if let Err(e) = &result {
-                    self.note_rate_limit(&id.provider, e).await;
-                }
-                let tokens =
-                    result.map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
+                let exchange = passolution::exchange_code(&self.http, settings, &code, &redirect_uri, verifier);
+                let tokens = self.budgeted(&id.provider, exchange).await?;
                 let session = Session {
                     token: tokens.access_token,
                     expires_at: tokens.expires_at,
@@ -77,7 +72,7 @@ impl Broker {
             version: 0,
             state: CredentialState::Active,
             detail: String::new(),
-            access_expires_at: vault.session.as_ref().map(|s| s.expires_at),
+            access_expires_at: vault.expires_at(),
             updated_at: OffsetDateTime::now_utc(),
             sealed: self.seal(&id, &vault),
         };

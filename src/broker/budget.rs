@@ -39,6 +39,21 @@ impl Broker {
         budget.acquire(MAX_QUEUE).await.map_err(|source| BrokerError::Budget { provider: provider.clone(), source })
     }
 
+    /// A one-off token request (no journal between slot and send): spend a slot, send, and
+    /// let a 429 hold the fleet back.
+    pub(super) async fn budgeted<T>(
+        &self,
+        provider: &ProviderName,
+        call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> BrokerResult<T> {
+        self.spend_token_budget(provider).await?;
+        let result = call.await;
+        if let Err(e) = &result {
+            self.note_rate_limit(provider, e).await;
+        }
+        result.map_err(|source| BrokerError::Upstream { provider: provider.clone(), source })
+    }
+
     /// After a token request: a 429 means nobody in the fleet sends before its Retry-After.
     pub(super) async fn note_rate_limit(&self, provider: &ProviderName, error: &UpstreamError) {
         if let (UpstreamError::Refused { status: 429, retry_after, .. }, Some(budget)) =

@@ -152,13 +152,8 @@ impl Broker {
             OwnCredential::Static(headers) => headers,
             // Client-credentials tokens are idempotent to obtain: cached here, not stored.
             OwnCredential::ClientCredentials(settings) => {
-                self.spend_token_budget(&provider.name).await?;
-                let result = passolution::client_credentials(&self.http, settings).await;
-                if let Err(e) = &result {
-                    self.note_rate_limit(&provider.name, e).await;
-                }
                 let tokens =
-                    result.map_err(|source| BrokerError::Upstream { provider: provider.name.clone(), source })?;
+                    self.budgeted(&provider.name, passolution::client_credentials(&self.http, settings)).await?;
                 bearer(&tokens.access_token, tokens.expires_at)
             }
         };
@@ -256,11 +251,8 @@ impl Broker {
             .map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
         let vault = Vault { session: Some(renew::session(tokens.access_token, tokens.expires_at)), ..vault };
         tracing::warn!(credential = %id, "store unavailable: renewed a login in memory only; it is stored again once the store is back");
-        let offline = StoredCredential {
-            sealed: self.seal(id, &vault),
-            access_expires_at: tokens_expiry(&vault),
-            ..record.clone()
-        };
+        let offline =
+            StoredCredential { sealed: self.seal(id, &vault), access_expires_at: vault.expires_at(), ..record.clone() };
         self.records.insert(id.clone(), offline).await;
         let authorization = provider.headers(&vault, until).ok_or(BrokerError::NoSession)?;
         Ok(self.serve(authorization, record.version))
@@ -410,10 +402,6 @@ impl Broker {
     fn seal(&self, id: &CredentialId, vault: &Vault) -> String {
         self.keyring.seal(id, vault)
     }
-}
-
-fn tokens_expiry(vault: &Vault) -> Option<OffsetDateTime> {
-    vault.session.as_ref().map(|s| s.expires_at)
 }
 
 /// Reads before giving up on a credential that another replica keeps renewing.

@@ -221,7 +221,7 @@ impl Broker {
                     Ok(None) => tracing::info!(credential = %id, "the record moved on; nothing to reopen"),
                     Err(e) => tracing::warn!(credential = %id, error = %e, "could not reopen the refresh attempt"),
                 }
-                BrokerError::Upstream { provider: id.provider.clone(), source: clone_error(error) }
+                BrokerError::Upstream { provider: id.provider.clone(), source: error.clone() }
             }
             RefreshFailure::Rejected { reason } => {
                 tracing::warn!(credential = %id, %reason, alert = "reauth_required", "refresh token refused: re-authorization required");
@@ -247,7 +247,7 @@ impl Broker {
             version: 0,
             state: CredentialState::Active,
             detail: String::new(),
-            access_expires_at: vault.session.as_ref().map(|s| s.expires_at),
+            access_expires_at: vault.expires_at(),
             updated_at: OffsetDateTime::now_utc(),
             sealed: self.seal(id, &vault),
         };
@@ -333,17 +333,4 @@ fn rotated(vault: Vault, tokens: TokenSet) -> Vault {
 pub(super) fn attempt_id(refresh_token: &Secret) -> String {
     let digest = Sha256::digest(refresh_token.expose().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn clone_error(error: &UpstreamError) -> UpstreamError {
-    match error {
-        UpstreamError::Refused { status, reason, retry_after } => {
-            UpstreamError::Refused { status: *status, reason: reason.clone(), retry_after: *retry_after }
-        }
-        UpstreamError::NotSent { detail } => UpstreamError::NotSent { detail: detail.clone() },
-        UpstreamError::NoAnswer { detail } => UpstreamError::NoAnswer { detail: detail.clone() },
-        UpstreamError::Unparsable { status, detail } => {
-            UpstreamError::Unparsable { status: *status, detail: detail.clone() }
-        }
-    }
 }

@@ -87,6 +87,13 @@ pub struct Vault {
     pub session: Option<Session>,
 }
 
+impl Vault {
+    /// When the current session expires: what a record shows as `access_expires_at`.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.session.as_ref().map(|s| s.expires_at)
+    }
+}
+
 impl SecretMaterial {
     /// The proto oneof field name of this kind, for messages that name the field.
     pub fn kind(&self) -> &'static str {

@@ -37,7 +37,7 @@ pub struct TokenSet {
 }
 
 /// What went wrong talking to a provider, by who failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The provider answered with a non-success status. `reason` is the provider's reason
     /// in words, from known fields of its body, at most ~200 characters; for OAuth errors it
