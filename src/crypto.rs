@@ -3,7 +3,15 @@
 //! Every secret is encrypted with AES-256-GCM under the active key. The associated data binds
 //! the ciphertext to its credential (provider + subject) and key id, so a ciphertext copied to
 //! another credential's key fails to open instead of serving someone else's secret. The key id
-//! travels with the ciphertext, so old keys can keep opening records while a new one seals.
+//! travels with the ciphertext, so old keys can keep opening records while a new one seals;
+//! `is_current` tells which records still need re-sealing (`broker::rewrap`).
+//!
+//! Fingerprints are keyed with a key of their own, never with whichever key is active: replicas
+//! mid-rotation seal with different keys but must agree on every fingerprint, or a
+//! `ReportRejected` sent to one replica for a header another handed out is silently ignored.
+//! With exactly one encryption key the fingerprint key may be derived from it (what a
+//! single-key deployment has always done); several keys need an explicit one
+//! (`docs/key-rotation.md`).
 
 use crate::domain::CredentialId;
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
@@ -37,7 +45,12 @@ pub struct KeyMaterial {
     pub bytes: Zeroizing<Vec<u8>>,
 }
 
-/// The configured keys: one seals, all open.
+/// Where the fingerprint key comes from when none is configured: SHA-256 of this label and the
+/// only encryption key. `docs/key-rotation.md` shows the shell line that computes the same value,
+/// so a deployment can pin today's fingerprints before it adds a second key.
+const DERIVED_FINGERPRINT_LABEL: &[u8] = b"credbroker fingerprint v1\0";
+
+/// The configured keys: one seals, all open; plus the key of fingerprints.
 #[derive(Clone)]
 pub struct Keyring {
     ciphers: HashMap<String, Aes256Gcm>,
@@ -52,27 +65,42 @@ impl fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Builds a keyring. Keys must be 32 bytes; `active` must name one of them
-    /// (checked by config validation, re-checked here).
+    /// A keyring whose fingerprint key is derived from its only key. Several keys need
+    /// [`Keyring::with_fingerprint_key`]: a key derived from one of them would change when that
+    /// key is retired, and every replica must compute the same fingerprints at every step.
     pub fn new(keys: Vec<KeyMaterial>, active: &str) -> Result<Self, String> {
+        Self::with_fingerprint_key(keys, active, None)
+    }
+
+    /// Builds a keyring. Keys must be 32 bytes; `active` must name one of them (checked by
+    /// config validation, re-checked here). `fingerprint_key` (32 bytes) keys fingerprints;
+    /// without it there must be exactly one key, and the fingerprint key is derived from it.
+    pub fn with_fingerprint_key(
+        keys: Vec<KeyMaterial>,
+        active: &str,
+        fingerprint_key: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Self, String> {
+        let fingerprint_key = match (fingerprint_key, keys.as_slice()) {
+            (Some(pinned), _) => {
+                <[u8; 32]>::try_from(pinned.as_slice()).map_err(|_| "the fingerprint key is not 32 bytes".to_owned())?
+            }
+            // Derived, not the key itself: fingerprints must reveal nothing about it.
+            (None, [only]) => {
+                Sha256::new().chain_update(DERIVED_FINGERPRINT_LABEL).chain_update(&*only.bytes).finalize().into()
+            }
+            (None, _) => {
+                return Err("several keys need a fingerprint key of their own (fingerprints must not change with the active key)".into());
+            }
+        };
         let mut ciphers = HashMap::new();
-        let mut fingerprint_key = None;
         for key in keys {
             let cipher =
                 Aes256Gcm::new_from_slice(&key.bytes).map_err(|_| format!("key {:?} is not 32 bytes", key.id))?;
-            if key.id == active {
-                // Derived, not the key itself: fingerprints must reveal nothing about it.
-                fingerprint_key = Some(
-                    Sha256::new()
-                        .chain_update(b"credbroker fingerprint v1\0")
-                        .chain_update(&*key.bytes)
-                        .finalize()
-                        .into(),
-                );
-            }
             ciphers.insert(key.id, cipher);
         }
-        let fingerprint_key = fingerprint_key.ok_or_else(|| format!("active key {active:?} is not among the keys"))?;
+        if !ciphers.contains_key(active) {
+            return Err(format!("active key {active:?} is not among the keys"));
+        }
         Ok(Self { ciphers, active: active.to_owned(), fingerprint_key })
     }
 
@@ -97,6 +125,18 @@ impl Keyring {
         format!("{FORMAT}:{}:{}", self.active, URL_SAFE_NO_PAD.encode(blob))
     }
 
+    /// The id of the key that seals.
+    pub fn active_id(&self) -> &str {
+        &self.active
+    }
+
+    /// Whether `sealed` is already in this keyring's format and under its active key, i.e.
+    /// needs no re-sealing. Reads only the prefix: nothing is decrypted.
+    pub fn is_current(&self, sealed: &str) -> bool {
+        let mut parts = sealed.splitn(3, ':');
+        parts.next() == Some(FORMAT) && parts.next() == Some(self.active.as_str())
+    }
+
     /// Decrypts what `seal` produced for the same credential.
     pub fn open<T: DeserializeOwned>(&self, id: &CredentialId, sealed: &str) -> Result<T, CryptoError> {
         let mut parts = sealed.splitn(3, ':');
@@ -117,8 +157,8 @@ impl Keyring {
         serde_json::from_slice(&plaintext).map_err(|_| CryptoError::Malformed)
     }
 
-    /// A short, non-reversible id of header values handed out: HMAC-SHA-256 under a key derived
-    /// from the active encryption key (so every replica computes the same one), 64 bits in hex.
+    /// A short, non-reversible id of header values handed out: HMAC-SHA-256 under the
+    /// fingerprint key (the same on every replica, whichever key is active), 64 bits in hex.
     pub fn fingerprint<'a>(&self, values: impl IntoIterator<Item = &'a str>) -> String {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.fingerprint_key).expect("HMAC takes any key length");

@@ -44,6 +44,12 @@ pub enum BrokerError {
     Proxy(#[from] crate::proxy::ProxyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A rewrap asked for one active key and reached a replica that seals with another (a
+    /// load balancer routed it to a replica not yet switched over).
+    #[error(
+        "this replica seals with key {active:?}, not {expected:?}: switch every replica first (docs/key-rotation.md)"
+    )]
+    ActiveKeyMismatch { expected: String, active: String },
     #[error("stored credential {id} cannot be opened")]
     Sealed {
         id: CredentialId,

@@ -18,6 +18,7 @@ mod lease;
 mod proxy;
 mod recover;
 mod renew;
+mod rewrap;
 pub mod scheduler;
 
 pub use lease::Coordination;
@@ -25,6 +26,7 @@ pub use lease::Coordination;
 pub use admin::{CredentialView, Page};
 pub use cache::{AuthCache, CacheKey, Served};
 pub use error::{BrokerError, BrokerResult};
+pub use rewrap::{ProblemKind, RewrapCursor, RewrapProblem, RewrapReport, RewrapRequest};
 
 use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject, Vault};

@@ -68,6 +68,10 @@ struct RawEncryption {
     key_file: Option<PathBuf>,
     keys: Vec<RawKey>,
     active_key: Option<String>,
+    /// Keys fingerprints instead of a key derived from the encryption key; required with
+    /// several keys (`docs/key-rotation.md`).
+    fingerprint_key: Option<String>,
+    fingerprint_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +291,12 @@ fn validate_encryption(raw: RawEncryption, redis: bool, errors: &mut Vec<String>
         keys.push(RawKey { id: "primary".into(), key: raw.key, key_file: raw.key_file });
     }
     if keys.is_empty() {
+        if raw.fingerprint_key.is_some() || raw.fingerprint_key_file.is_some() {
+            errors.push(
+                "encryption.fingerprint_key: only with an encryption key (an ephemeral key has nothing to pin)".into(),
+            );
+            return None;
+        }
         if redis {
             errors.push("encryption.key: required with a Redis store (every replica must share it)".into());
             return None;
@@ -299,13 +309,35 @@ fn validate_encryption(raw: RawEncryption, redis: bool, errors: &mut Vec<String>
     if !keys.iter().any(|k| k.id == active) {
         errors.push(format!("encryption.active_key: {active:?} is not the id of a configured key"));
     }
+    let fingerprint_key = fingerprint_key(raw.fingerprint_key, raw.fingerprint_key_file, keys.len(), errors);
     if errors.len() > before {
         return None;
     }
-    Keyring::new(materials, &active)
+    Keyring::with_fingerprint_key(materials, &active, fingerprint_key)
         .map(EncryptionSettings::Keys)
         .map_err(|e| errors.push(format!("encryption: {e}")))
         .ok()
+}
+
+/// The fingerprint key, if given. Several encryption keys need one: fingerprints derived from
+/// a key would change when that key is retired, and replicas mid-rotation would disagree.
+fn fingerprint_key(
+    key: Option<String>,
+    file: Option<PathBuf>,
+    keys: usize,
+    errors: &mut Vec<String>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    const AT: &str = "encryption.fingerprint_key";
+    if key.is_none() && file.is_none() {
+        if keys > 1 {
+            errors.push(format!(
+                "{AT}: required with several encryption keys, so fingerprints do not change with the active key; \
+                 to keep today's fingerprints, derive it from the key in use so far (docs/key-rotation.md)"
+            ));
+        }
+        return None;
+    }
+    decode_key(AT, key.as_deref(), file.as_deref(), errors)
 }
 
 fn key_material(index: usize, raw: &RawKey, errors: &mut Vec<String>) -> Option<KeyMaterial> {
@@ -314,12 +346,23 @@ fn key_material(index: usize, raw: &RawKey, errors: &mut Vec<String>) -> Option<
         errors.push(format!("{at}.id: must be non-empty and without ':'"));
         return None;
     }
-    let encoded = match (&raw.key, &raw.key_file) {
+    let bytes = decode_key(&at, raw.key.as_deref(), raw.key_file.as_deref(), errors)?;
+    Some(KeyMaterial { id: raw.id.clone(), bytes })
+}
+
+/// 32 bytes, base64, from exactly one of an inline value or a file.
+fn decode_key(
+    at: &str,
+    key: Option<&str>,
+    file: Option<&Path>,
+    errors: &mut Vec<String>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let encoded = match (key, file) {
         (Some(key), None) => Zeroizing::new(key.trim().to_owned()),
         (None, Some(file)) => match std::fs::read_to_string(file) {
             Ok(text) => Zeroizing::new(text.trim().to_owned()),
             Err(e) => {
-                errors.push(format!("{at}: cannot read key_file {}: {e}", file.display()));
+                errors.push(format!("{at}: cannot read {}: {e}", file.display()));
                 return None;
             }
         },
@@ -329,7 +372,7 @@ fn key_material(index: usize, raw: &RawKey, errors: &mut Vec<String>) -> Option<
         }
     };
     match STANDARD.decode(encoded.as_bytes()) {
-        Ok(bytes) if bytes.len() == 32 => Some(KeyMaterial { id: raw.id.clone(), bytes: Zeroizing::new(bytes) }),
+        Ok(bytes) if bytes.len() == 32 => Some(Zeroizing::new(bytes)),
         // Never echo the value: it is the key.
         _ => {
             errors.push(format!("{at}: must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"));

@@ -60,7 +60,7 @@ fn a_file_replaces_the_default_and_supports_key_rotation() {
         "[store]\nredis_url = \"redis://127.0.0.1:6379\"\n\
          [[encryption.keys]]\nid = \"old\"\nkey = \"{KEY}\"\n\
          [[encryption.keys]]\nid = \"new\"\nkey = \"{KEY}\"\n\
-         [encryption]\nactive_key = \"new\"\n\
+         [encryption]\nactive_key = \"new\"\nfingerprint_key = \"{KEY}\"\n\
          [[providers]]\nname = \"bro-prod\"\nkind = \"bro\"\napi_base_url = \"https://example.test/api/v2\"\n"
     ));
     let settings = Settings::load(Some(&path), []).unwrap();
@@ -98,4 +98,35 @@ fn every_problem_is_reported_at_once_naming_its_key() {
 fn a_missing_file_is_an_error() {
     let errors = Settings::load(Some(Path::new("/nonexistent/credbroker.toml")), []).unwrap_err();
     assert!(errors.to_string().contains("credbroker.toml"), "{errors}");
+}
+
+#[test]
+fn several_keys_need_a_fingerprint_key_and_it_is_never_echoed() {
+    let two_keys = format!(
+        "[[encryption.keys]]\nid = \"old\"\nkey = \"{KEY}\"\n[[encryption.keys]]\nid = \"new\"\nkey = \"{KEY}\"\n"
+    );
+    let (_dir, path) = file(&two_keys);
+    let errors = Settings::load(Some(&path), []).unwrap_err().to_string();
+    assert!(errors.contains("encryption.fingerprint_key: required with several encryption keys"), "{errors}");
+    assert!(errors.contains("docs/key-rotation.md"), "the message points at the procedure: {errors}");
+
+    let (_dir, path) = file(&format!("{two_keys}[encryption]\nfingerprint_key = \"c2hvcnQtYnV0LXNlY3JldA==\"\n"));
+    let errors = Settings::load(Some(&path), []).unwrap_err().to_string();
+    assert!(errors.contains("encryption.fingerprint_key: must be 32 bytes"), "{errors}");
+    assert!(!errors.contains("c2hvcnQtYnV0LXNlY3JldA"), "never echo a key value:\n{errors}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pin = dir.path().join("fingerprint.key");
+    std::fs::write(&pin, format!("{KEY}\n")).unwrap();
+    let (_dir, path) = file(&format!("{two_keys}[encryption]\nfingerprint_key_file = \"{}\"\n", pin.display()));
+    let Settings { encryption: EncryptionSettings::Keys(ring), .. } = Settings::load(Some(&path), []).unwrap() else {
+        panic!("keys configured")
+    };
+    assert_eq!(ring.active_id(), "old", "the first key seals unless active_key says otherwise");
+}
+
+#[test]
+fn a_fingerprint_key_without_an_encryption_key_is_refused() {
+    let errors = Settings::load(None, env(&[("CREDBROKER__ENCRYPTION__FINGERPRINT_KEY", KEY)])).unwrap_err();
+    assert!(errors.to_string().contains("encryption.fingerprint_key: only with an encryption key"), "{errors}");
 }

@@ -47,7 +47,7 @@ fn tampering_and_garbage_are_refused() {
 fn rotation_old_key_opens_new_key_seals() {
     let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
     let sealed_old = old.seal(&id("bro", "alice"), &material());
-    let rotated = Keyring::new(vec![key("k1", 1), key("k2", 2)], "k2").unwrap();
+    let rotated = Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k2", Some(pin())).unwrap();
     assert_eq!(rotated.open::<SecretMaterial>(&id("bro", "alice"), &sealed_old).unwrap(), material());
     assert!(rotated.seal(&id("bro", "alice"), &material()).starts_with("v1:k2:"));
     let gone = Keyring::new(vec![key("k2", 2)], "k2").unwrap();
@@ -64,4 +64,49 @@ fn fingerprints_are_stable_short_and_keyed() {
     assert_ne!(fp, a.fingerprint(["Bearer abd"]));
     assert_ne!(fp, b.fingerprint(["Bearer abc"]));
     assert_ne!(a.fingerprint(["ab", "c"]), a.fingerprint(["a", "bc"]));
+}
+
+/// A fingerprint key pinned to what a keyring holding only `k1` (byte 1) derives: the value
+/// `docs/key-rotation.md`'s shell line computes from that key.
+fn pin() -> Zeroizing<Vec<u8>> {
+    let derived = Sha256::new().chain_update(b"credbroker fingerprint v1\0").chain_update([1u8; 32]).finalize();
+    Zeroizing::new(derived.to_vec())
+}
+
+#[test]
+fn fingerprints_stay_the_same_through_a_whole_rotation() {
+    let steps = [
+        Keyring::new(vec![key("k1", 1)], "k1").unwrap(),
+        Keyring::with_fingerprint_key(vec![key("k1", 1)], "k1", Some(pin())).unwrap(),
+        Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k1", Some(pin())).unwrap(),
+        Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k2", Some(pin())).unwrap(),
+        Keyring::with_fingerprint_key(vec![key("k2", 2)], "k2", Some(pin())).unwrap(),
+    ];
+    let first = steps[0].fingerprint(["Bearer abc"]);
+    for (step, ring) in steps.iter().enumerate() {
+        assert_eq!(ring.fingerprint(["Bearer abc"]), first, "step {step}");
+    }
+    // Without the pin, the last step (only k2 left) would key fingerprints differently.
+    assert_ne!(Keyring::new(vec![key("k2", 2)], "k2").unwrap().fingerprint(["Bearer abc"]), first);
+}
+
+#[test]
+fn several_keys_need_their_own_fingerprint_key() {
+    let error = Keyring::new(vec![key("k1", 1), key("k2", 2)], "k2").unwrap_err();
+    assert!(error.contains("fingerprint key"), "{error}");
+    let short = Keyring::with_fingerprint_key(vec![key("k1", 1)], "k1", Some(Zeroizing::new(vec![0; 16])));
+    assert!(short.unwrap_err().contains("32 bytes"));
+}
+
+#[test]
+fn current_means_this_format_and_the_active_key() {
+    let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let both = Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k2", Some(pin())).unwrap();
+    let sealed_old = old.seal(&id("bro", "alice"), &material());
+    let sealed_new = both.seal(&id("bro", "alice"), &material());
+    assert!(old.is_current(&sealed_old) && !both.is_current(&sealed_old));
+    assert!(both.is_current(&sealed_new) && !old.is_current(&sealed_new));
+    // Only the exact id counts: `k2x` is not `k2`, and other formats are never current.
+    assert!(!both.is_current("v1:k2x:AAAA") && !both.is_current("v0:k2:AAAA") && !both.is_current("k2"));
+    assert_eq!(both.active_id(), "k2");
 }

@@ -4,7 +4,7 @@
 use super::convert::{encode_page_token, list_query};
 use super::pb::{self, credential_admin_server::CredentialAdmin};
 use super::status::{invalid, to_status};
-use crate::broker::Broker;
+use crate::broker::{Broker, RewrapRequest};
 use crate::domain::{CredentialId, SecretMaterial};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -76,5 +76,15 @@ impl CredentialAdmin for AdminService {
         self.broker.delete_credential(id).await.map_err(to_status)?;
         tracing::info!("credential deleted");
         Ok(Response::new(pb::DeleteCredentialResponse {}))
+    }
+
+    #[tracing::instrument(name = "credbroker.v1.CredentialAdmin/Rewrap", skip_all, fields(otel.kind = "server", rpc.system = "grpc", provider))]
+    async fn rewrap(&self, request: Request<pb::RewrapRequest>) -> Result<Response<pb::RewrapResponse>, Status> {
+        let request = RewrapRequest::try_from(request.into_inner()).map_err(invalid)?;
+        if let Some(provider) = &request.provider {
+            Span::current().record("provider", provider.as_str());
+        }
+        let report = self.broker.rewrap(request).await.map_err(to_status)?;
+        Ok(Response::new(report.into()))
     }
 }

@@ -5,6 +5,7 @@ mod broker_service;
 pub mod convert;
 mod proxy_convert;
 mod proxy_rpc;
+mod rewrap_convert;
 mod size_limit;
 pub mod status;
 

@@ -23,7 +23,7 @@ pub fn code(error: &BrokerError) -> Code {
         },
         BrokerError::Provider(ProviderError::NoOwnCredential(_)) => Code::InvalidArgument,
         BrokerError::Provider(ProviderError::AccessTokenTooShort) => Code::Unavailable,
-        BrokerError::LifetimeTooShort { .. } => Code::FailedPrecondition,
+        BrokerError::LifetimeTooShort { .. } | BrokerError::ActiveKeyMismatch { .. } => Code::FailedPrecondition,
         // The provider refused a one-off exchange (an authorization code): the caller must
         // start over; anything else upstream is worth retrying later.
         BrokerError::Upstream { source: UpstreamError::Refused { status: 400..=428 | 430..=499, .. }, .. } => {

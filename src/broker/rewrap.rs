@@ -1,0 +1,303 @@
+//! Rewrap: re-sealing every stored record with the active key, so that an old key can be
+//! removed (`docs/key-rotation.md` has the procedure across replicas).
+//!
+//! One call walks the credentials of every configured provider instance (by name, then by
+//! subject) strictly after a cursor, examines at most `max_records` of them, and returns its
+//! counts and the cursor to continue from. Progress is reported per call; a run that stops
+//! (client gone, replica restarted) resumes from the last cursor it was given, and re-walking
+//! from the start costs one read per record already done.
+//!
+//! Per record:
+//! - already sealed with the active key (seen in the listing; nothing is decrypted) → counted;
+//! - otherwise, paced (`per_second`) and under the credential's fleet lease — the lease a
+//!   renewal takes, so a rewrap and a renewal never race for one record — it is opened,
+//!   sealed again and written with compare-and-swap on the version it was read at. Only the
+//!   sealed secret changes: the secret itself, state, detail, expiry and `updated_at` (which
+//!   times the probe of an INDETERMINATE credential) stay as they were;
+//! - a record that changed between read and write is re-read and tried again, a few times;
+//!   it is never overwritten;
+//! - REFRESHING records are left alone and reported: their holder records its outcome with
+//!   compare-and-swap on the version it reserved, and a re-seal in between would turn a clean
+//!   commit or reopen into a conflict to recover from;
+//! - a record this replica cannot open (sealed with a key it lacks, or tampered) is reported
+//!   with the reason and logged; nothing is written.
+//!
+//! A re-seal is announced on the change feed like any write, so replicas drop headers cached
+//! from the older version; they re-read the same secret, and its fingerprint does not change.
+
+use super::{Broker, BrokerError, BrokerResult};
+use crate::domain::{CredentialId, CredentialState, ProviderName, Subject};
+use crate::store::{CredentialStore, StoredCredential};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where a run stands: it continues strictly after this credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapCursor {
+    pub provider: ProviderName,
+    pub subject: Subject,
+}
+
+/// One call's share of a run.
+#[derive(Debug, Clone)]
+pub struct RewrapRequest {
+    /// Only this provider instance; `None`: every configured one, by name.
+    pub provider: Option<ProviderName>,
+    pub after: Option<RewrapCursor>,
+    /// Records examined in this call, at most.
+    pub max_records: usize,
+    /// Records re-sealed per second, at most.
+    pub per_second: u32,
+    /// Refuse unless this replica seals with this key id.
+    pub expect_active_key: Option<String>,
+}
+
+/// Why a record was not re-sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// This replica cannot open it: sealed with a key it lacks, or tampered with.
+    Unreadable,
+    /// REFRESHING: a renewal is in flight, or its replica stopped (a GetAuthorization on it
+    /// resolves that).
+    MidRefresh,
+    /// Another replica holds its lease (renewing it).
+    Busy,
+    /// It changed during every attempt.
+    Changed,
+    /// It was deleted meanwhile.
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+pub struct RewrapProblem {
+    pub id: CredentialId,
+    pub kind: ProblemKind,
+    /// In words; never a secret.
+    pub detail: String,
+}
+
+/// What one call did. `seen = rewrapped + already_current + skipped + unreadable`; every
+/// skipped or unreadable record is listed in `problems`.
+#[derive(Debug, Default)]
+pub struct RewrapReport {
+    pub seen: u64,
+    pub rewrapped: u64,
+    pub already_current: u64,
+    pub skipped: u64,
+    pub unreadable: u64,
+    pub problems: Vec<RewrapProblem>,
+    /// Where the next call continues; `None` when the walk is complete.
+    pub next: Option<RewrapCursor>,
+    /// The key id records are now sealed with.
+    pub active_key: String,
+}
+
+/// What happened to one record.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Rewrapped,
+    AlreadyCurrent,
+    Problem(ProblemKind, String),
+}
+
+/// Attempts at one record that keeps changing under us before it is reported.
+const ATTEMPTS: usize = 3;
+/// Records listed per store round trip.
+const PAGE: usize = 100;
+
+impl Broker {
+    /// Re-seals up to `max_records` records after the cursor with the active key.
+    #[tracing::instrument(name = "rewrap", skip_all, fields(active_key = self.keyring.active_id()))]
+    pub async fn rewrap(self: &Arc<Self>, request: RewrapRequest) -> BrokerResult<RewrapReport> {
+        let active = self.keyring.active_id().to_owned();
+        if let Some(expected) = request.expect_active_key.as_ref().filter(|e| **e != active) {
+            return Err(BrokerError::ActiveKeyMismatch { expected: expected.clone(), active });
+        }
+        let mut walk = Walk {
+            report: RewrapReport { active_key: active, ..Default::default() },
+            pace: Pace::new(request.per_second),
+            budget: request.max_records,
+            position: request.after.clone(),
+        };
+        for provider in self.rewrap_providers(&request)? {
+            if !self.rewrap_provider(&provider, &mut walk).await? {
+                walk.report.next = walk.position.take();
+                return Ok(walk.finish());
+            }
+        }
+        Ok(walk.finish())
+    }
+
+    /// The provider instances to walk, by name, from the cursor's on.
+    fn rewrap_providers(&self, request: &RewrapRequest) -> BrokerResult<Vec<ProviderName>> {
+        let mut names: Vec<ProviderName> = match &request.provider {
+            Some(name) => vec![self.provider(name)?.name.clone()],
+            None => self.registry.iter().map(|p| p.name.clone()).collect(),
+        };
+        names.sort();
+        if let Some(cursor) = &request.after {
+            self.provider(&cursor.provider)?;
+            names.retain(|name| *name >= cursor.provider);
+        }
+        Ok(names)
+    }
+
+    /// Walks one provider's credentials; `Ok(false)` when the call's budget ran out first.
+    async fn rewrap_provider(self: &Arc<Self>, provider: &ProviderName, walk: &mut Walk) -> BrokerResult<bool> {
+        let mut after = walk.position.as_ref().filter(|c| c.provider == *provider).map(|c| c.subject.clone());
+        loop {
+            let want = walk.budget.min(PAGE);
+            if want == 0 {
+                return Ok(false);
+            }
+            let page = self.store.list(provider, after.as_ref(), want).await?;
+            for listed in &page {
+                let id = CredentialId::new(provider.clone(), listed.subject.clone());
+                let outcome = self.rewrap_listed(&id, &listed.credential, &mut walk.pace).await?;
+                walk.count(id, outcome);
+            }
+            if page.len() < want {
+                return Ok(true);
+            }
+            after = page.last().map(|l| l.subject.clone());
+        }
+    }
+
+    /// One listed record: counted when current, else re-sealed under its lease.
+    async fn rewrap_listed(
+        self: &Arc<Self>,
+        id: &CredentialId,
+        listed: &StoredCredential,
+        pace: &mut Pace,
+    ) -> BrokerResult<Outcome> {
+        if self.keyring.is_current(&listed.sealed) {
+            return Ok(Outcome::AlreadyCurrent);
+        }
+        pace.wait().await;
+        // Spawned: a caller that goes away stops the run between records, never inside one
+        // (with the lease held, or a write made but not announced).
+        let (broker, id, listed) = (Arc::clone(self), id.clone(), listed.clone());
+        let task = tokio::spawn(async move {
+            let Some(lease) = broker.try_lease(&id).await? else {
+                return Ok(Outcome::Problem(ProblemKind::Busy, "another replica is renewing it; run again".into()));
+            };
+            let outcome = broker.reseal(&id, listed).await;
+            lease.release().await;
+            outcome
+        });
+        task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Writes `record` (as read) back sealed with the active key, with compare-and-swap on its
+    /// version; after a lost race, re-reads and tries again.
+    pub(super) async fn reseal(&self, id: &CredentialId, mut record: StoredCredential) -> BrokerResult<Outcome> {
+        for _ in 0..ATTEMPTS {
+            let resealed = match self.resealed(id, &record) {
+                Ok(resealed) => resealed,
+                Err(outcome) => return Ok(outcome),
+            };
+            if let Some(version) = self.store.compare_and_swap(id, record.version, &resealed).await? {
+                self.feed.publish(id, version).await;
+                return Ok(Outcome::Rewrapped);
+            }
+            match self.store.get(id).await? {
+                Some(current) => record = current,
+                None => return Ok(Outcome::Problem(ProblemKind::Deleted, "deleted meanwhile".into())),
+            }
+        }
+        Ok(Outcome::Problem(ProblemKind::Changed, format!("changed during {ATTEMPTS} attempts; run again")))
+    }
+
+    /// `record` sealed with the active key, everything else as it was; or why not to write it.
+    fn resealed(&self, id: &CredentialId, record: &StoredCredential) -> Result<StoredCredential, Outcome> {
+        if self.keyring.is_current(&record.sealed) {
+            return Err(Outcome::AlreadyCurrent);
+        }
+        if record.state == CredentialState::Refreshing {
+            let detail = "a refresh is in flight, or its replica stopped (a GetAuthorization resolves that); run again";
+            return Err(Outcome::Problem(ProblemKind::MidRefresh, detail.into()));
+        }
+        let vault = match self.open(id, record) {
+            Ok(vault) => vault,
+            Err(BrokerError::Sealed { source, .. }) => {
+                tracing::warn!(credential = %id, reason = %source, "rewrap: cannot open this record here; left as it is");
+                return Err(Outcome::Problem(ProblemKind::Unreadable, source.to_string()));
+            }
+            Err(other) => return Err(Outcome::Problem(ProblemKind::Unreadable, other.to_string())),
+        };
+        Ok(StoredCredential { sealed: self.seal(id, &vault), ..record.clone() })
+    }
+}
+
+/// A call's progress through the walk.
+struct Walk {
+    report: RewrapReport,
+    pace: Pace,
+    /// Records this call may still examine.
+    budget: usize,
+    /// The last record examined (or the request's cursor).
+    position: Option<RewrapCursor>,
+}
+
+impl Walk {
+    fn count(&mut self, id: CredentialId, outcome: Outcome) {
+        let report = &mut self.report;
+        report.seen += 1;
+        self.budget -= 1;
+        self.position = Some(RewrapCursor { provider: id.provider.clone(), subject: id.subject.clone() });
+        match outcome {
+            Outcome::Rewrapped => report.rewrapped += 1,
+            Outcome::AlreadyCurrent => report.already_current += 1,
+            Outcome::Problem(kind, detail) => {
+                if kind == ProblemKind::Unreadable {
+                    report.unreadable += 1;
+                } else {
+                    report.skipped += 1;
+                }
+                report.problems.push(RewrapProblem { id, kind, detail });
+            }
+        }
+    }
+
+    fn finish(self) -> RewrapReport {
+        let r = &self.report;
+        tracing::info!(
+            seen = r.seen,
+            rewrapped = r.rewrapped,
+            already_current = r.already_current,
+            skipped = r.skipped,
+            unreadable = r.unreadable,
+            complete = r.next.is_none(),
+            "rewrap call done"
+        );
+        self.report
+    }
+}
+
+/// Spaces re-seals `1 / per_second` apart. An idle stretch (records already current) earns
+/// no burst afterwards.
+struct Pace {
+    gap: Duration,
+    next: Instant,
+}
+
+impl Pace {
+    fn new(per_second: u32) -> Self {
+        Self { gap: Duration::from_secs(1) / per_second.max(1), next: Instant::now() }
+    }
+
+    /// When a re-seal asked for at `now` may start; books that slot.
+    fn book(&mut self, now: Instant) -> Instant {
+        let at = self.next.max(now);
+        self.next = at + self.gap;
+        at
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep_until(self.book(Instant::now())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! The per-record rules of rewrap, with the races made deterministic: the test writes between
+//! the read a rewrap works from and its compare-and-swap. (The walk, cursors and batches are
+//! tested through gRPC on Redis in `tests/api/rewrap.rs`.)
+
+use super::*;
+use crate::config::Settings;
+use crate::crypto::{KeyMaterial, Keyring};
+use crate::domain::{Secret, SecretMaterial, Vault};
+use crate::startup::Application;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+const OLD: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="; // 32 × 0x01
+const NEW: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="; // 32 × 0x02
+const OTHER: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="; // 32 × 0x03
+
+/// A broker holding keys `old` and `new`, sealing with `new`, on the in-memory store.
+async fn broker() -> Arc<Broker> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credbroker.toml");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [[encryption.keys]]\nid = \"old\"\nkey = \"{OLD}\"\n[[encryption.keys]]\nid = \"new\"\nkey = \"{NEW}\"\n\
+         [encryption]\nactive_key = \"new\"\nfingerprint_key = \"{OTHER}\"\n\
+         [[providers]]\nname = \"bro\"\nkind = \"bro\"\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    let settings = Settings::load(Some(&path), []).unwrap();
+    Application::build(settings).await.unwrap().broker()
+}
+
+fn ring(id: &str, byte: u8) -> Keyring {
+    Keyring::new(vec![KeyMaterial { id: id.into(), bytes: Zeroizing::new(vec![byte; 32]) }], id).unwrap()
+}
+
+fn id(subject: &str) -> CredentialId {
+    CredentialId::new(ProviderName::parse("p", "bro").unwrap(), Subject::parse("s", subject).unwrap())
+}
+
+fn record(ring: &Keyring, id: &CredentialId, code: &str) -> StoredCredential {
+    let material = SecretMaterial::BroToken { username: "org|1".into(), code: Secret::new(code) };
+    StoredCredential {
+        version: 0,
+        state: CredentialState::Active,
+        detail: String::new(),
+        access_expires_at: None,
+        updated_at: OffsetDateTime::UNIX_EPOCH,
+        sealed: ring.seal(id, &Vault { material, session: None }),
+    }
+}
+
+/// Stores `record`; returns it as the store now has it (with its version).
+async fn stored(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> StoredCredential {
+    broker.store.put(id, record).await.unwrap();
+    broker.store.get(id).await.unwrap().unwrap()
+}
+
+fn code(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> String {
+    let vault: Vault = broker.keyring.open(id, &record.sealed).unwrap();
+    let SecretMaterial::BroToken { code, .. } = vault.material else { panic!("a BRO token") };
+    code.expose().to_owned()
+}
+
+#[tokio::test]
+async fn a_record_written_after_the_read_is_resealed_as_written_never_overwritten() {
+    let broker = broker().await;
+    let id = id("raced");
+    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
+    // Another replica (still sealing with `old`) replaces the secret after rewrap read it.
+    let replaced = stored(&broker, &id, &record(&ring("old", 1), &id, "second")).await;
+
+    assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::Rewrapped);
+    let now = broker.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(now.version, replaced.version + 1, "one write, on top of the newer record");
+    assert!(broker.keyring.is_current(&now.sealed));
+    assert_eq!(code(&broker, &id, &now), "second", "the newer secret survives");
+}
+
+#[tokio::test]
+async fn a_record_already_resealed_by_a_writer_is_left_as_it_is() {
+    let broker = broker().await;
+    let id = id("written");
+    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
+    let written = stored(&broker, &id, &record(&ring("new", 2), &id, "second")).await;
+
+    assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::AlreadyCurrent);
+    assert_eq!(broker.store.get(&id).await.unwrap().unwrap(), written, "untouched");
+}
+
+#[tokio::test]
+async fn records_mid_refresh_and_unreadable_ones_are_reported_and_untouched() {
+    let broker = broker().await;
+    let (busy, foreign) = (id("busy"), id("foreign"));
+    let refreshing =
+        StoredCredential { state: CredentialState::Refreshing, ..record(&ring("old", 1), &busy, "in-flight") };
+    let refreshing = stored(&broker, &busy, &refreshing).await;
+    let unknown_key = stored(&broker, &foreign, &record(&ring("gone", 3), &foreign, "x")).await;
+
+    let outcome = broker.reseal(&busy, refreshing.clone()).await.unwrap();
+    assert!(matches!(outcome, Outcome::Problem(ProblemKind::MidRefresh, _)), "{outcome:?}");
+    let outcome = broker.reseal(&foreign, unknown_key.clone()).await.unwrap();
+    let Outcome::Problem(ProblemKind::Unreadable, detail) = outcome else { panic!("{outcome:?}") };
+    assert!(detail.contains("\"gone\"") && detail.contains("does not have"), "names the missing key: {detail}");
+    assert_eq!(broker.store.get(&busy).await.unwrap().unwrap(), refreshing);
+    assert_eq!(broker.store.get(&foreign).await.unwrap().unwrap(), unknown_key);
+}
+
+#[tokio::test]
+async fn only_the_seal_changes_state_detail_and_times_stay() {
+    let broker = broker().await;
+    let id = id("flagged");
+    let flagged = StoredCredential {
+        state: CredentialState::Indeterminate,
+        detail: "refresh outcome unknown".into(),
+        access_expires_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)),
+        ..record(&ring("old", 1), &id, "kept")
+    };
+    let read = stored(&broker, &id, &flagged).await;
+
+    assert_eq!(broker.reseal(&id, read.clone()).await.unwrap(), Outcome::Rewrapped);
+    let now = broker.store.get(&id).await.unwrap().unwrap();
+    let expected = StoredCredential { version: read.version + 1, sealed: now.sealed.clone(), ..read.clone() };
+    assert_eq!(now, expected);
+    assert_ne!(now.sealed, read.sealed);
+    assert_eq!(code(&broker, &id, &now), "kept");
+}
+
+#[tokio::test]
+async fn a_record_deleted_after_the_read_is_not_brought_back() {
+    let broker = broker().await;
+    let id = id("deleted");
+    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
+    broker.store.delete(&id).await.unwrap();
+
+    let outcome = broker.reseal(&id, read).await.unwrap();
+    assert!(matches!(outcome, Outcome::Problem(ProblemKind::Deleted, _)), "{outcome:?}");
+    assert_eq!(broker.store.get(&id).await.unwrap(), None);
+}
+
+#[test]
+fn pace_spaces_reseals_and_an_idle_stretch_earns_no_burst() {
+    let start = Instant::now();
+    let mut pace = Pace { gap: Duration::from_millis(200), next: start };
+    let slots: Vec<_> = (0..4).map(|_| pace.book(start) - start).collect();
+    assert_eq!(slots, [0, 200, 400, 600].map(Duration::from_millis));
+    // Ten seconds without re-seals, then three at once: still one per gap.
+    let later = start + Duration::from_secs(10);
+    let slots: Vec<_> = (0..3).map(|_| pace.book(later) - later).collect();
+    assert_eq!(slots, [0, 200, 400].map(Duration::from_millis));
+    assert_eq!(Pace::new(5).gap, Duration::from_millis(200));
+    assert_eq!(Pace::new(0).gap, Duration::from_secs(1), "zero is treated as one per second");
+}
