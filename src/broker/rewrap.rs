@@ -58,8 +58,8 @@ pub struct RewrapRequest {
 pub enum ProblemKind {
     /// This replica cannot open it: sealed with a key it lacks, or tampered with.
     Unreadable,
-    /// REFRESHING: a renewal is in flight, or its replica stopped (a GetAuthorization on it
-    /// resolves that).
+    /// REFRESHING: a renewal is in flight, or its replica stopped (resolved when the
+    /// credential is next renewed).
     MidRefresh,
     /// Another replica holds its lease (renewing it).
     Busy,
@@ -215,7 +215,7 @@ impl Broker {
             return Err(Outcome::AlreadyCurrent);
         }
         if record.state == CredentialState::Refreshing {
-            let detail = "a refresh is in flight, or its replica stopped (a GetAuthorization resolves that); run again";
+            let detail = "a refresh is in flight, or its replica stopped (resolved when next renewed); run again";
             return Err(Outcome::Problem(ProblemKind::MidRefresh, detail.into()));
         }
         let vault = match self.open(id, record) {

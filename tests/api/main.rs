@@ -13,6 +13,7 @@ mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
 mod redis_store;
+mod rotation;
 mod shutdown;
 mod store_conformance;
 mod telemetry;

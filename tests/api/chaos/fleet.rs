@@ -82,8 +82,11 @@ pub struct Fleet {
     pub replicas: Vec<Replica>,
     /// Every log line of every replica, as `(replica index, line)`.
     pub lines: broadcast::Sender<(usize, String)>,
+    prefix: String,
+    options: FleetOptions,
 }
 
+#[derive(Clone, Copy)]
 pub struct FleetOptions {
     pub chaos_pause: &'static str,
     pub journal: bool,
@@ -102,9 +105,24 @@ impl Fleet {
         let prefix = crate::helpers::random_prefix();
         let mut replicas = Vec::new();
         for index in 0..3 {
-            replicas.push(spawn_replica(index, &fake, &redis, &prefix, &options, lines.clone()).await);
+            replicas.push(spawn_replica(index, &fake, &redis, &prefix, &options, lines.clone(), |_| {}).await);
         }
-        Self { fake, redis, replicas, lines }
+        Self { fake, redis, replicas, lines, prefix, options }
+    }
+
+    /// A rolling-restart step: stops replica `index` gracefully (SIGTERM, waits for it to exit)
+    /// and starts it again on a new port, its command adjusted by `configure` (a new
+    /// configuration file, other environment).
+    pub async fn restart_replica(&mut self, index: usize, configure: impl FnOnce(&mut Command)) {
+        let replica = &mut self.replicas[index];
+        replica.signal(Signal::SIGTERM);
+        tokio::time::timeout(Duration::from_secs(30), replica.child.wait())
+            .await
+            .expect("a replica stops within 30 s of SIGTERM")
+            .unwrap();
+        self.replicas[index] =
+            spawn_replica(index, &self.fake, &self.redis, &self.prefix, &self.options, self.lines.clone(), configure)
+                .await;
     }
 
     /// Every log line of every replica so far.
@@ -129,6 +147,7 @@ async fn spawn_replica(
     prefix: &str,
     options: &FleetOptions,
     lines: broadcast::Sender<(usize, String)>,
+    configure: impl FnOnce(&mut Command),
 ) -> Replica {
     let port = free_port();
     let binary = std::env::var("CHAOS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_credbroker").to_owned());
@@ -156,6 +175,7 @@ async fn spawn_replica(
     if !options.journal {
         command.env("CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL", "1");
     }
+    configure(&mut command);
     let mut child = command.spawn().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());

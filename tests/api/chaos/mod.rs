@@ -9,7 +9,7 @@
 //! `target/tmp/chaos-report.txt`.
 
 mod budget_storm;
-mod fleet;
+pub mod fleet;
 mod scenario;
 
 use fake_upstream::FailureMode;
