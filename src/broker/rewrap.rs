@@ -9,11 +9,12 @@
 //!
 //! Per record:
 //! - already sealed with the active key (seen in the listing; nothing is decrypted) → counted;
-//! - otherwise, paced (`per_second`) and under the credential's fleet lease — the lease a
-//!   renewal takes, so a rewrap and a renewal never race for one record — it is opened,
-//!   sealed again and written with compare-and-swap on the version it was read at. Only the
-//!   sealed secret changes: the secret itself, state, detail, expiry and `updated_at` (which
-//!   times the probe of an INDETERMINATE credential) stay as they were;
+//! - otherwise, paced (`per_second`; a few records at once, counted in listing order) and
+//!   under the credential's fleet lease — the lease a renewal takes, so a rewrap and a
+//!   renewal never race for one record — it is opened, sealed again and written with
+//!   compare-and-swap on the version it was read at. Only the sealed secret changes: the
+//!   secret itself, state, detail, expiry and `updated_at` (which times the probe of an
+//!   INDETERMINATE credential) stay as they were;
 //! - a record that changed between read and write is re-read and tried again, a few times;
 //!   it is never overwritten;
 //! - REFRESHING records are left alone and reported: their holder records its outcome with
@@ -28,6 +29,8 @@
 use super::{Broker, BrokerError, BrokerResult};
 use crate::domain::{CredentialId, CredentialState, ProviderName, Subject};
 use crate::store::{CredentialStore, StoredCredential};
+use futures::StreamExt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -105,6 +108,8 @@ pub(super) enum Outcome {
 const ATTEMPTS: usize = 3;
 /// Records listed per store round trip.
 const PAGE: usize = 100;
+/// Records worked on at once.
+const IN_FLIGHT: usize = 8;
 
 impl Broker {
     /// Re-seals up to `max_records` records after the cursor with the active key.
@@ -116,12 +121,12 @@ impl Broker {
         }
         let mut walk = Walk {
             report: RewrapReport { active_key: active, ..Default::default() },
-            pace: Pace::new(request.per_second),
             budget: request.max_records,
             position: request.after.clone(),
         };
+        let mut pace = Pace::new(request.per_second);
         for provider in self.rewrap_providers(&request)? {
-            if !self.rewrap_provider(&provider, &mut walk).await? {
+            if !self.rewrap_provider(&provider, &mut walk, &mut pace).await? {
                 walk.report.next = walk.position.take();
                 return Ok(walk.finish());
             }
@@ -144,7 +149,15 @@ impl Broker {
     }
 
     /// Walks one provider's credentials; `Ok(false)` when the call's budget ran out first.
-    async fn rewrap_provider(self: &Arc<Self>, provider: &ProviderName, walk: &mut Walk) -> BrokerResult<bool> {
+    /// Up to `IN_FLIGHT` records are worked on at once (Redis shares one fsync among
+    /// concurrent writes); outcomes are counted in listing order, so the cursor only ever
+    /// passes records that are done.
+    async fn rewrap_provider(
+        self: &Arc<Self>,
+        provider: &ProviderName,
+        walk: &mut Walk,
+        pace: &mut Pace,
+    ) -> BrokerResult<bool> {
         let mut after = walk.position.as_ref().filter(|c| c.provider == *provider).map(|c| c.subject.clone());
         loop {
             let want = walk.budget.min(PAGE);
@@ -152,10 +165,16 @@ impl Broker {
                 return Ok(false);
             }
             let page = self.store.list(provider, after.as_ref(), want).await?;
-            for listed in &page {
-                let id = CredentialId::new(provider.clone(), listed.subject.clone());
-                let outcome = self.rewrap_listed(&id, &listed.credential, &mut walk.pace).await?;
-                walk.count(id, outcome);
+            let work: Vec<_> = page
+                .iter()
+                .map(|listed| {
+                    let id = CredentialId::new(provider.clone(), listed.subject.clone());
+                    self.rewrap_listed(id, &listed.credential, pace)
+                })
+                .collect();
+            let mut outcomes = futures::stream::iter(work).buffered(IN_FLIGHT);
+            while let Some((id, outcome)) = outcomes.next().await {
+                walk.count(id, outcome?);
             }
             if page.len() < want {
                 return Ok(true);
@@ -164,29 +183,36 @@ impl Broker {
         }
     }
 
-    /// One listed record: counted when current, else re-sealed under its lease.
-    async fn rewrap_listed(
+    /// One listed record: counted when current, else re-sealed under its lease in its paced
+    /// slot (booked as the page is read).
+    fn rewrap_listed(
         self: &Arc<Self>,
-        id: &CredentialId,
+        id: CredentialId,
         listed: &StoredCredential,
         pace: &mut Pace,
-    ) -> BrokerResult<Outcome> {
-        if self.keyring.is_current(&listed.sealed) {
-            return Ok(Outcome::AlreadyCurrent);
+    ) -> impl Future<Output = (CredentialId, BrokerResult<Outcome>)> + use<> {
+        let current = self.keyring.is_current(&listed.sealed);
+        let slot = (!current).then(|| pace.book(Instant::now()));
+        let (broker, listed) = (Arc::clone(self), listed.clone());
+        async move {
+            let Some(slot) = slot else { return (id, Ok(Outcome::AlreadyCurrent)) };
+            tokio::time::sleep_until(slot).await;
+            // Spawned: a caller that goes away stops the run between records, never inside
+            // one (with the lease held, or a write made but not announced).
+            let task = tokio::spawn({
+                let id = id.clone();
+                async move {
+                    let Some(lease) = broker.try_lease(&id).await? else {
+                        let detail = "another replica is renewing it; run again";
+                        return Ok(Outcome::Problem(ProblemKind::Busy, detail.into()));
+                    };
+                    let outcome = broker.reseal(&id, listed).await;
+                    lease.release().await;
+                    outcome
+                }
+            });
+            (id, task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
         }
-        pace.wait().await;
-        // Spawned: a caller that goes away stops the run between records, never inside one
-        // (with the lease held, or a write made but not announced).
-        let (broker, id, listed) = (Arc::clone(self), id.clone(), listed.clone());
-        let task = tokio::spawn(async move {
-            let Some(lease) = broker.try_lease(&id).await? else {
-                return Ok(Outcome::Problem(ProblemKind::Busy, "another replica is renewing it; run again".into()));
-            };
-            let outcome = broker.reseal(&id, listed).await;
-            lease.release().await;
-            outcome
-        });
-        task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Writes `record` (as read) back sealed with the active key, with compare-and-swap on its
@@ -233,7 +259,6 @@ impl Broker {
 /// A call's progress through the walk.
 struct Walk {
     report: RewrapReport,
-    pace: Pace,
     /// Records this call may still examine.
     budget: usize,
     /// The last record examined (or the request's cursor).
@@ -292,10 +317,6 @@ impl Pace {
         let at = self.next.max(now);
         self.next = at + self.gap;
         at
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep_until(self.book(Instant::now())).await;
     }
 }
 
