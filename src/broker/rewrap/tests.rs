@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::Settings;
 use crate::crypto::{KeyMaterial, Keyring};
-use crate::domain::{Secret, SecretMaterial, Vault};
+use crate::domain::{Secret, SecretMaterial, Subject, Vault};
 use crate::startup::Application;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
