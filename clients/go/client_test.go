@@ -51,7 +51,8 @@ func (c *counter) get(name string) int {
 
 func dial(t *testing.T, opt ...credbroker.Option) *credbroker.Client {
 	t.Helper()
-	client, err := credbroker.Dial(brokerTarget, opt...)
+	// A generous deadline first (the machine is shared and loaded); opt may override it.
+	client, err := credbroker.Dial(brokerTarget, append([]credbroker.Option{credbroker.WithTimeout(30 * time.Second)}, opt...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

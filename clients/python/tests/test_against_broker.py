@@ -56,7 +56,7 @@ def test_cached_header_is_reused_and_renewed_before_expiry(fake, broker_target):
     who = subject()
     put_login(broker_target, "jouwomgeving-demo", who, JO_USER)
     counter = CountingInterceptor()
-    with Credbroker(broker_target, margin=0, interceptors=[counter]) as broker:
+    with Credbroker(broker_target, timeout=30, margin=0, interceptors=[counter]) as broker:
         first = broker.authorization("jouwomgeving-demo", who, min_validity=2)
         assert first.as_dict()["authorization"].startswith("JWT ")
         assert broker.authorization("jouwomgeving-demo", who, min_validity=2) is first
@@ -80,7 +80,7 @@ def test_401_from_upstream_leads_to_one_report_and_one_retry_with_requests(fake,
     who = subject()
     put_login(broker_target, "pass", who, PASS_USER)
     counter = CountingInterceptor()
-    with Credbroker(broker_target, interceptors=[counter]) as broker, requests.Session() as session:
+    with Credbroker(broker_target, timeout=30, interceptors=[counter]) as broker, requests.Session() as session:
         session.auth = CredbrokerAuth(broker, "pass", who)
         assert session.get(fake.url("pass/data/echo"), timeout=30).status_code == 200
         _log_out_upstream(fake, broker.authorization("pass", who))
@@ -97,7 +97,7 @@ def test_401_from_upstream_leads_to_one_report_and_one_retry_with_httpx(fake, br
     who = subject()
     put_login(broker_target, "pass", who, PASS_USER)
     counter = CountingInterceptor()
-    with Credbroker(broker_target, interceptors=[counter]) as broker:
+    with Credbroker(broker_target, timeout=30, interceptors=[counter]) as broker:
         with httpx.Client(auth=CredbrokerHttpxAuth(broker, "pass", who), timeout=30) as http:
             assert http.get(fake.url("pass/data/echo")).status_code == 200
             _log_out_upstream(fake, broker.authorization("pass", who))
@@ -115,7 +115,7 @@ def test_a_401_the_broker_cannot_renew_is_reported_once_and_returned(fake, broke
         request = broker_pb2.PutCredentialRequest(provider="bro", subject=who, bro_token=token)
         broker_pb2_grpc.CredentialAdminStub(channel).PutCredential(request, timeout=30)
     counter = CountingInterceptor()
-    with Credbroker(broker_target, interceptors=[counter]) as broker, requests.Session() as session:
+    with Credbroker(broker_target, timeout=30, interceptors=[counter]) as broker, requests.Session() as session:
         session.auth = CredbrokerAuth(broker, "bro", who)
         response = session.get(fake.url("bro/api/v2/data/echo"), timeout=30)
     assert response.status_code == 401
@@ -127,7 +127,7 @@ def test_proxy_call_round_trips_a_body(fake, broker_target):
     who = subject()
     put_login(broker_target, "pass", who, PASS_USER)
     body = bytes(range(256)) * 40
-    with Credbroker(broker_target) as broker:
+    with Credbroker(broker_target, timeout=30) as broker:
         response = broker.proxy_call(
             "pass", who, "POST", "data/mirror", headers=[("content-type", "application/octet-stream")], body=body
         )
@@ -140,7 +140,7 @@ def test_unavailable_is_retried(fake, broker_target):
     who = subject()
     put_login(broker_target, "jouwomgeving-demo", who, JO_USER)
     fake.fail("jouwomgeving", 503, 1)
-    with Credbroker(broker_target) as broker:
+    with Credbroker(broker_target, timeout=30) as broker:
         auth = broker.authorization("jouwomgeving-demo", who)
     assert auth.as_dict()["authorization"].startswith("JWT ")
     attempts = logins(fake, "jouwomgeving")
@@ -151,7 +151,7 @@ def test_without_retries_unavailable_surfaces_with_the_brokers_message(fake, bro
     who = subject()
     put_login(broker_target, "jouwomgeving-demo", who, JO_USER)
     fake.fail("jouwomgeving", 503, 1)
-    with Credbroker(broker_target, max_attempts=1) as broker:
+    with Credbroker(broker_target, timeout=30, max_attempts=1) as broker:
         with pytest.raises(UnavailableError) as raised:
             broker.authorization("jouwomgeving-demo", who)
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
@@ -159,7 +159,7 @@ def test_without_retries_unavailable_surfaces_with_the_brokers_message(fake, bro
 
 
 def test_errors_carry_the_brokers_code_and_message(broker_target):
-    with Credbroker(broker_target) as broker:
+    with Credbroker(broker_target, timeout=30) as broker:
         with pytest.raises(NotFoundError) as missing:
             broker.authorization("no-such-provider", "x")
         with pytest.raises(InvalidArgumentError) as bad:
@@ -172,7 +172,7 @@ def test_errors_carry_the_brokers_code_and_message(broker_target):
 def test_no_secret_in_repr_or_errors(fake, broker_target):
     who = subject()
     put_login(broker_target, "pass", who, PASS_USER)
-    with Credbroker(broker_target, bearer_token="bearer-secret-123") as broker:
+    with Credbroker(broker_target, timeout=30, bearer_token="bearer-secret-123") as broker:
         auth = broker.authorization("pass", who)
         with pytest.raises(NotFoundError) as missing:
             broker.authorization("pass", subject())

@@ -46,6 +46,23 @@ public final class TlsOptions {
     if (certFile != null) {
       builder.keyManager(certFile, keyFile);
     }
-    return builder.build();
+    try {
+      return builder.build();
+    } catch (UnsupportedOperationException e) {
+      // Debian's libnetty-java strips io.netty.handler.ssl.JdkAlpnApplicationProtocolNegotiator,
+      // and gRPC over TLS needs ALPN.
+      throw new SSLException("this netty build cannot negotiate ALPN with the JDK's TLS provider "
+          + "(Debian's libnetty-java lacks it); use netty from Maven Central for TLS", e);
+    }
+  }
+
+  /** Whether this netty can do TLS for gRPC with the JDK's provider (ALPN). */
+  public static boolean available() {
+    try {
+      Class.forName("io.netty.handler.ssl.JdkAlpnApplicationProtocolNegotiator");
+      return true;
+    } catch (ClassNotFoundException e) {
+      return false;
+    }
   }
 }
