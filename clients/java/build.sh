@@ -34,6 +34,6 @@ if [ "${1:-}" = test ]; then
   JUNIT=$S/junit-platform-console-standalone.jar
   mkdir -p build/test-classes
   javac --release 17 -d build/test-classes -cp "build/classes:$CP:$JUNIT" $(find src/test/java -name '*.java')
-  java -jar "$JUNIT" --disable-banner --details=tree --fail-if-no-tests \
+  java -jar "$JUNIT" --disable-banner --disable-ansi-colors --details=tree --fail-if-no-tests \
     -cp "build/classes:build/test-classes:$CP" --scan-classpath build/test-classes
 fi

@@ -105,7 +105,7 @@ class CredbrokerTest {
     String who = subject();
     try (Credbroker broker = client().interceptor(counter).build()) {
       putLogin(broker, "pass", who, PASS_USER);
-      HttpClient plain = HttpClient.newHttpClient();
+      HttpClient plain = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
       CredbrokerHttp http = new CredbrokerHttp(plain, broker, "pass", who);
       HttpRequest echo = HttpRequest.newBuilder(URI.create(h.fakeBase + "pass/data/echo")).build();
       assertEquals(200, http.send(echo, HttpResponse.BodyHandlers.discarding()).statusCode());
@@ -133,7 +133,7 @@ class CredbrokerTest {
       broker.admin().putCredential(Broker.PutCredentialRequest.newBuilder().setProvider("bro").setSubject(who)
           .setBroToken(Broker.BroToken.newBuilder().setUsername("0dce6fc98256|999999999|1").setCode("ab".repeat(32)))
           .build());
-      CredbrokerHttp http = new CredbrokerHttp(HttpClient.newHttpClient(), broker, "bro", who);
+      CredbrokerHttp http = new CredbrokerHttp(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build(), broker, "bro", who);
       HttpRequest echo = HttpRequest.newBuilder(URI.create(h.fakeBase + "bro/api/v2/data/echo")).build();
       HttpResponse<Void> response = http.send(echo, HttpResponse.BodyHandlers.discarding());
       assertEquals(401, response.statusCode());

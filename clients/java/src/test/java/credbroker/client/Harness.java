@@ -28,7 +28,6 @@ final class Harness {
   final String fakeBase;
   final String fakeControl;
   final String brokerTarget;
-  private final HttpClient http = HttpClient.newHttpClient();
 
   static synchronized Harness get() throws Exception {
     if (instance == null) {
@@ -106,10 +105,19 @@ final class Harness {
 
   // --- the fake's control API ---
 
+  /**
+   * A fresh client (and connection) per control call: the control server closes idle
+   * keep-alive connections (hyper's header-read timeout), and a pooled one can be closed just
+   * as it is reused.
+   */
+  private static HttpClient http() {
+    return HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+  }
+
   void control(String path, String json) throws Exception {
     HttpRequest request = HttpRequest.newBuilder(URI.create(fakeControl + path))
         .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)).build();
-    int status = http.send(request, HttpResponse.BodyHandlers.discarding()).statusCode();
+    int status = http().send(request, HttpResponse.BodyHandlers.discarding()).statusCode();
     if (status >= 300) {
       throw new IllegalStateException("control " + path + ": " + status);
     }
@@ -117,7 +125,7 @@ final class Harness {
 
   /** Ledger entries of one provider and operation, as JSON object strings, oldest first. */
   List<String> ledger(String provider, String operation) throws Exception {
-    String body = http.send(HttpRequest.newBuilder(URI.create(fakeControl + "ledger")).build(),
+    String body = http().send(HttpRequest.newBuilder(URI.create(fakeControl + "ledger")).build(),
         HttpResponse.BodyHandlers.ofString()).body();
     List<String> matching = new ArrayList<>();
     Matcher entry = Pattern.compile("\\{[^{}]*\\}").matcher(body);
