@@ -88,6 +88,13 @@ async fn cli_admin_put_status_list_token_delete_round_trip() {
     assert!(text(&gone.stderr).starts_with("credbroker: NOT_FOUND: "), "{}", text(&gone.stderr));
 }
 
+/// `credbroker admin put PROVIDER SUBJECT username-password --username USER FROM...`.
+async fn put_login(target: &str, credential: [&str; 3], from: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let [provider, subject, username] = credential;
+    let base = ["admin", "--target", target, "put", provider, subject, "username-password", "--username", username];
+    credbroker(&[&base[..], from].concat(), stdin, env).await
+}
+
 #[tokio::test]
 async fn cli_secrets_come_from_env_file_or_stdin_and_never_show() {
     let s = spawn_with_fake(StoreKind::Memory).await;
@@ -97,106 +104,26 @@ async fn cli_secrets_come_from_env_file_or_stdin_and_never_show() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secret");
     std::fs::write(&file, "pw-from-file-5120\n").unwrap();
-    let runs = [
-        credbroker(
-            &[
-                "admin",
-                "--target",
-                &target,
-                "put",
-                "pass",
-                "jan",
-                "username-password",
-                "--username",
-                "jan",
-                "--secret-env",
-                "JAN_PW",
-            ],
-            "",
-            &[("JAN_PW", "pw-from-env-8431")],
-        )
-        .await,
-        credbroker(
-            &[
-                "admin",
-                "--target",
-                &target,
-                "put",
-                "jouwomgeving-demo",
-                "acme",
-                "username-password",
-                "--username",
-                "app",
-            ],
-            "",
-            &[],
-        )
-        .await, // empty stdin: refused locally
-        credbroker(
-            &[
-                "admin",
-                "--target",
-                &target,
-                "put",
-                "jouwomgeving-demo",
-                "acme",
-                "username-password",
-                "--username",
-                "app",
-                "--secret-file",
-            ],
-            "",
-            &[],
-        )
-        .await,
-    ];
-    assert_eq!(exit_code(&runs[0]), 0, "{}", text(&runs[0].stderr));
-    assert_eq!(exit_code(&runs[1]), 2, "no secret in stdin is a usage error: {}", text(&runs[1].stderr));
-    assert!(text(&runs[1].stderr).contains("no secret in standard input"));
-    assert_eq!(exit_code(&runs[2]), 2, "--secret-file needs a path");
-    let from_file = credbroker(
-        &[
-            "admin",
-            "--target",
-            &target,
-            "put",
-            "jouwomgeving-demo",
-            "acme",
-            "username-password",
-            "--username",
-            "app",
-            "--secret-file",
-            file.to_str().unwrap(),
-        ],
-        "",
-        &[],
-    )
-    .await;
+    let jan = ["pass", "jan", "jan"];
+    let acme = ["jouwomgeving-demo", "acme", "app"];
+    let from_env = put_login(&target, jan, &["--secret-env", "JAN_PW"], "", &[("JAN_PW", "pw-from-env-8431")]).await;
+    assert_eq!(exit_code(&from_env), 0, "{}", text(&from_env.stderr));
+    let empty_stdin = put_login(&target, acme, &[], "", &[]).await;
+    assert_eq!(exit_code(&empty_stdin), 2, "no secret in stdin is a usage error: {}", text(&empty_stdin.stderr));
+    assert!(text(&empty_stdin.stderr).contains("no secret in standard input"));
+    let no_path = put_login(&target, acme, &["--secret-file"], "", &[]).await;
+    assert_eq!(exit_code(&no_path), 2, "--secret-file needs a path");
+    let from_file = put_login(&target, acme, &["--secret-file", file.to_str().unwrap()], "", &[]).await;
     assert_eq!(exit_code(&from_file), 0, "{}", text(&from_file.stderr));
+    let from_stdin = put_login(&target, jan, &[], "pw-from-env-8431\n", &[]).await;
+    assert_eq!(exit_code(&from_stdin), 0, "{}", text(&from_stdin.stderr));
     // The secrets reached the broker: both logins work.
     assert!(s.app.get("pass", "jan").await.is_ok());
     assert!(s.app.get("jouwomgeving-demo", "acme").await.is_ok());
     // No argument takes a secret's value.
-    let argv = credbroker(
-        &[
-            "admin",
-            "--target",
-            &target,
-            "put",
-            "pass",
-            "jan",
-            "username-password",
-            "--username",
-            "jan",
-            "--password",
-            "x",
-        ],
-        "",
-        &[],
-    )
-    .await;
+    let argv = put_login(&target, jan, &["--password", "x"], "", &[]).await;
     assert_eq!(exit_code(&argv), 2);
-    for output in runs.iter().chain([&from_file, &argv]) {
+    for output in [&from_env, &empty_stdin, &no_path, &from_file, &from_stdin, &argv] {
         for stream in [&output.stdout, &output.stderr] {
             assert!(!text(stream).contains("pw-from"), "a secret was printed: {}", text(stream));
         }
