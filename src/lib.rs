@@ -16,10 +16,12 @@
 //! - [`domain`]: validated types (`ProviderName`, `Subject`, redacted `Secret`, …).
 //! - [`config`]: layered, validated configuration.
 //! - [`telemetry`]: logs and OTLP traces.
+//! - [`cli`]: the operator's command line (`credbroker admin`, `credbroker token`).
 //! - [`startup`]: wiring it all into an `Application` that runs until shut down.
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;

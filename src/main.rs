@@ -1,7 +1,9 @@
 //! The `credbroker` binary: parse the command line, load configuration, start telemetry,
-//! build the application, run it until SIGTERM/SIGINT.
+//! build the application, run it until SIGTERM/SIGINT. `admin` and `token` hand over to
+//! [`credbroker::cli`].
 
 use clap::{Parser, Subcommand};
+use credbroker::cli;
 use credbroker::config::Settings;
 use credbroker::startup::{Application, shutdown_signal};
 use credbroker::telemetry;
@@ -31,11 +33,19 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage stored credentials on a running broker (secrets from stdin, a file or an env var).
+    Admin(cli::AdminArgs),
+    /// Print the headers the broker hands out for PROVIDER [SUBJECT] (debugging; live credentials).
+    Token(cli::TokenArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (Command::Serve { config } | Command::CheckConfig { config }) = &cli.command;
+    let (config, check_only) = match Cli::parse().command {
+        Command::Serve { config } => (config, false),
+        Command::CheckConfig { config } => (config, true),
+        Command::Admin(args) => return cli::run_admin(args),
+        Command::Token(args) => return cli::run_token(args),
+    };
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(errors) => {
@@ -43,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    if let Command::CheckConfig { .. } = cli.command {
+    if check_only {
         println!("configuration is valid ({} provider instance(s))", settings.providers.len());
         return ExitCode::SUCCESS;
     }

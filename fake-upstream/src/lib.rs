@@ -68,12 +68,14 @@
 //!   for exercising a proxy, behind that provider's authorization.
 //! - `traffic`: the log of every request received.
 //! - `demo`: the seed data the binary prints.
+//! - `control`: the knobs and ledger over HTTP, for test suites in other languages.
 
 #![forbid(unsafe_code)]
 
 mod app;
 mod bro;
 mod config;
+pub mod control;
 mod data;
 mod demo;
 mod fault;

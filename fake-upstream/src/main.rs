@@ -15,6 +15,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "FAKE_UPSTREAM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Also serve the control API (knobs and ledger as JSON; see `control.rs`) here.
+    /// For test suites in other languages; never expose it.
+    #[arg(long, env = "FAKE_UPSTREAM_CONTROL")]
+    control: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -34,6 +38,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = args.control {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                println!("fake-upstream control on http://{}/", listener.local_addr().unwrap_or(addr));
+                let router = fake_upstream::control::router(fake.knobs(), fake.ledger());
+                tokio::spawn(async move { axum::serve(listener, router).await });
+            }
+            Err(e) => {
+                eprintln!("fake-upstream: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     println!("{}\n\nCtrl-C to stop.", fake.seed_demo());
     let _ = tokio::signal::ctrl_c().await;
     fake.shutdown().await;
