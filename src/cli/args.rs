@@ -66,6 +66,25 @@ pub enum AdminCommand {
     },
     /// Delete a credential (PASS logins are also logged out upstream).
     Delete { provider: String, subject: String },
+    /// Re-seal every stored record with the active key (step 3 of docs/key-rotation.md):
+    /// calls `Rewrap` until the walk is complete, then prints the totals and every record left
+    /// to handle. Exit 8 when some were skipped or unreadable (run again, or on a replica with
+    /// the old key).
+    Rewrap {
+        /// Only this provider instance; default: every configured instance.
+        #[arg(long, default_value = "")]
+        provider: String,
+        /// The key id the answering replica must seal with (protects against a replica not
+        /// yet switched over).
+        #[arg(long)]
+        expect_active_key: String,
+        /// Records examined per call.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+        /// Records re-sealed per second at most.
+        #[arg(long, default_value_t = 100)]
+        records_per_second: u32,
+    },
 }
 
 /// The kinds of secret `put` can store. What each reads from the secret input is said in

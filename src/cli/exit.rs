@@ -11,11 +11,15 @@
 //! | 5    | FAILED_PRECONDITION: the credential needs re-authorization              |
 //! | 6    | UNAUTHENTICATED, PERMISSION_DENIED: this caller may not do that          |
 //! | 7    | UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED: retry later |
+//! | 8    | `admin rewrap` finished, but some records were skipped or unreadable     |
 
 use tonic::Code;
 
 /// Bad arguments or unreadable local input (clap uses the same code for its own errors).
 pub const USAGE: u8 = 2;
+
+/// Every call succeeded but the work is not complete (`admin rewrap` left records to handle).
+pub const INCOMPLETE: u8 = 8;
 
 /// The exit code for a gRPC status code.
 pub fn for_code(code: Code) -> u8 {

@@ -14,6 +14,9 @@ pub enum Failure {
     Usage(String),
     /// The broker (or the connection to it) answered with this status.
     Rpc(tonic::Status),
+    /// Every call succeeded, but some records were left to handle (a rewrap's problems,
+    /// already printed).
+    Incomplete,
 }
 
 impl From<tonic::Status> for Failure {
@@ -27,6 +30,9 @@ pub fn failure(json: bool, failure: &Failure) -> u8 {
     let (code, name, message) = match failure {
         Failure::Usage(message) => (exit::USAGE, "USAGE", message.clone()),
         Failure::Rpc(status) => (exit::for_code(status.code()), code_name(status.code()), status.message().to_owned()),
+        Failure::Incomplete => {
+            (exit::INCOMPLETE, "INCOMPLETE", "some records were left to handle (listed above)".into())
+        }
     };
     if json {
         eprintln!("{}", json!({ "error": { "code": name, "message": message } }));

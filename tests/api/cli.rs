@@ -221,3 +221,29 @@ async fn cli_speaks_mtls_with_a_ca_file_and_a_client_certificate() {
         ["admin", "list", "bro", "--target", &target, "--ca-file", &wrong_ca, "--cert-file", &cert, "--key-file", &key];
     assert_eq!(exit_code(&credbroker(&untrusted, "", &[]).await), 7);
 }
+
+#[tokio::test]
+async fn cli_rewrap_walks_every_page_and_refuses_a_replica_with_another_key() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    for subject in ["org-1", "org-2", "org-3"] {
+        s.app.put("bro", subject, crate::helpers::bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+    }
+    let target = format!("http://{}", s.app.addr);
+    let t = ["--target", target.as_str()];
+    // The embedded default seals with its ephemeral key, id "ephemeral": everything is current.
+    let args = ["admin", "rewrap", "--expect-active-key", "ephemeral", "--batch", "1", "--json"];
+    let run = credbroker(&[&args[..], &t[..]].concat(), "", &[]).await;
+    assert_eq!(exit_code(&run), 0, "{}", text(&run.stderr));
+    let totals = json(&run);
+    assert_eq!((totals["seen"].as_u64(), totals["already_current"].as_u64()), (Some(3), Some(3)), "{totals}");
+    assert_eq!(totals["problems"].as_array().map(Vec::len), Some(0));
+
+    let human = credbroker(&[&args[..6], &t[..]].concat(), "", &[]).await;
+    let out = text(&human.stdout);
+    assert!(out.lines().filter(|l| l.starts_with("seen ")).count() >= 3, "a line per call, one record each: {out}");
+    assert!(out.contains("rewrap complete: seen 3"), "{out}");
+
+    let other = ["admin", "rewrap", "--expect-active-key", "2027-01"];
+    let refused = credbroker(&[&other[..], &t[..]].concat(), "", &[]).await;
+    assert_eq!(exit_code(&refused), 5, "FAILED_PRECONDITION → 5: {}", text(&refused.stderr));
+}
