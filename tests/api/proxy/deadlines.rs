@@ -25,6 +25,9 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, future).await.unwrap_or_else(|_| panic!("{what} did not end within {PATIENCE:?}"))
 }
 
+/// How often conditions are polled: often enough, without spinning a loaded machine.
+const POLL: Duration = Duration::from_millis(20);
+
 /// Polls `probe` until it yields something.
 async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
     within(what, async {
@@ -32,7 +35,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: imp
             if let Some(found) = probe().await {
                 return found;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(POLL).await;
         }
     })
     .await
@@ -78,7 +81,7 @@ async fn a_stream_that_stalls_mid_body_ends_at_its_deadline() {
 async fn hold_a_slot(app: &ProxyApp, timeout_ms: u64) -> tonic::Status {
     loop {
         match stream_held_open(app.broker.clone(), head_only(timeout_ms)).await {
-            Err(e) if e.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+            Err(e) if e.code() == Code::ResourceExhausted => tokio::time::sleep(POLL).await,
             other => return other.err().expect("a head-only stream gets no answer"),
         }
     }

@@ -77,16 +77,26 @@ async fn the_global_byte_budget_refuses_calls_that_would_hold_too_much() {
         call.timeout = millis(30_000);
         call
     };
-    let holding = app.call(with_body("data/slow?ms=4000"));
+    // Whichever call holds its bytes first makes the other one refused: the slow one retries.
+    let holding = async {
+        loop {
+            match app.call(with_body("data/slow?ms=4000")).await {
+                Err(e) if e.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    };
     let refused = async {
         loop {
             match app.call(with_body("data/echo")).await {
                 Err(e) => return e,
-                Ok(_) => tokio::task::yield_now().await, // the slow call's body is not held yet
+                // The slow call's body is not held yet: poll again.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     };
-    let (held, refused) = futures::future::join(holding, refused).await;
+    let both = tokio::time::timeout(Duration::from_secs(60), futures::future::join(holding, refused));
+    let (held, refused) = both.await.expect("a call is refused while the other holds its bytes");
     assert_eq!(held.unwrap().status, 200, "the call holding the bytes is served");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let message = refused.message();
