@@ -12,8 +12,8 @@
 //! | `GET data/redirect`            | 302 to `data/echo`                                          |
 //! | `GET data/ping`                | a tiny constant, for benchmarks                             |
 //!
-//! (1) `?status=N` answers N; the reply carries hop-by-hop headers (a proxy must strip them)
-//! and `x-echo: yes`. Refusals are 401 `{"message":"Unauthenticated."}`.
+//! (1) `?status=N` answers N; the reply carries hop-by-hop headers and session cookies (a
+//! proxy must strip them) and `x-echo: yes`. Refusals are 401 `{"message":"Unauthenticated."}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -102,6 +102,8 @@ async fn echo(method: Method, OriginalUri(uri): OriginalUri, headers: HeaderMap,
         ("proxy-authenticate", "Basic realm=\"fake\""),
         ("connection", "x-hop"),
         ("x-hop", "1"),
+        ("set-cookie", "laravel_session=fake-upstream-session; HttpOnly"),
+        ("set-cookie2", "legacy=fake-upstream-session"),
     ] {
         extra.insert(name, HeaderValue::from_static(value));
     }

@@ -18,12 +18,7 @@ impl Broker {
 
     /// The provider instance's `api_base_url`, which proxied paths are joined to.
     pub fn api_base_url(&self, provider: &ProviderName) -> BrokerResult<&Url> {
-        Ok(match &self.provider(provider)?.settings {
-            ProviderSettings::Pass(s) => &s.api_base_url,
-            ProviderSettings::Bro(s) => &s.api_base_url,
-            ProviderSettings::Passolution(s) => &s.api_base_url,
-            ProviderSettings::JouwOmgeving(s) => &s.api_base_url,
-        })
+        Ok(self.provider(provider)?.api_base_url())
     }
 
     /// Whether a successful call with `served` slides its session's expiry: a PASS

@@ -6,7 +6,7 @@ use super::proxy_rpc;
 use super::status::{invalid, to_status};
 use crate::broker::Broker;
 use crate::domain::{InvalidField, ProviderName, Subject};
-use crate::proxy::{Proxy, ProxySettings};
+use crate::proxy::{InFlight, Proxy, ProxySettings};
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
@@ -24,6 +24,11 @@ impl BrokerService {
 
     pub fn with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Self {
         Self { proxy: Proxy::new(broker.clone(), proxy), broker }
+    }
+
+    /// The proxy's global budgets, for the admission layer in front of this service.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.proxy.in_flight().clone()
     }
 }
 

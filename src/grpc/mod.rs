@@ -3,6 +3,7 @@
 mod admin_service;
 mod broker_service;
 pub mod convert;
+mod proxy_admission;
 mod proxy_convert;
 mod proxy_rpc;
 mod rewrap_convert;
@@ -35,6 +36,8 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 /// older grpcurl releases work too).
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
     let max_message = proxy.max_message_size();
+    let broker_service = BrokerService::with_proxy(broker.clone(), proxy);
+    let in_flight = broker_service.in_flight();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
     health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
@@ -49,11 +52,15 @@ pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Rou
         .build_v1alpha()
         .expect("the embedded descriptor set is valid");
     Routes::new(health_service)
-        // ProxyCall messages are refused past the proxy's limit (tonic's default is 4 MiB).
-        .add_service(size_limit::SizeRefusals(
-            pb::credential_broker_server::CredentialBrokerServer::new(BrokerService::with_proxy(broker.clone(), proxy))
-                .max_decoding_message_size(max_message),
-        ))
+        // ProxyCall messages are refused past the proxy's limit (tonic's default is 4 MiB), and
+        // proxied calls are admitted against the global caps before their request is read.
+        .add_service(proxy_admission::ProxyAdmission {
+            inner: size_limit::SizeRefusals(
+                pb::credential_broker_server::CredentialBrokerServer::new(broker_service)
+                    .max_decoding_message_size(max_message),
+            ),
+            in_flight,
+        })
         .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -1,16 +1,18 @@
 //! The ProxyCall RPCs: the caller's trace context, parsing at the edge, the call, and the
-//! answer back as proto. `broker_service` delegates here.
+//! answer back as proto. `broker_service` delegates here; `proxy_admission` has admitted the
+//! call before its request was read.
 
 use super::pb::{self, proxy_call_chunk::Part};
 use super::proxy_convert::{body_chunk, response_head};
 use super::status::{invalid, to_status};
 use crate::domain::InvalidField;
-use crate::proxy::{Proxy, ProxyError, ProxyHead};
+use crate::proxy::{Admission, Proxy, ProxyError, ProxyHead};
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use opentelemetry::Context;
 use opentelemetry::propagation::Extractor;
 use std::pin::Pin;
+use std::sync::Arc;
 use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span};
@@ -63,6 +65,16 @@ fn record_head(head: &ProxyHead) {
     span.record("url.path", head.path.path());
 }
 
+/// The call's slot: taken by `proxy_admission` before the request was read, or here when the
+/// service is served without that layer (then a unary body is held here too).
+fn admission<T>(proxy: &Proxy, request: &Request<T>, body: usize) -> Result<Arc<Admission>, Status> {
+    if let Some(admission) = request.extensions().get::<Arc<Admission>>() {
+        return Ok(admission.clone());
+    }
+    let admitted = proxy.in_flight().admit().and_then(|a| a.hold(body).map(|()| a));
+    admitted.map_err(|e| to_status(e.into()))
+}
+
 pub(super) async fn unary(
     proxy: &Proxy,
     request: Request<pb::ProxyCallRequest>,
@@ -71,9 +83,10 @@ pub(super) async fn unary(
     let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCall");
     let _ = span.set_parent(parent.clone());
     async move {
+        let admission = admission(proxy, &request, request.get_ref().body.len())?;
         let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
         record_head(&head);
-        let response = proxy.call(head, body, &parent).await.map_err(to_status)?;
+        let response = proxy.call(head, body, &parent, &admission).await.map_err(to_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         Ok(Response::new(response.into()))
     }
@@ -89,14 +102,15 @@ pub(super) async fn streaming(
     let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCallStream");
     let _ = span.set_parent(parent.clone());
     async move {
+        let admission = admission(proxy, &request, 0)?;
         let mut chunks = request.into_inner();
-        let head = match chunks.message().await? {
+        let head = match first_message(proxy, &mut chunks).await? {
             Some(pb::ProxyCallChunk { part: Some(Part::Head(head)) }) => ProxyHead::try_from(head).map_err(invalid)?,
             _ => return Err(invalid(InvalidField::new("head", "the first message must carry the head"))),
         };
         record_head(&head);
         let body = upload(chunks, proxy.settings().max_message_size());
-        let response = proxy.call_stream(head, body, &parent).await.map_err(to_status)?;
+        let response = proxy.call_stream(head, body, &parent, admission).await.map_err(to_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
         let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| to_status(e.into())));
@@ -104,6 +118,19 @@ pub(super) async fn streaming(
     }
     .instrument(span)
     .await
+}
+
+/// The head, waited for no longer than `proxy.default_timeout`: the caller's own timeout is
+/// in the head, and a stream that never sends one must not hold its slot for ever.
+async fn first_message(
+    proxy: &Proxy,
+    chunks: &mut Streaming<pb::ProxyCallChunk>,
+) -> Result<Option<pb::ProxyCallChunk>, Status> {
+    let waited = proxy.settings().default_timeout;
+    match tokio::time::timeout(waited, chunks.message()).await {
+        Ok(message) => message,
+        Err(_) => Err(to_status(ProxyError::CallerSilent { what: "head", waited }.into())),
+    }
 }
 
 /// The request body: every message after the head. A message over `max_message` bytes is

@@ -33,10 +33,16 @@ pub fn code(error: &BrokerError) -> Code {
         BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
         BrokerError::Budget { .. } => Code::Unavailable,
         // Proxied calls: the upstream's own status is never an error; only these are.
-        BrokerError::Proxy(ProxyError::RequestTooLarge { .. } | ProxyError::ResponseTooLarge { .. }) => {
-            Code::ResourceExhausted
-        }
-        BrokerError::Proxy(ProxyError::TimedOut(_)) => Code::DeadlineExceeded,
+        BrokerError::Proxy(
+            ProxyError::RequestTooLarge { .. }
+            | ProxyError::ResponseTooLarge { .. }
+            | ProxyError::TooManyCalls(_)
+            | ProxyError::TooManyBytes(_),
+        ) => Code::ResourceExhausted,
+        // A well-formed path the broker refuses on purpose, for every caller: an
+        // authorization decision, not a malformed argument (see docs/proxy.md).
+        BrokerError::Proxy(ProxyError::TokenEndpoint(_)) => Code::PermissionDenied,
+        BrokerError::Proxy(ProxyError::TimedOut(_) | ProxyError::CallerSilent { .. }) => Code::DeadlineExceeded,
         BrokerError::Proxy(ProxyError::Transport(_)) => Code::Unavailable,
         BrokerError::Proxy(ProxyError::Protocol(_)) => Code::InvalidArgument,
         BrokerError::Proxy(ProxyError::RequestStream(_)) => Code::Cancelled,

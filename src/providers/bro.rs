@@ -3,6 +3,7 @@
 //! closes, and the broker is the only place it is kept.
 
 use super::Authorization;
+use super::endpoints::TokenEndpoints;
 use crate::domain::SecretMaterial;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use url::Url;
@@ -16,6 +17,11 @@ pub struct BroSettings {
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::BroToken { .. })
+}
+
+/// None: the token is made in the portal's web interface, never exchanged over the API.
+pub(super) fn token_endpoints() -> TokenEndpoints {
+    TokenEndpoints::new("no token endpoints")
 }
 
 /// `authorization: Basic base64(username:code)`; never expires.

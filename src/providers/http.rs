@@ -9,9 +9,11 @@
 //!
 //! Errors say *who* failed ([`UpstreamError`]) and never carry a value we sent or received:
 //! the provider's reason is taken from known fields of its body only, every text kept is
-//! scrubbed of the secrets the request carried, and URLs lose their query string.
+//! scrubbed — before it is cut to length — of the secrets the request carried, their partial
+//! echoes and anything token-shaped (`scrub`), and URLs lose their query string.
 
 mod reason;
+mod scrub;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -100,7 +102,7 @@ impl HttpClient {
         let retry_after = retry_after(status, response.headers());
         let body = response.bytes().await.map_err(|e| UpstreamError::NoAnswer { detail: describe(e, sent) })?;
         if !status.is_success() {
-            let reason = scrub(reason::from_body(status, &body), sent);
+            let reason = reason::from_body(status, &body, sent);
             return Err(UpstreamError::Refused { status: status.as_u16(), reason, retry_after });
         }
         Ok(Reply { status, body: body.to_vec() })
@@ -159,7 +161,7 @@ fn describe(e: reqwest::Error, sent: &[&Secret]) -> String {
         text = format!("{text}: {cause}");
         source = cause.source();
     }
-    scrub(text, sent)
+    scrub::scrub(text, sent)
 }
 
 fn redact_url(url: &Url) -> String {
@@ -179,14 +181,6 @@ fn describe_json(e: &serde_json::Error) -> String {
         return message;
     }
     format!("unexpected JSON ({:?} error) at line {} column {}", e.classify(), e.line(), e.column())
-}
-
-/// Replaces every secret the request carried, in case a provider echoes one back.
-fn scrub(mut text: String, sent: &[&Secret]) -> String {
-    for secret in sent.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret.expose(), "[redacted]");
-    }
-    text
 }
 
 /// `Retry-After` on 429 and 503, in seconds or as an HTTP date.

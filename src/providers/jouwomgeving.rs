@@ -2,6 +2,7 @@
 //! user's username and password obtain a 5-minute JWT sent as `Authorization: JWT <token>`.
 
 use super::Authorization;
+use super::endpoints::TokenEndpoints;
 use super::http::{HttpClient, TokenSet, UpstreamError, endpoint};
 use crate::domain::{Secret, SecretMaterial, Session};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,20 @@ pub struct JouwOmgevingSettings {
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::UsernamePassword { .. })
+}
+
+/// The configured `token_path` and `refresh_path` (and what lies below them), and
+/// djangorestframework-jwt's family beside the API's root: `api-token-auth/`,
+/// `api-token-refresh/`, `api-token-verify/`.
+pub(super) fn token_endpoints(s: &JouwOmgevingSettings) -> TokenEndpoints {
+    let base = &s.api_base_url;
+    let endpoints = TokenEndpoints::new("JouwOmgeving's token endpoints (api-token-*, token_path, refresh_path)")
+        .prefix_of(base, "api-token-")
+        .subtree_of(base, &s.token_path);
+    match &s.refresh_path {
+        Some(path) => endpoints.subtree_of(base, path),
+        None => endpoints,
+    }
 }
 
 /// `authorization: JWT <token>` (djangorestframework-jwt's scheme, not Bearer).

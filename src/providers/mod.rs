@@ -4,6 +4,7 @@
 //! a JouwOmgeving organisation, …); the [`Registry`] maps the names callers use to instances.
 
 pub mod bro;
+pub mod endpoints;
 pub mod http;
 pub mod jouwomgeving;
 pub mod pass;
@@ -12,6 +13,8 @@ pub mod passolution;
 pub use jouwomgeving::jwt_expiry;
 
 use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial, Vault};
+use endpoints::TokenEndpoints;
+use url::Url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +76,26 @@ impl Provider {
             ProviderSettings::Bro(_) => "bro",
             ProviderSettings::Passolution(_) => "passolution",
             ProviderSettings::JouwOmgeving(_) => "jouwomgeving",
+        }
+    }
+
+    /// Where the instance's API lives; proxied paths are joined to it.
+    pub fn api_base_url(&self) -> &Url {
+        match &self.settings {
+            ProviderSettings::Pass(s) => &s.api_base_url,
+            ProviderSettings::Bro(s) => &s.api_base_url,
+            ProviderSettings::Passolution(s) => &s.api_base_url,
+            ProviderSettings::JouwOmgeving(s) => &s.api_base_url,
+        }
+    }
+
+    /// The instance's own token and session endpoints, which `ProxyCall` never reaches.
+    pub fn token_endpoints(&self) -> TokenEndpoints {
+        match &self.settings {
+            ProviderSettings::Pass(s) => pass::token_endpoints(s),
+            ProviderSettings::Bro(_) => bro::token_endpoints(),
+            ProviderSettings::Passolution(s) => passolution::token_endpoints(s),
+            ProviderSettings::JouwOmgeving(s) => jouwomgeving::token_endpoints(s),
         }
     }
 

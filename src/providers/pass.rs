@@ -3,6 +3,7 @@
 //! an AccessToken with sliding expiry) or a client number used with the AppBearer scheme.
 
 use super::Authorization;
+use super::endpoints::TokenEndpoints;
 use super::http::{HttpClient, Reply, TokenSet, UpstreamError, endpoint};
 use crate::domain::{Secret, SecretMaterial, Session};
 use reqwest::RequestBuilder;
@@ -27,6 +28,12 @@ pub struct PassSettings {
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::UsernamePassword { .. } | SecretMaterial::ClientNumber { .. })
+}
+
+/// The whole token service: login, refresh and logout (`token/v1/login`, `token/v1/refresh`),
+/// the password-token pair, and whatever a later version adds under `token/`.
+pub(super) fn token_endpoints(s: &PassSettings) -> TokenEndpoints {
+    TokenEndpoints::new("PASS's token service (token/*)").subtree_of(&s.api_base_url, "token")
 }
 
 /// The empty subject: only the `api-key` header (enough for the Aanbod service).

@@ -4,6 +4,7 @@
 mod refresh_failure;
 
 use super::Authorization;
+use super::endpoints::TokenEndpoints;
 use super::http::{HttpClient, TokenSet, UpstreamError, endpoint};
 use crate::domain::{Secret, SecretMaterial, Session};
 use serde::Deserialize;
@@ -29,6 +30,20 @@ pub struct PassolutionSettings {
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {
     matches!(material, SecretMaterial::OAuthTokens { .. } | SecretMaterial::AuthorizationCode { .. })
+}
+
+/// The configured `token_url` and everything below it (Passport's `oauth/token/refresh`), and
+/// Passport's other routes beside it (`oauth/authorize`, `oauth/tokens`, `oauth/clients`,
+/// `oauth/personal-access-tokens`) — unless the API itself lives in that directory, which
+/// would refuse every call. Compared with the whole joined URL: the token URL usually sits on
+/// another host, but a deployment may put both under one.
+pub(super) fn token_endpoints(s: &PassolutionSettings) -> TokenEndpoints {
+    let endpoints = TokenEndpoints::new("Passolution's OAuth endpoints (its token_url and the routes beside it)")
+        .subtree(&s.token_url);
+    match s.token_url.join("./") {
+        Ok(routes) if !s.api_base_url.as_str().starts_with(routes.as_str()) => endpoints.subtree(&routes),
+        _ => endpoints,
+    }
 }
 
 /// `authorization: Bearer <access token>`.

@@ -1,19 +1,22 @@
 //! The unary call: the request body arrives whole and the response body is read whole, each
-//! within its configured limit — so a 401 can always be retried with the same body.
+//! within its configured limit — so a 401 can always be retried with the same body. The
+//! response body's bytes are reserved against the global budget as they arrive.
 
 use super::error::{ProxyError, upstream};
-use super::{Deadline, Proxy, ProxyHead, ProxyResponse, headers};
+use super::{Admission, Deadline, Proxy, ProxyHead, ProxyResponse, headers};
 use crate::broker::BrokerResult;
 use bytes::{Bytes, BytesMut};
 use reqwest::{Method, StatusCode};
 
 impl Proxy {
     /// Makes the call; the upstream's status, whatever it is, is a successful result.
+    /// `admission` is the call's slot; the request body's bytes are already held by it.
     pub async fn call(
         &self,
         head: ProxyHead,
         body: Bytes,
         parent: &opentelemetry::Context,
+        admission: &Admission,
     ) -> BrokerResult<ProxyResponse> {
         let limit = self.settings.max_request_body;
         if body.len() as u64 > limit {
@@ -35,7 +38,7 @@ impl Proxy {
         }
         let status = response.status();
         let headers = headers::response_headers(std::mem::take(response.headers_mut()));
-        let body = self.read_body(response, &head.method, &deadline).await?;
+        let body = self.read_body(response, &head.method, &deadline, admission).await?;
         Ok(ProxyResponse { status, headers, body })
     }
 
@@ -45,6 +48,7 @@ impl Proxy {
         mut response: reqwest::Response,
         method: &Method,
         deadline: &Deadline,
+        admission: &Admission,
     ) -> Result<Bytes, ProxyError> {
         let limit = self.settings.max_response_body;
         let declared = response.content_length().filter(|_| *method != Method::HEAD);
@@ -56,6 +60,7 @@ impl Proxy {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(ProxyError::ResponseTooLarge { limit });
             }
+            admission.hold(chunk.len())?;
             if body.is_empty() && declared == Some(chunk.len() as u64) {
                 return Ok(chunk); // the usual small reply: one chunk, no copy
             }

@@ -12,6 +12,9 @@ pub enum ProxyError {
     ResponseTooLarge { limit: u64 },
     #[error("the upstream exchange did not finish within {0:?}")]
     TimedOut(Duration),
+    /// The caller did not send what the call waits for (`what`: "head", "body") in time.
+    #[error("the caller sent no {what} within {waited:?} (the call's timeout)")]
+    CallerSilent { what: &'static str, waited: Duration },
     /// No connection, or the connection failed mid-exchange. The detail is the error chain
     /// without the URL.
     #[error("the upstream call failed: {0}")]
@@ -22,6 +25,15 @@ pub enum ProxyError {
     /// The caller's request stream failed (it was cancelled or its connection broke).
     #[error("the request stream ended with an error: {0}")]
     RequestStream(String),
+    /// The path reaches the provider's own token or session endpoints.
+    #[error("path: reaches {0}, which ProxyCall never calls: their answers carry tokens")]
+    TokenEndpoint(String),
+    /// The global cap on proxied calls in flight is reached.
+    #[error("too many proxied calls in flight (proxy.max_in_flight_calls = {0}); retry later")]
+    TooManyCalls(usize),
+    /// The global cap on bytes held by proxied calls is reached.
+    #[error("proxied calls hold too many bytes in memory (proxy.max_in_flight_bytes = {0}); retry later")]
+    TooManyBytes(u64),
     /// A stored credential does not make a valid header value (a configuration problem).
     #[error("the credential's {0} header is not a valid HTTP header value")]
     CredentialHeader(&'static str),

@@ -1,11 +1,15 @@
 //! Header hygiene, both ways.
 //!
 //! Requests: the caller may not set what carries or replaces the credential
-//! (`authorization`, `api-key`, `cookie`), what picks the destination (`host`), nor
-//! hop-by-hop headers, which describe the caller's connection, not the upstream one. These
-//! are refused, naming the header — silently dropping them would hide a caller's mistake.
-//! Responses: hop-by-hop headers, and any header the upstream's `connection` names, are
-//! stripped. Everything else passes both ways.
+//! (`authorization`, `api-key`, `cookie`), what picks the destination (`host`), hop-by-hop
+//! headers, which describe the caller's connection, not the upstream one, nor headers that
+//! upstream frameworks or the proxies in front of them take as the request's real URL, host,
+//! method or client (`x-original-url`, `x-forwarded-*`, `x-http-method-override`, …): with
+//! those, a caller could reach an endpoint the path check refused. These are refused, naming
+//! the header — silently dropping them would hide a caller's mistake.
+//! Responses: hop-by-hop headers, any header the upstream's `connection` names, and
+//! `set-cookie` (a session the upstream binds to the broker's credential is not the caller's)
+//! are stripped. Everything else passes both ways.
 
 use crate::domain::InvalidField;
 use reqwest::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
@@ -23,6 +27,39 @@ fn hop_by_hop(name: &str) -> bool {
 /// Headers that would override or smuggle credentials, or re-target the request.
 fn reserved(name: &str) -> bool {
     matches!(name, "authorization" | "api-key" | "host" | "cookie")
+}
+
+/// Headers an upstream may believe over the request line, and why.
+fn rewrites(name: &str) -> Option<&'static str> {
+    let proxy_set = matches!(
+        name,
+        "forwarded"
+            | "x-host"
+            | "x-original-host"
+            | "x-http-host-override"
+            | "x-real-ip"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+    ) || name.starts_with("x-forwarded-");
+    match name {
+        "x-original-url" | "x-original-uri" | "x-rewrite-url" | "x-override-url" | "x-envoy-original-path" => {
+            Some("upstream frameworks take it as the request's URL")
+        }
+        "x-http-method-override" | "x-http-method" | "x-method-override" => {
+            Some("upstream frameworks take it as the request's method")
+        }
+        _ if proxy_set => {
+            Some("proxies in front of the upstream set it, and upstreams take it as the request's host, URL or client")
+        }
+        _ => None,
+    }
+}
+
+/// Response headers that are not passed on: a session cookie the upstream sets belongs to
+/// the broker's credential, not to the caller.
+fn session_cookie(name: &str) -> bool {
+    matches!(name, "set-cookie" | "set-cookie2")
 }
 
 /// The caller's headers, validated, as they will be sent.
@@ -54,13 +91,16 @@ fn header(field: &'static str, name: &str, value: &str) -> Result<(HeaderName, H
     if hop_by_hop(lower) {
         return Err(refuse(format!("{lower:?} is a hop-by-hop header and may not be set by the caller")));
     }
+    if let Some(why) = rewrites(lower) {
+        return Err(refuse(format!("{lower:?} may not be set by the caller: {why}")));
+    }
     // `from_str` refuses CR, LF, NUL and other control characters (tab aside).
     let value = HeaderValue::from_str(value)
         .map_err(|_| refuse(format!("the value of {lower:?} must be printable ASCII without CR or LF")))?;
     Ok((parsed, value))
 }
 
-/// The upstream's response headers without hop-by-hop ones.
+/// The upstream's response headers without hop-by-hop ones and without cookies.
 pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -72,7 +112,8 @@ pub fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     for name in named {
         headers.remove(name);
     }
-    let hop: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n.as_str())).cloned().collect();
+    let hop: Vec<HeaderName> =
+        headers.keys().filter(|n| hop_by_hop(n.as_str()) || session_cookie(n.as_str())).cloned().collect();
     for name in hop {
         headers.remove(name);
     }
@@ -109,6 +150,23 @@ mod tests {
             "trailer",
             "transfer-encoding",
             "upgrade",
+            "X-Original-URL",
+            "x-original-uri",
+            "x-rewrite-url",
+            "x-override-url",
+            "x-envoy-original-path",
+            "X-HTTP-Method-Override",
+            "x-http-method",
+            "x-method-override",
+            "forwarded",
+            "x-forwarded-host",
+            "x-forwarded-prefix",
+            "x-forwarded-proto",
+            "x-forwarded-for",
+            "x-host",
+            "x-original-host",
+            "x-real-ip",
+            "true-client-ip",
         ] {
             let error = check(name, "x").unwrap_err();
             assert!(error.problem.contains(&name.to_ascii_lowercase()), "{error}");
@@ -127,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_response_headers_are_stripped() {
+    fn hop_by_hop_and_cookie_response_headers_are_stripped() {
         let mut headers = HeaderMap::new();
         for (n, v) in [
             ("connection", "x-hop, close"),
@@ -136,11 +194,14 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("proxy-authenticate", "Basic"),
             ("content-type", "application/json"),
-            ("set-cookie", "a=b"),
+            ("set-cookie", "session=abc"),
+            ("set-cookie", "other=def"),
+            ("set-cookie2", "legacy=1"),
+            ("x-forwarded-host", "kept: only requests are checked"),
         ] {
             headers.append(HeaderName::from_static(n), HeaderValue::from_static(v));
         }
         let kept: Vec<_> = response_headers(headers).keys().map(|n| n.as_str().to_owned()).collect();
-        assert_eq!(kept, ["content-type", "set-cookie"]);
+        assert_eq!(kept, ["content-type", "x-forwarded-host"]);
     }
 }

@@ -2,8 +2,10 @@
 //! never hold a secret.
 //!
 //! - [`target`]: the SSRF boundary — a caller's path becomes a URL under the provider's
-//!   `api_base_url`, or is refused.
+//!   `api_base_url`, or is refused; `upstreams`: per provider, that base minus the
+//!   provider's own token endpoints.
 //! - [`headers`]: header hygiene both ways.
+//! - [`admission`]: the global cap on calls in flight and the bytes they hold.
 //! - `call`: the unary call, bodies held in memory within small limits.
 //! - `stream`: the streaming call, bodies passed on chunk by chunk; `upload` keeps what a
 //!   401 retry would need.
@@ -13,7 +15,12 @@
 //! resend is conscious: after a 401, the credential is renewed (like `ReportRejected`:
 //! conditional on the header used, single flight) and the request is sent again once, if the
 //! header changed and the body can be replayed.
+//!
+//! Every call ends by its deadline (the caller's timeout clamped to `max_timeout`): waiting
+//! for the upstream, for the caller's body, and for the upstream's body alike. What the
+//! boundary refuses, and the threat behind each rule, is in `docs/proxy.md`.
 
+pub mod admission;
 mod call;
 mod error;
 pub mod headers;
@@ -22,7 +29,9 @@ mod stream;
 pub mod target;
 mod trace;
 mod upload;
+mod upstreams;
 
+pub use admission::{Admission, InFlight};
 pub use error::ProxyError;
 pub use settings::ProxySettings;
 pub use stream::ProxyStreamResponse;
@@ -38,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use upstreams::Upstreams;
 use url::Url;
 
 /// How long the handed-out headers must stay valid: long enough to reach the provider.
@@ -81,6 +91,8 @@ pub struct Proxy {
     broker: Arc<Broker>,
     client: reqwest::Client,
     settings: ProxySettings,
+    upstreams: Upstreams,
+    in_flight: Arc<InFlight>,
     /// PASS sliding expiry: per credential, when a successful call next deserves a store
     /// write (see `Broker::extend_session`). Saves a store read per call.
     next_extension: Arc<Mutex<HashMap<CacheKey, OffsetDateTime>>>,
@@ -106,18 +118,24 @@ impl Deadline {
 impl Proxy {
     pub fn new(broker: Arc<Broker>, settings: ProxySettings) -> Self {
         let client = broker.http().inner().clone();
-        Self { broker, client, settings, next_extension: Arc::default() }
+        let upstreams = Upstreams::new(broker.registry());
+        let in_flight = InFlight::new(settings.max_in_flight_calls, settings.max_in_flight_bytes);
+        Self { broker, client, settings, upstreams, in_flight, next_extension: Arc::default() }
     }
 
     pub fn settings(&self) -> &ProxySettings {
         &self.settings
     }
 
-    /// The URL to call, or `INVALID_ARGUMENT` if it would leave the provider's base URL.
+    /// The budgets every proxied call is admitted against.
+    pub fn in_flight(&self) -> &Arc<InFlight> {
+        &self.in_flight
+    }
+
+    /// The URL to call: refused (`INVALID_ARGUMENT`) if it would leave the provider's base
+    /// URL, and (`PERMISSION_DENIED`) if it is one of the provider's token endpoints.
     fn target(&self, head: &ProxyHead) -> BrokerResult<Url> {
-        let base = self.broker.api_base_url(&head.provider)?;
-        let url = head.path.join(base);
-        url.ok_or_else(|| InvalidField::new("path", "leaves the provider's api_base_url").into())
+        self.upstreams.target(&head.provider, &head.path)
     }
 
     async fn authorize(&self, head: &ProxyHead) -> BrokerResult<Arc<Served>> {

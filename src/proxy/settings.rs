@@ -22,9 +22,17 @@ pub struct ProxySettings {
     pub max_timeout: Duration,
     /// Streamed response bodies are passed on in messages of at most this many bytes.
     pub stream_chunk_size: usize,
+    /// Proxied calls in flight at once, over both RPCs; more are refused.
+    pub max_in_flight_calls: usize,
+    /// Bytes all proxied calls together may hold in memory (bodies being buffered); a call
+    /// that would go past it is refused.
+    pub max_in_flight_bytes: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// Room in a unary request message for the method, path and headers around the body.
+pub const ENVELOPE: usize = 128 * 1024;
 
 impl Default for ProxySettings {
     fn default() -> Self {
@@ -36,6 +44,8 @@ impl Default for ProxySettings {
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(300),
             stream_chunk_size: 64 * 1024,
+            max_in_flight_calls: 1024,
+            max_in_flight_bytes: 256 * MIB,
         }
     }
 }
@@ -49,7 +59,6 @@ impl ProxySettings {
     /// The largest gRPC message the broker service must accept: a unary body or a stream
     /// chunk, plus room for the method, path and headers around it.
     pub fn max_message_size(&self) -> usize {
-        const ENVELOPE: usize = 128 * 1024;
         usize::try_from(self.max_request_body).unwrap_or(usize::MAX).saturating_add(ENVELOPE)
     }
 }

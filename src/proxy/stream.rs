@@ -6,16 +6,28 @@
 //! (`max_request_body`, what a unary call would hold anyway) by the time the 401 arrived. A
 //! larger body has already gone and is not kept: the 401 is returned, and the renewed
 //! credential serves the caller's next attempt.
+//!
+//! The deadline holds throughout: for the caller's first body chunk (a stream that sends
+//! only its head ends with `TimedOut`), for the upstream's answer, and for the response body,
+//! which a task of its own reads so that the deadline ends the upstream exchange even when
+//! the caller stops reading.
 
 use super::error::{ProxyError, upstream};
 use super::upload::{BodyStream, Upload};
-use super::{Deadline, Proxy, ProxyHead, headers};
+use super::{Admission, Deadline, Proxy, ProxyHead, headers};
 use crate::broker::BrokerResult;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Response chunks read ahead of the caller: what a caller that stops reading leaves in memory.
+const IN_TRANSIT: usize = 2;
 
 /// The upstream's status and headers, and its body still to come.
 pub struct ProxyStreamResponse {
@@ -28,17 +40,20 @@ pub struct ProxyStreamResponse {
 
 impl Proxy {
     /// Starts the call; returns once the upstream's response head has arrived.
+    /// `admission` is the call's slot, which also holds the replay copy's bytes.
     pub async fn call_stream(
         &self,
         head: ProxyHead,
         body: BodyStream,
         parent: &opentelemetry::Context,
+        admission: Arc<Admission>,
     ) -> BrokerResult<ProxyStreamResponse> {
         let url = self.target(&head)?;
         let deadline = Deadline::new(self.settings.timeout(head.timeout));
         let mut served = self.authorize(&head).await?;
         let s = &self.settings;
-        let (body, upload) = Upload::start(body, s.max_stream_request_body, s.max_request_body).await;
+        let limits = (s.max_stream_request_body, s.max_request_body);
+        let (body, upload) = Upload::start(body, limits, &deadline, admission).await?;
         let sent = self.send(&head, &url, &served, body, &deadline, parent).await;
         let (mut response, mut sent_at) = sent.map_err(|e| upload.take_error().unwrap_or(e))?;
         if response.status() == StatusCode::UNAUTHORIZED {
@@ -58,9 +73,43 @@ impl Proxy {
         }
         let status = response.status();
         let headers = headers::response_headers(std::mem::take(response.headers_mut()));
-        let body = chunked(response, limit, s.stream_chunk_size, deadline.total);
+        let body = pumped(chunked(response, limit, s.stream_chunk_size, deadline.total), &deadline);
         Ok(ProxyStreamResponse { status, headers, body })
     }
+}
+
+/// `body`, read by a task of its own until it ends or the deadline passes. At the deadline
+/// the task drops the upstream response (freeing its connection) whether or not the caller
+/// reads; the caller then finds `TimedOut` after what it had not read yet.
+fn pumped(
+    mut body: BoxStream<'static, Result<Bytes, ProxyError>>,
+    deadline: &Deadline,
+) -> BoxStream<'static, Result<Bytes, ProxyError>> {
+    let (tx, rx) = mpsc::channel(IN_TRANSIT);
+    let (at, total) = (deadline.at, deadline.total);
+    // Whether the caller was given the body's end (its last chunk, or an error).
+    let complete = Arc::new(AtomicBool::new(false));
+    let done = complete.clone();
+    tokio::spawn(async move {
+        loop {
+            let item = match tokio::time::timeout_at(at, body.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => return done.store(true, Ordering::Release),
+                Err(_) => return, // the receiver reports the timeout
+            };
+            let failed = item.is_err();
+            // A caller that went away, or that does not read by the deadline, ends the task.
+            let sent = matches!(tokio::time::timeout_at(at, tx.send(item)).await, Ok(Ok(())));
+            if failed || !sent {
+                // Delivered an error: that was the end. Otherwise the receiver reports one.
+                return done.store(failed && sent, Ordering::Release);
+            }
+        }
+    });
+    // The channel closes when the task ends: after the last chunk, or early.
+    let ending =
+        stream::once(async move { (!complete.load(Ordering::Acquire)).then_some(Err(ProxyError::TimedOut(total))) });
+    ReceiverStream::new(rx).chain(ending.filter_map(|end| async move { end })).boxed()
 }
 
 /// The response body in chunks of at most `size` bytes, failing once past `limit` bytes.
@@ -98,6 +147,62 @@ fn split(chunk: Result<Bytes, ProxyError>, size: usize) -> Vec<Result<Bytes, Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    /// One chunk, then nothing ever; says when it is dropped.
+    fn stalling(dropped: Arc<AtomicBool>) -> BoxStream<'static, Result<Bytes, ProxyError>> {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let flag = Flag(dropped);
+        stream::once(async { Ok(Bytes::from_static(b"first")) })
+            .chain(stream::pending())
+            .map(move |item| {
+                let _ = &flag;
+                item
+            })
+            .boxed()
+    }
+
+    fn deadline(ms: u64) -> Deadline {
+        let total = Duration::from_millis(ms);
+        Deadline { at: Instant::now() + total, total }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_ends_with_timed_out_after_what_came() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let mut body = pumped(stalling(dropped.clone()), &deadline(200));
+        assert_eq!(body.next().await.unwrap().unwrap(), "first");
+        assert!(matches!(body.next().await, Some(Err(ProxyError::TimedOut(_)))));
+        assert!(body.next().await.is_none());
+        assert!(dropped.load(Ordering::SeqCst), "the upstream body is gone");
+    }
+
+    #[tokio::test]
+    async fn the_upstream_body_is_dropped_at_the_deadline_even_when_nobody_reads() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let unread = pumped(stalling(dropped.clone()), &deadline(200));
+        let gone = async {
+            while !dropped.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), gone).await.expect("dropped at the deadline, unread");
+        drop(unread);
+    }
+
+    #[tokio::test]
+    async fn a_complete_body_ends_cleanly() {
+        let chunks = stream::iter([Ok(Bytes::from_static(b"a")), Ok(Bytes::from_static(b"b"))]).boxed();
+        let got: Vec<_> = pumped(chunks, &deadline(5_000)).collect().await;
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(Result::is_ok));
+    }
 
     #[test]
     fn chunks_are_split_to_the_configured_size() {

@@ -4,11 +4,16 @@
 //! Parsing is an allowlist rather than a list of known tricks: ASCII only, a small set of
 //! characters, relative segments that are neither empty nor `.`/`..` (in any encoding), no
 //! encoded separators or control characters, no scheme, no fragment. `..` is refused even
-//! where it would stay inside the base: simpler to reason about, and no API needs it.
+//! where it would stay inside the base: simpler to reason about, and no API needs it. `;` is
+//! refused in the path (Tomcat, Jetty and Spring strip `;…` path parameters *after* other
+//! proxies have normalised, so `..;/` climbs out), and percent-encodings must decode to
+//! UTF-8 (`%c0%ae` is an overlong '.'), also after a second round of decoding.
 //!
 //! Joining then checks the result again — same scheme, host and port, no credentials, and a
 //! path that is exactly the base path followed by the caller's — so that a trick the parser
 //! missed still cannot leave the base unnoticed.
+
+mod encoding;
 
 use crate::domain::InvalidField;
 use url::Url;
@@ -84,16 +89,19 @@ fn check_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("must start with a path segment (a query alone is not allowed)".into());
     }
+    if path.contains(';') {
+        return Err(PATH_PARAMETER.into());
+    }
     if let Some(c) = path.chars().find(|c| !is_path_char(*c)) {
         return Err(format!("contains {c:?}, which is not allowed in a path (percent-encode it)"));
     }
-    let segments: Vec<&str> = path.split('/').collect();
-    if segments[0].contains(':') {
+    let mut segments = path.split('/').peekable();
+    if segments.peek().is_some_and(|first| first.contains(':')) {
         return Err("must not start with a scheme (':' in the first segment)".into());
     }
-    for (i, segment) in segments.iter().enumerate() {
+    while let Some(segment) = segments.next() {
         // A trailing '/' is fine (Django APIs need it); '//' anywhere is not.
-        if segment.is_empty() && i + 1 < segments.len() {
+        if segment.is_empty() && segments.peek().is_some() {
             return Err("must not contain empty segments ('//')".into());
         }
         check_segment(segment)?;
@@ -101,12 +109,19 @@ fn check_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One segment, after percent-decoding: no separators, no second round of encoding, no
-/// control characters, and not a dot segment in any spelling.
+/// Why `;` is refused in a path, raw or encoded.
+const PATH_PARAMETER: &str =
+    "must not contain ';' (a path parameter: '..;/' is a traversal on Tomcat, Jetty and Spring upstreams)";
+
+/// One segment, after percent-decoding: UTF-8, no separators, no second round of encoding,
+/// no path parameter, no control characters, and not a dot segment in any spelling.
 fn check_segment(segment: &str) -> Result<(), String> {
-    let decoded = percent_decode(segment)?;
-    if decoded.iter().any(|b| matches!(b, b'/' | b'\\' | b'%') || b.is_ascii_control()) {
+    let decoded = encoding::decode_utf8(segment)?;
+    if decoded.bytes().any(|b| matches!(b, b'/' | b'\\' | b'%') || b.is_ascii_control()) {
         return Err("must not contain encoded '/', '\\', '%' or control characters".into());
+    }
+    if decoded.contains(';') {
+        return Err(PATH_PARAMETER.into());
     }
     if is_dot_segment(&decoded) {
         return Err("must not contain '.' or '..' segments".into());
@@ -116,18 +131,20 @@ fn check_segment(segment: &str) -> Result<(), String> {
 
 /// `.`, `..`, and look-alikes some servers normalise to them (fullwidth and ideographic
 /// full stops, one-dot leader…).
-fn is_dot_segment(decoded: &[u8]) -> bool {
+fn is_dot_segment(decoded: &str) -> bool {
     const DOTS: [char; 6] = ['.', '\u{FF0E}', '\u{3002}', '\u{FF61}', '\u{2024}', '\u{FE52}'];
-    let text = String::from_utf8_lossy(decoded);
-    !text.is_empty() && text.chars().all(|c| DOTS.contains(&c))
+    !decoded.is_empty() && decoded.chars().all(|c| DOTS.contains(&c))
 }
 
+/// A query may hold '%' (a literal percent sign, encoded once), so a second round of
+/// encoding is allowed there — but it too must decode to UTF-8 without control characters.
 fn check_query(query: &str) -> Result<(), String> {
     if let Some(c) = query.chars().find(|c| !is_path_char(*c) && !matches!(c, '?' | '@')) {
         return Err(format!("contains {c:?}, which is not allowed in a query (percent-encode it)"));
     }
-    let decoded = percent_decode(query)?;
-    if decoded.iter().any(u8::is_ascii_control) {
+    let once = encoding::decode_utf8(query)?;
+    let twice = encoding::decode_again(&once)?;
+    if twice.chars().any(|c| c.is_ascii_control()) {
         return Err("must not contain encoded control characters".into());
     }
     Ok(())
@@ -137,24 +154,6 @@ fn check_query(query: &str) -> Result<(), String> {
 /// look-alikes have no business in an API path (a query may hold '@', e.g. an e-mail).
 fn is_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:/%".contains(c)
-}
-
-fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(byte.ok_or("contains a '%' that is not followed by two hex digits")?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! A streamed request body on its way upstream: counted against its limit, and kept for one
-//! replay while it fits in the replay buffer.
+//! replay while it fits in the replay buffer and the global byte budget (past either, it is
+//! no longer kept: the call goes on, without a replay after a 401).
 //!
 //! The state sits behind a std `Mutex` shared by the body (polled by the HTTP client's
 //! connection task) and the call that reads it after the response: held only for a few
 //! field updates, never across an `.await`.
 
 use super::error::ProxyError;
+use super::{Admission, Deadline};
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use std::pin::Pin;
@@ -36,17 +38,26 @@ struct UploadFailed;
 
 impl Upload {
     /// Wraps `body` (at most `limit` bytes; up to `replay_limit` kept) into what is sent.
-    /// Waits for the first chunk: a body that turns out empty is sent as no body at all,
-    /// rather than as an empty chunked upload.
-    pub(super) async fn start(body: BodyStream, limit: u64, replay_limit: u64) -> (reqwest::Body, Upload) {
+    /// Waits for the first chunk — until the deadline, no longer: a caller that sends only
+    /// its head gets `CallerSilent`. A body that turns out empty is sent as no body at all, rather
+    /// than as an empty chunked upload.
+    pub(super) async fn start(
+        body: BodyStream,
+        limits: (u64, u64),
+        deadline: &Deadline,
+        admission: Arc<Admission>,
+    ) -> Result<(reqwest::Body, Upload), ProxyError> {
+        let (limit, replay_limit) = limits;
         let upload = Upload(Arc::new(Mutex::new(State { kept: Some(Vec::new()), ..State::default() })));
         let mut body = body.peekable();
-        if Pin::new(&mut body).peek().await.is_none() {
+        let first = tokio::time::timeout_at(deadline.at, Pin::new(&mut body).peek()).await;
+        let silent = ProxyError::CallerSilent { what: "body", waited: deadline.total };
+        if first.map_err(|_| silent)?.is_none() {
             upload.state().finished = true;
-            return (reqwest::Body::from(Vec::new()), upload);
+            return Ok((reqwest::Body::from(Vec::new()), upload));
         }
-        let counted = Counted { inner: body.boxed(), upload: upload.clone(), limit, replay_limit };
-        (reqwest::Body::wrap_stream(counted), upload)
+        let counted = Counted { inner: body.boxed(), upload: upload.clone(), limit, replay_limit, admission };
+        Ok((reqwest::Body::wrap_stream(counted), upload))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -71,6 +82,7 @@ struct Counted {
     upload: Upload,
     limit: u64,
     replay_limit: u64,
+    admission: Arc<Admission>,
 }
 
 impl Stream for Counted {
@@ -97,7 +109,9 @@ impl Stream for Counted {
                 state.error = Some(ProxyError::RequestTooLarge { limit: self.limit });
                 return Poll::Ready(Some(Err(UploadFailed)));
             }
-            if state.total > self.replay_limit {
+            // Bytes already kept stay reserved until the call ends, even once dropped: the
+            // budget errs on the safe side.
+            if state.total > self.replay_limit || self.admission.hold(chunk.len()).is_err() {
                 state.kept = None;
             } else if let Some(kept) = &mut state.kept {
                 kept.push(chunk.clone());
@@ -115,17 +129,26 @@ mod tests {
         Upload(Arc::new(Mutex::new(State { kept: Some(Vec::new()), ..State::default() })))
     }
 
+    fn admitted(max_bytes: u64) -> Arc<Admission> {
+        super::super::InFlight::new(1, max_bytes).admit().unwrap()
+    }
+
+    fn counted(sizes: &[usize], upload: &Upload, limit: u64, replay_limit: u64, budget: u64) -> Counted {
+        Counted { inner: chunks(sizes), upload: upload.clone(), limit, replay_limit, admission: admitted(budget) }
+    }
+
     fn chunks(sizes: &[usize]) -> BodyStream {
         let items: Vec<Result<Bytes, ProxyError>> = sizes.iter().map(|n| Ok(Bytes::from(vec![7u8; *n]))).collect();
         futures::stream::iter(items).boxed()
     }
 
     #[tokio::test]
-    async fn small_finished_bodies_replay_and_large_ones_do_not() {
-        for (sizes, replay, expected) in [(&[3usize, 4][..], 10u64, Some(7usize)), (&[6, 6][..], 10, None)] {
+    async fn small_finished_bodies_replay_and_large_ones_or_ones_over_budget_do_not() {
+        let cases =
+            [(&[3usize, 4][..], 10u64, 100, Some(7usize)), (&[6, 6][..], 10, 100, None), (&[3, 4][..], 10, 5, None)];
+        for (sizes, replay, budget, expected) in cases {
             let upload = fresh();
-            let mut counted =
-                Counted { inner: chunks(sizes), upload: upload.clone(), limit: 100, replay_limit: replay };
+            let mut counted = counted(sizes, &upload, 100, replay, budget);
             assert!(upload.replay().is_none(), "not finished yet");
             while let Some(item) = counted.next().await {
                 item.unwrap();
@@ -138,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_past_the_limit_fail_with_the_reason_kept() {
         let upload = fresh();
-        let mut counted = Counted { inner: chunks(&[5, 5, 5]), upload: upload.clone(), limit: 12, replay_limit: 100 };
+        let mut counted = counted(&[5, 5, 5], &upload, 12, 100, 100);
         assert!(counted.next().await.unwrap().is_ok());
         assert!(counted.next().await.unwrap().is_ok());
         assert!(counted.next().await.unwrap().is_err());

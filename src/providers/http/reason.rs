@@ -1,19 +1,22 @@
 //! A provider's reason for refusing, in words, from the known fields of its error body.
 //!
 //! Only fields that providers fill with their own messages are read — never the whole body,
-//! which might echo what we sent.
+//! which might echo what we sent. Even those are scrubbed, before they are cut to length.
 
+use super::scrub::scrub;
+use crate::domain::Secret;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 /// Longest reason kept, in characters.
 const MAX_CHARS: usize = 200;
 
-/// The reason of a refusal, or the status's canonical reason when the body names none.
-pub(super) fn from_body(status: StatusCode, body: &[u8]) -> String {
+/// The reason of a refusal, or the status's canonical reason when the body names none;
+/// without the secrets that were `sent` or anything token-shaped.
+pub(super) fn from_body(status: StatusCode, body: &[u8], sent: &[&Secret]) -> String {
     let found = serde_json::from_slice::<Value>(body).ok().and_then(|v| from_json(&v));
     let reason = found.unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason given").to_owned());
-    truncate(reason, MAX_CHARS)
+    truncate(scrub(reason, sent), MAX_CHARS)
 }
 
 fn from_json(v: &Value) -> Option<String> {
@@ -72,7 +75,7 @@ mod tests {
     use super::*;
 
     fn reason(status: u16, body: &str) -> String {
-        from_body(StatusCode::from_u16(status).unwrap(), body.as_bytes())
+        from_body(StatusCode::from_u16(status).unwrap(), body.as_bytes(), &[])
     }
 
     #[test]
@@ -99,6 +102,21 @@ mod tests {
         assert_eq!(reason(502, "<html>upstream echoed secret-value</html>"), "Bad Gateway");
         assert_eq!(reason(400, r#"{"echo":"secret-value"}"#), "Bad Request");
         assert_eq!(reason(599, ""), "no reason given");
+    }
+
+    /// Before, the reason was cut first and scrubbed after: the cut left the first characters
+    /// of a long refresh token, which no longer matched it whole.
+    #[test]
+    fn echoed_tokens_are_scrubbed_before_the_cut() {
+        let token = Secret::new(format!("def50200{}", "a1b2c3d4e5f6".repeat(60)));
+        // The token starts 24 characters before the cut.
+        let lead = "x".repeat(MAX_CHARS - 40);
+        let body = format!(r#"{{"error":"invalid_grant","error_description":"{lead} {} is revoked"}}"#, token.expose());
+        let reason = from_body(StatusCode::BAD_REQUEST, body.as_bytes(), &[&token]);
+        assert!(reason.contains("[redacted] is revoked"), "{reason}");
+        assert!(!reason.contains("def50200"), "{reason}");
+        let unsent = from_body(StatusCode::BAD_REQUEST, body.as_bytes(), &[]);
+        assert!(!unsent.contains("def50200"), "token-shaped: {unsent}");
     }
 
     #[test]

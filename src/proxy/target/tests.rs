@@ -16,6 +16,11 @@ fn ordinary_paths_join_under_the_base() {
     assert_eq!(joined("a?email=jan@example.nl"), "http://127.0.0.1:8080/pass/rest/a?email=jan@example.nl");
     assert_eq!(joined("a?next=https://x.example/cb"), "http://127.0.0.1:8080/pass/rest/a?next=https://x.example/cb");
     assert_eq!(joined("caf%C3%A9/a:b/v1.2/..x"), "http://127.0.0.1:8080/pass/rest/caf%C3%A9/a:b/v1.2/..x");
+    // A query may carry ';', a literal '%' (encoded once) and UTF-8.
+    assert_eq!(
+        joined("a?x=1;y=2&p=100%25&q=caf%C3%A9"),
+        "http://127.0.0.1:8080/pass/rest/a?x=1;y=2&p=100%25&q=caf%C3%A9"
+    );
 }
 
 #[test]
@@ -55,6 +60,23 @@ fn hostile_paths_are_refused() {
         "a%4",
         "a|b",
         "a\tb",
+        // path parameters: '..;/' climbs out on Tomcat, Jetty and Spring
+        "..;/bro",
+        "a/..;/..;/bro",
+        "a;jsessionid=x/b",
+        "a/b;",
+        "a%3b/b",
+        "..%3B/bro",
+        // percent-encodings that are not UTF-8 (overlong '.', '/', lone bytes), also double-encoded
+        "%c0%ae%c0%ae/bro",
+        "a/%c0%af/b",
+        "%e0%80%ae/bro",
+        "caf%E9",
+        "%25c0%25ae/bro",
+        "a?x=%c0%ae",
+        "a?x=%25c0%25ae",
+        "a?x=%250d%250a",
+        "a%+1",
     ] {
         assert!(ProxyPath::parse("path", hostile).is_err(), "{hostile:?} was accepted");
     }

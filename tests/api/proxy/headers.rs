@@ -1,7 +1,7 @@
 //! Header rules: what a caller may not set is refused by name (and nothing is sent);
-//! everything else passes both ways, except hop-by-hop headers on the response.
+//! everything else passes both ways, except hop-by-hop headers and cookies on the response.
 
-use super::support::{header, headers, request, small_limits, spawn};
+use super::support::{header, headers, request, small_limits, spawn, stream_head};
 use tonic::Code;
 
 #[tokio::test]
@@ -73,8 +73,18 @@ async fn other_headers_pass_both_ways_and_hop_by_hop_ones_are_stripped() {
 
     assert_eq!(header(&response, "x-echo"), Some("yes"));
     assert_eq!(header(&response, "content-type"), Some("application/json"));
-    for hop in ["connection", "keep-alive", "proxy-authenticate", "x-hop", "transfer-encoding"] {
-        assert_eq!(header(&response, hop), None, "{hop} was passed on");
+    let stripped =
+        ["connection", "keep-alive", "proxy-authenticate", "x-hop", "transfer-encoding", "set-cookie", "set-cookie2"];
+    for name in stripped {
+        assert_eq!(header(&response, name), None, "{name} was passed on");
     }
     assert!(response.headers.iter().all(|h| h.name == h.name.to_ascii_lowercase()));
+
+    // The same through the streamed call.
+    let streamed = app.stream(stream_head("bro", "org-1", "POST", "data/echo"), b"<a/>".to_vec(), 2).await.unwrap();
+    let names: Vec<&str> = streamed.headers.iter().map(|h| h.name.as_str()).collect();
+    assert!(names.contains(&"x-echo"), "{names:?}");
+    for name in stripped {
+        assert!(!names.contains(&name), "{name} was passed on: {names:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! Size limits (RESOURCE_EXHAUSTED, both directions), timeouts (DEADLINE_EXCEEDED, clamped to
-//! the configured maximum) and transport failures (UNAVAILABLE).
+//! Size limits (RESOURCE_EXHAUSTED, both directions), the global byte budget, timeouts
+//! (DEADLINE_EXCEEDED, clamped to the configured maximum) and transport failures (UNAVAILABLE).
 
 use super::support::{KIB, millis, request, small_limits, spawn, spawn_with};
 use credbroker::proxy::ProxySettings;
@@ -64,4 +64,43 @@ async fn an_unreachable_upstream_is_unavailable() {
     let error = app.call(request("bro", "org-1", "GET", "data/echo")).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
     assert!(!error.message().contains(&closed.to_string()), "no address in the message: {}", error.message());
+}
+
+#[tokio::test]
+async fn the_global_byte_budget_refuses_calls_that_would_hold_too_much() {
+    // Room for one 60 KiB body, not two.
+    let app = spawn(ProxySettings { max_in_flight_bytes: 100 * KIB as u64, ..small_limits() }).await;
+    app.seed_bro().await;
+    let with_body = |path: &str| {
+        let mut call = request("bro", "org-1", "GET", path);
+        call.body = vec![3; 60 * KIB];
+        call.timeout = millis(30_000);
+        call
+    };
+    // Whichever call holds its bytes first makes the other one refused: the slow one retries.
+    let holding = async {
+        loop {
+            match app.call(with_body("data/slow?ms=4000")).await {
+                Err(e) if e.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => return other,
+            }
+        }
+    };
+    let refused = async {
+        loop {
+            match app.call(with_body("data/echo")).await {
+                Err(e) => return e,
+                // The slow call's body is not held yet: poll again.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    };
+    let both = tokio::time::timeout(Duration::from_secs(60), futures::future::join(holding, refused));
+    let (held, refused) = both.await.expect("a call is refused while the other holds its bytes");
+    assert_eq!(held.unwrap().status, 200, "the call holding the bytes is served");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let message = refused.message();
+    assert!(message.contains(&format!("proxy.max_in_flight_bytes = {}", 100 * KIB)), "{message}");
+    // Its bytes came back with it.
+    assert_eq!(app.call(with_body("data/echo")).await.unwrap().status, 200);
 }

@@ -1,8 +1,11 @@
 //! ProxyCall and ProxyCallStream against the fake upstream: every provider, the SSRF
-//! boundary, header rules, limits and timeouts, streaming large bodies, 401 → renew → retry,
-//! PASS's sliding expiry, trace context.
+//! boundary (paths, token endpoints, rewriting headers), header rules, limits, the global
+//! caps and deadlines, streaming large bodies, 401 → renew → retry, PASS's sliding expiry,
+//! trace context; and provider error bodies that echo a token.
 
 mod calls;
+mod deadlines;
+mod echoes;
 mod headers;
 mod limits;
 mod renewal;

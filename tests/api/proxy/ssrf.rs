@@ -1,8 +1,9 @@
-//! The SSRF boundary, tested as an attacker would: every hostile path is refused with
-//! INVALID_ARGUMENT and nothing is sent — neither to the provider nor to a canary listener the
-//! paths point at.
+//! The SSRF boundary, tested as an attacker would: every hostile path or header is refused
+//! with INVALID_ARGUMENT, every token endpoint with PERMISSION_DENIED, through both RPCs, and
+//! nothing is sent — neither to the provider nor to a canary listener the paths point at.
 
-use super::support::{request, small_limits, spawn};
+use super::support::{ProxyApp, headers, request, small_limits, spawn, spawn_configured, stream_head};
+use fake_upstream::Provider;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tonic::Code;
@@ -67,6 +68,21 @@ fn hostile_paths(port: u16) -> Vec<String> {
         format!("?next=http://{evil}/"),
         format!("data/echo#@{evil}"),
         "#data/echo".into(),
+        // path parameters: Tomcat, Jetty and Spring strip ';…' after a proxy normalised
+        "..;/data/echo".into(),
+        "data/..;/..;/bro/api/v2/data/echo".into(),
+        "data;x=1/echo".into(),
+        "data/echo;jsessionid=1".into(),
+        "data%3b/echo".into(),
+        "..%3B/data/echo".into(),
+        // percent-encodings that are not UTF-8 (overlong '.' and '/'), also double-encoded
+        "%c0%ae%c0%ae/data/echo".into(),
+        "data/%c0%af/echo".into(),
+        "%e0%80%ae%e0%80%ae/data/echo".into(),
+        "%25c0%25ae%25c0%25ae/data/echo".into(),
+        "data/echo?x=%c0%ae".into(),
+        "data/echo?x=%25c0%25ae".into(),
+        "data/echo?x=%250d%250aInjected:%20yes".into(),
         // empty segments, spaces, bad escapes, overlong, empty
         "data//echo".into(),
         "data/ echo".into(),
@@ -101,4 +117,113 @@ async fn hostile_paths_are_refused_and_send_nothing() {
     let ok = app.call(request("bro", "org-1", "GET", "data/echo?page=2&filter=a%2Fb")).await.unwrap();
     assert_eq!(ok.status, 200);
     assert_eq!(super::support::json(&ok.body)["query"], "page=2&filter=a%2Fb");
+}
+
+/// Refused through both RPCs with `code`, the message starting with `prefix`.
+async fn refused_both_ways(app: &ProxyApp, call: credbroker::grpc::pb::ProxyCallRequest, code: Code, prefix: &str) {
+    let what = format!("{} {:?} {:?}", call.provider, call.path, call.headers);
+    let error = app.call(call.clone()).await.unwrap_err();
+    assert_eq!(error.code(), code, "{what}: {error:?}");
+    assert!(error.message().starts_with(prefix), "{what}: {}", error.message());
+    let mut head = stream_head(&call.provider, &call.subject, &call.method, &call.path);
+    head.headers = call.headers;
+    let error = app.stream(head, b"{}".to_vec(), 64).await.err().expect("refused");
+    assert_eq!(error.code(), code, "stream {what}: {error:?}");
+    assert!(error.message().starts_with(prefix), "stream {what}: {}", error.message());
+}
+
+/// The providers' own token and session endpoints, in several spellings. Passolution's API
+/// base is the fake's root here, so that its token URL lies under it.
+fn token_endpoints() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    vec![
+        (
+            "pass",
+            "jan",
+            vec![
+                "token/v1/login",
+                "token/v1/refresh",
+                "token/v1/passwordtoken?login_name=jan",
+                "TOKEN/V1/LOGIN",
+                "%74oken/v1/refresh",
+                "token/",
+            ],
+        ),
+        (
+            "jouwomgeving-demo",
+            "ann",
+            vec!["api-token-auth/", "api-token-refresh/", "api-token-verify/", "API-Token-Auth"],
+        ),
+        (
+            "passolution",
+            "user-1",
+            vec![
+                "oauth/token",
+                "oauth/token/",
+                "OAuth/Token",
+                "oauth/%74oken",
+                "oauth/token/refresh",
+                "oauth/authorize?client_id=demo",
+                "oauth/personal-access-tokens",
+            ],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn token_endpoints_are_permission_denied_and_send_nothing() {
+    let app = spawn_configured(small_limits(), |fake| {
+        vec![("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL".into(), fake.url(Provider::Passolution))]
+    })
+    .await;
+    app.seed_all().await;
+    let before = app.fake.traffic().requests().len();
+    for (provider, subject, paths) in token_endpoints() {
+        for path in paths {
+            let call = request(provider, subject, "POST", path);
+            refused_both_ways(&app, call, Code::PermissionDenied, "path: reaches").await;
+        }
+    }
+    assert_eq!(app.fake.traffic().requests().len(), before, "no token endpoint was called");
+    // The same bases still serve their data endpoints.
+    for (provider, subject, path) in [
+        ("pass", "jan", "data/echo"),
+        ("jouwomgeving-demo", "ann", "data/echo"),
+        ("passolution", "user-1", "api/v2/data/echo"),
+    ] {
+        let response = app.call(request(provider, subject, "GET", path)).await.unwrap();
+        assert_eq!(response.status, 200, "{provider} {path}");
+    }
+}
+
+#[tokio::test]
+async fn url_rewriting_headers_are_refused_and_send_nothing() {
+    let app = spawn(small_limits()).await;
+    app.seed_bro().await;
+    let (port, canary_hits) = canary().await;
+    let evil = format!("127.0.0.1:{port}");
+    let hostile = [
+        ("x-original-url", "/passolution/oauth/token".to_owned()),
+        ("X-Rewrite-URL", "/oauth/token".into()),
+        ("x-original-uri", "/oauth/token".into()),
+        ("x-override-url", "/oauth/token".into()),
+        ("x-forwarded-host", evil.clone()),
+        ("X-Forwarded-Prefix", "/../oauth".into()),
+        ("x-forwarded-proto", "https".into()),
+        ("x-forwarded-for", "10.0.0.1".into()),
+        ("forwarded", format!("host={evil};proto=http")),
+        ("x-http-method-override", "DELETE".into()),
+        ("x-http-method", "DELETE".into()),
+        ("x-method-override", "DELETE".into()),
+        ("x-host", evil.clone()),
+        ("x-original-host", evil.clone()),
+        ("x-real-ip", "10.0.0.1".into()),
+    ];
+    for (name, value) in &hostile {
+        let mut call = request("bro", "org-1", "POST", "data/echo");
+        call.headers = headers(&[("x-fine", "1"), (name, value)]);
+        let named = format!("headers: \"{}\"", name.to_ascii_lowercase());
+        refused_both_ways(&app, call, Code::InvalidArgument, &named).await;
+    }
+    assert_eq!(app.fake.traffic().requests(), vec![], "nothing reached the upstream");
+    assert_eq!(canary_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the canary");
 }

@@ -14,8 +14,10 @@ use credbroker::grpc::pb::{
 use credbroker::proxy::ProxySettings;
 use credbroker::startup::Application;
 use fake_upstream::{FakeConfig, FakeUpstream, Provider, SeenRequest};
+use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Server};
 
 pub const BRO_USER: &str = "0dce6fc98256|123456789|1234";
@@ -24,6 +26,7 @@ pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
 
 pub struct ProxyApp {
+    pub addr: SocketAddr,
     pub fake: FakeUpstream,
     pub broker: CredentialBrokerClient<Channel>,
     pub admin: CredentialAdminClient<Channel>,
@@ -58,6 +61,15 @@ pub async fn spawn_on(store: StoreKind, proxy: ProxySettings) -> ProxyApp {
 
 /// `extra`: more `CREDBROKER__…` overrides (they win over the fake's URLs).
 pub async fn spawn_with(proxy: ProxySettings, extra: &[(&str, &str)]) -> ProxyApp {
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spawn_configured(proxy, |_| extra).await
+}
+
+/// Like [`spawn_with`], with overrides that may use the fake's URLs.
+pub async fn spawn_configured(
+    proxy: ProxySettings,
+    extra: impl FnOnce(&FakeUpstream) -> Vec<(String, String)>,
+) -> ProxyApp {
     let fake = FakeUpstream::start(FakeConfig::default()).await.expect("fake upstream starts");
     fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
     let urls = [
@@ -67,8 +79,9 @@ pub async fn spawn_with(proxy: ProxySettings, extra: &[(&str, &str)]) -> ProxyAp
         ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{}oauth/token", fake.url(Provider::Passolution))),
         ("CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__API_BASE_URL", format!("{}api/", fake.url(Provider::JouwOmgeving))),
     ];
+    let extra = extra(&fake);
     let mut env: Vec<(&str, &str)> = urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend_from_slice(extra);
+    env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = Application::build(settings(&env)).await.expect("application builds");
     let routes = credbroker::grpc::routes_with_proxy(app.broker(), proxy).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -81,7 +94,8 @@ pub async fn spawn_with(proxy: ProxySettings, extra: &[(&str, &str)]) -> ProxyAp
     tokio::spawn(server);
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
     let broker = CredentialBrokerClient::new(channel.clone()).max_decoding_message_size(64 * MIB);
-    ProxyApp { fake, broker, admin: CredentialAdminClient::new(channel), _app: app, _stop: stop, _redis: None }
+    let admin = CredentialAdminClient::new(channel);
+    ProxyApp { addr, fake, broker, admin, _app: app, _stop: stop, _redis: None }
 }
 
 /// A request for `provider`/`subject` with no headers, body or timeout.
@@ -178,21 +192,55 @@ impl ProxyApp {
     }
 
     pub async fn stream_messages(&self, messages: Vec<pb::ProxyCallChunk>) -> Result<Streamed, tonic::Status> {
-        let mut answer = self.broker.clone().proxy_call_stream(tokio_stream::iter(messages)).await?.into_inner();
-        let Some(pb::ProxyCallResponseChunk { part: Some(proxy_call_response_chunk::Part::Head(head)) }) =
-            answer.message().await?
-        else {
-            panic!("the first response message must carry the head");
-        };
-        let mut streamed =
-            Streamed { status: head.status, headers: head.headers, body: Vec::new(), chunk_sizes: Vec::new() };
-        while let Some(message) = answer.message().await? {
-            let Some(proxy_call_response_chunk::Part::Body(bytes)) = message.part else { panic!("a second head") };
-            streamed.chunk_sizes.push(bytes.len());
-            streamed.body.extend_from_slice(&bytes);
-        }
-        Ok(streamed)
+        read_streamed(self.broker.clone(), tokio_stream::iter(messages)).await
     }
+
+    /// Another connection to the broker.
+    pub async fn connect(&self) -> CredentialBrokerClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connects");
+        CredentialBrokerClient::new(channel)
+    }
+}
+
+/// A streamed call whose request side stays open after `messages` (it never ends), read
+/// through `client`: a caller that goes quiet.
+pub async fn stream_held_open(
+    client: CredentialBrokerClient<Channel>,
+    messages: Vec<pb::ProxyCallChunk>,
+) -> Result<Streamed, tonic::Status> {
+    let (sender, receiver) = mpsc::channel(messages.len().max(1));
+    for message in messages {
+        sender.send(message).await.expect("the receiver is here");
+    }
+    let answer = read_streamed(client, ReceiverStream::new(receiver)).await;
+    drop(sender);
+    answer
+}
+
+/// Sends `messages` as a streamed call and reads the whole answer.
+async fn read_streamed(
+    mut client: CredentialBrokerClient<Channel>,
+    messages: impl tokio_stream::Stream<Item = pb::ProxyCallChunk> + Send + 'static,
+) -> Result<Streamed, tonic::Status> {
+    let mut answer = client.proxy_call_stream(messages).await?.into_inner();
+    let Some(pb::ProxyCallResponseChunk { part: Some(proxy_call_response_chunk::Part::Head(head)) }) =
+        answer.message().await?
+    else {
+        panic!("the first response message must carry the head");
+    };
+    let mut streamed =
+        Streamed { status: head.status, headers: head.headers, body: Vec::new(), chunk_sizes: Vec::new() };
+    while let Some(message) = answer.message().await? {
+        let Some(proxy_call_response_chunk::Part::Body(bytes)) = message.part else { panic!("a second head") };
+        streamed.chunk_sizes.push(bytes.len());
+        streamed.body.extend_from_slice(&bytes);
+    }
+    Ok(streamed)
+}
+
+/// The head message of a streamed call.
+pub fn head_message(head: pb::ProxyCallHead) -> pb::ProxyCallChunk {
+    pb::ProxyCallChunk { part: Some(proxy_call_chunk::Part::Head(head)) }
 }
 
 pub fn stream_head(provider: &str, subject: &str, method: &str, path: &str) -> pb::ProxyCallHead {

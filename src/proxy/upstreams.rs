@@ -1,0 +1,42 @@
+//! Where each provider instance's proxied calls may go: its `api_base_url`, minus its own
+//! token and session endpoints. Built once from the registry, so the per-call check is a map
+//! lookup, a join and a comparison with the already-joined URL.
+
+use super::ProxyError;
+use super::target::ProxyPath;
+use crate::broker::{BrokerError, BrokerResult};
+use crate::domain::{InvalidField, ProviderName};
+use crate::providers::Registry;
+use crate::providers::endpoints::TokenEndpoints;
+use std::collections::HashMap;
+use url::Url;
+
+struct Upstream {
+    base: Url,
+    token_endpoints: TokenEndpoints,
+}
+
+/// Every configured provider's proxy boundary.
+pub(super) struct Upstreams(HashMap<ProviderName, Upstream>);
+
+impl Upstreams {
+    pub(super) fn new(registry: &Registry) -> Self {
+        let upstream = |p: &crate::providers::Provider| Upstream {
+            base: p.api_base_url().clone(),
+            token_endpoints: p.token_endpoints(),
+        };
+        Self(registry.iter().map(|p| (p.name.clone(), upstream(p))).collect())
+    }
+
+    /// The URL to call: `path` under the provider's base URL, and not one of its token
+    /// endpoints. Refused before anything is sent.
+    pub(super) fn target(&self, provider: &ProviderName, path: &ProxyPath) -> BrokerResult<Url> {
+        let upstream = self.0.get(provider).ok_or_else(|| BrokerError::UnknownProvider(provider.clone()))?;
+        let url =
+            path.join(&upstream.base).ok_or_else(|| InvalidField::new("path", "leaves the provider's api_base_url"))?;
+        if upstream.token_endpoints.contains(&url) {
+            return Err(ProxyError::TokenEndpoint(upstream.token_endpoints.described().to_owned()).into());
+        }
+        Ok(url)
+    }
+}
