@@ -3,7 +3,7 @@
 
 use super::pb::{self, proxy_call_chunk::Part};
 use super::proxy_convert::{body_chunk, response_head};
-use super::status::{invalid, to_status};
+use super::status::{invalid, proxy_status};
 use crate::domain::InvalidField;
 use crate::proxy::{Proxy, ProxyError, ProxyHead};
 use bytes::Bytes;
@@ -73,7 +73,7 @@ pub(super) async fn unary(
     async move {
         let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
         record_head(&head);
-        let response = proxy.call(head, body, &parent).await.map_err(to_status)?;
+        let response = proxy.call(head, body, &parent).await.map_err(proxy_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         Ok(Response::new(response.into()))
     }
@@ -96,10 +96,10 @@ pub(super) async fn streaming(
         };
         record_head(&head);
         let body = upload(chunks, proxy.settings().max_message_size());
-        let response = proxy.call_stream(head, body, &parent).await.map_err(to_status)?;
+        let response = proxy.call_stream(head, body, &parent).await.map_err(proxy_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
-        let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| to_status(e.into())));
+        let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| proxy_status(e.into())));
         Ok(Response::new(Box::pin(stream::once(async { Ok(first) }).chain(rest)) as ResponseStream))
     }
     .instrument(span)

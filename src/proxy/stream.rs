@@ -7,10 +7,9 @@
 //! larger body has already gone and is not kept: the 401 is returned, and the renewed
 //! credential serves the caller's next attempt.
 
-use super::error::{ProxyError, upstream};
+use super::error::{ProxyError, ProxyResult, upstream};
 use super::upload::{BodyStream, Upload};
 use super::{Deadline, Proxy, ProxyHead, headers};
-use crate::broker::BrokerResult;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::StatusCode;
@@ -33,7 +32,7 @@ impl Proxy {
         head: ProxyHead,
         body: BodyStream,
         parent: &opentelemetry::Context,
-    ) -> BrokerResult<ProxyStreamResponse> {
+    ) -> ProxyResult<ProxyStreamResponse> {
         let url = self.target(&head)?;
         let deadline = Deadline::new(self.settings.timeout(head.timeout));
         let mut served = self.authorize(&head).await?;
@@ -41,7 +40,7 @@ impl Proxy {
         let (body, upload) = Upload::start(body, s.max_stream_request_body, s.max_request_body).await;
         let sent = self.send(&head, &url, &served, body, &deadline, parent).await;
         let (mut response, mut sent_at) = sent.map_err(|e| upload.take_error().unwrap_or(e))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
+        if self.rejected(&head, &served, response.status()) {
             if let Some(renewed) = self.renewed(&head, &served).await {
                 if let Some(replay) = upload.replay() {
                     served = renewed;

@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod budget;
+#[cfg(feature = "chaos")] // fault-injection hooks: scripts/test builds with them
 mod chaos;
 mod cluster;
 mod get_authorization;
@@ -13,6 +14,7 @@ mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
 mod redis_store;
+mod refresh_limits;
 mod shutdown;
 mod store_conformance;
 mod telemetry;

@@ -1,6 +1,6 @@
 //! Graceful shutdown: in-flight RPCs finish; the binary exits 0 on SIGTERM.
 
-use crate::helpers::{StoreKind, bro_token, spawn_app_with};
+use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app_with};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn in_flight_rpcs_finish_on_shutdown() {
     let mut app = spawn_app_with(StoreKind::Redis, &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "10s")]).await;
-    app.put("bro", "warmup", bro_token("u|0", "c0")).await.unwrap(); // connects the store
+    app.put("bro", "warmup", bro_token("u|0", &bro_code("c0"))).await.unwrap(); // connects the store
     let stall = {
         let mut conn = app.redis.as_ref().unwrap().connection().await;
         // Busy for ~1.5 s of Redis time: every other command waits behind it.
@@ -24,7 +24,7 @@ async fn in_flight_rpcs_finish_on_shutdown() {
         let request = credbroker::grpc::pb::PutCredentialRequest {
             provider: "bro".into(),
             subject: "in-flight".into(),
-            secret: Some(bro_token("u|1", "c1")),
+            secret: Some(bro_token("u|1", &bro_code("c1"))),
         };
         client.put_credential(request).await
     });
