@@ -10,6 +10,7 @@ mod cluster;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
+mod journal_memory;
 mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
