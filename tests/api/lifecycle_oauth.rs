@@ -224,6 +224,45 @@ async fn passolution_unprocessed_5xx_and_hang_are_probed_alive_and_refreshed() {
     }
 }
 
+/// A provider that answers a dead token with 403: with `rejected_statuses` naming it, the
+/// probe reads the 403 as "revoked" (the refresh happened, its answer was lost); without, a
+/// 403 proves nothing and the credential stays INDETERMINATE — never resent, never claimed.
+#[tokio::test]
+async fn passolution_the_probe_reads_the_configured_rejection_statuses() {
+    for (configured, settled) in [("401,403", CredentialState::ReauthRequired), ("401", CredentialState::Indeterminate)]
+    {
+        let s = spawn_with_fake_and(
+            StoreKind::Memory,
+            &[
+                ("CREDBROKER__UPSTREAM__REFRESH_AHEAD", "0.1"),
+                ("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", configured),
+            ],
+        )
+        .await;
+        s.fake.knobs().update(|c| c.passolution_unauthenticated_status = 403);
+        let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(20));
+        s.app.put("passolution", "u", tokens).await.unwrap();
+        let drop = FailureMode::CommitThenDrop;
+        s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, drop, Times::Next(1));
+        assert!(s.app.get("passolution", "u").await.is_err());
+        // Until a probe has been made (the fake sees it on the probe path).
+        let probed = || s.fake.traffic().requests().iter().any(|r| r.uri.contains("infosystem/passolution"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !probed() {
+            assert!(std::time::Instant::now() < deadline, "{configured}: never probed");
+            let _ = s.app.get("passolution", "u").await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let status = if settled == CredentialState::ReauthRequired {
+            await_state(&s.app, "passolution", "u", settled).await
+        } else {
+            s.app.status("passolution", "u").await.unwrap()
+        };
+        assert_eq!(status.state(), settled, "{configured}: {status:?}");
+        assert_eq!(s.fake.ledger().attempts_with(&refresh), 1, "{configured}: never resent");
+    }
+}
+
 /// The probe knows what it knows: when the old access token expired before it could be
 /// probed, a rejection proves nothing. The credential needs re-authorization, and its reason
 /// says the outcome is unknown — not that the refresh happened (here it did not).
