@@ -65,6 +65,10 @@ impl Broker {
         let renewal = tokio::spawn(async move {
             let result = broker.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
             lease.release().await;
+            if result.is_err() {
+                // Flagged, fenced or postponed: plan the next look (a probe) even if no caller comes.
+                broker.replan(&id).await;
+            }
             result
         });
         renewal.await.map_err(|e| BrokerError::Renewal(e.to_string()))?
@@ -197,13 +201,15 @@ impl Broker {
         BrokerError::NotServable { state: t.to(), detail: meta.reason.map(|r| r.to_string()).unwrap_or_default() }
     }
 
-    /// Tells the scheduler when this record next needs attention: its planned renewal, or
-    /// the probe of an unknown outcome.
+    /// Tells the scheduler when this record next needs attention: its planned renewal, the
+    /// probe of an unknown outcome, or — while REFRESHING — a look at whether its holder is
+    /// still there (a lapsed lease means fence, then probe: recovery needs no caller).
     pub(super) fn plan(&self, id: &CredentialId, record: &StoredCredential, vault: &Vault) {
         let at = match record.state {
             CredentialState::Active => vault.session.as_ref().map(|s| self.coordination.renew_at(s)),
             CredentialState::Indeterminate => Some(self.coordination.probe_at(record)),
-            _ => None,
+            CredentialState::Refreshing => Some(record.updated_at + self.coordination.lease_ttl),
+            CredentialState::ReauthRequired | CredentialState::Revoked => None,
         };
         if let Some(at) = at {
             self.scheduler.plan((id.provider.clone(), Some(id.subject.clone())), at, record.version);
@@ -223,8 +229,20 @@ impl Broker {
         }
         match self.step(&provider, &id, Ask::Due).await {
             Ok(Step::Served(served)) if served.version > version => self.cache.insert(key, Arc::new(served)).await,
+            // Another replica holds the lease: look again once it could have lapsed.
+            Ok(Step::Busy) => {
+                let again = OffsetDateTime::now_utc() + self.coordination.lease_ttl;
+                self.scheduler.plan(key, again, version);
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(credential = %id, error = %e, "scheduled renewal failed"),
+        }
+    }
+
+    /// Plans the record's next wake-up from a fresh read.
+    async fn replan(&self, id: &CredentialId) {
+        if let Ok((record, vault)) = self.records.read(id).await {
+            self.plan(id, &record, &vault);
         }
     }
 }
