@@ -93,7 +93,7 @@ impl Coordination {
         if !provider.refresh_revokes_previous() {
             return Some(lifetime);
         }
-        Some(lifetime * (self.ahead_ratio - self.jitter_ratio) - self.clock_skew)
+        Some((lifetime * (self.ahead_ratio - self.jitter_ratio) - self.clock_skew).max(time::Duration::ZERO))
     }
 
     /// When an INDETERMINATE record may be probed (records before `probe_at` existed: after

@@ -310,3 +310,28 @@ impl CredentialStore for AnyStore {
         dispatch!(self, s => s.list(provider, after, limit))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_store_typed_reasons_and_still_read_free_text_ones() {
+        let written = StoredCredential {
+            state: CredentialState::Indeterminate,
+            reason: Some(Reason::NoAnswer { cause: "connection reset".into() }),
+            ..StoredCredential::active("v2:k:blob".into())
+        };
+        let json = serde_json::to_string(&written).unwrap();
+        assert!(json.contains(r#""reason":{"kind":"no_answer","cause":"connection reset"}"#), "{json}");
+        assert!(!json.contains("detail"), "free text is never written: {json}");
+        assert_eq!(serde_json::from_str::<StoredCredential>(&json).unwrap(), written);
+        assert!(written.detail().starts_with("outcome unknown"), "rendered from the reason");
+        // A record as written before reasons were typed.
+        let old = r#"{"state":"REAUTH_REQUIRED","detail":"the provider refused the refresh token: x",
+                      "access_expires_at":null,"updated_at":"2026-11-01T00:00:00Z","sealed":"v1:k:blob"}"#;
+        let old: StoredCredential = serde_json::from_str(old).unwrap();
+        assert_eq!((old.state, old.reason.clone(), old.probe_at), (CredentialState::ReauthRequired, None, None));
+        assert_eq!(old.detail(), "the provider refused the refresh token: x");
+    }
+}
