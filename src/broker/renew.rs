@@ -8,7 +8,7 @@
 
 use super::plan::{Ask, Decision, decide};
 use super::records::Meta;
-use super::rotation::{Rotation, Transition};
+use super::rotation::{self, Rotation, Transition};
 use super::{Broker, BrokerError, BrokerResult, Served};
 use crate::domain::{CredentialId, CredentialState, Reason, Vault};
 use crate::providers::http::UpstreamError;
@@ -193,12 +193,7 @@ impl Broker {
     /// Records a transition outside a rotation (a refused login) and returns the caller's error.
     async fn settle(&self, id: &CredentialId, record: &StoredCredential, vault: &Vault, t: Transition) -> BrokerError {
         let meta = Meta { state: t.to(), reason: t.reason(), probe_at: None, forced_at: record.forced_at };
-        match self.records.write(id, record.version, &meta, vault).await {
-            Ok(Some(_)) => t.log(id),
-            Ok(None) => tracing::info!(credential = %id, "the record moved on; {} not recorded", t.name()),
-            Err(e) => tracing::error!(credential = %id, error = %e, "could not record {}", t.name()),
-        }
-        BrokerError::NotServable { state: t.to(), detail: meta.reason.map(|r| r.to_string()).unwrap_or_default() }
+        rotation::settle(&self.records, id, record.version, &t, meta, vault).await
     }
 
     /// Tells the scheduler when this record next needs attention: its planned renewal, the

@@ -250,18 +250,7 @@ impl Rotation<'_> {
         vault: &Vault,
         probe_at: Option<OffsetDateTime>,
     ) -> BrokerError {
-        let meta = self.meta(transition, probe_at);
-        match self.records.write(self.id, expected, &meta, vault).await {
-            Ok(Some(_)) => transition.log(self.id),
-            Ok(None) => {
-                tracing::info!(credential = %self.id, "the record moved on; {} not recorded", transition.name())
-            }
-            Err(e) => tracing::error!(credential = %self.id, error = %e, "could not record {}", transition.name()),
-        }
-        BrokerError::NotServable {
-            state: transition.to(),
-            detail: meta.reason.map(|r| r.to_string()).unwrap_or_default(),
-        }
+        settle(self.records, self.id, expected, transition, self.meta(transition, probe_at), vault).await
     }
 
     fn meta(&self, transition: &Transition, probe_at: Option<OffsetDateTime>) -> Meta {
@@ -280,6 +269,25 @@ impl Rotation<'_> {
         let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
         Vault { material, session: Some(session) }
     }
+}
+
+/// Records a transition that leaves the credential unservable (flagged, re-authorization
+/// needed), logs it, and returns the error the caller gets. A record that moved on meanwhile
+/// keeps what its writer put there.
+pub(super) async fn settle(
+    records: &Records,
+    id: &CredentialId,
+    expected: u64,
+    transition: &Transition,
+    meta: Meta,
+    vault: &Vault,
+) -> BrokerError {
+    match records.write(id, expected, &meta, vault).await {
+        Ok(Some(_)) => transition.log(id),
+        Ok(None) => tracing::info!(credential = %id, "the record moved on; {} not recorded", transition.name()),
+        Err(e) => tracing::error!(credential = %id, error = %e, "could not record {}", transition.name()),
+    }
+    BrokerError::NotServable { state: transition.to(), detail: meta.reason.map(|r| r.to_string()).unwrap_or_default() }
 }
 
 fn refresh_token(vault: &Vault) -> Option<&Secret> {
