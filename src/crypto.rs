@@ -1,10 +1,16 @@
 //! Sealing secrets before they reach a store, and fingerprints of what is handed out.
 //!
 //! Every secret is encrypted with AES-256-GCM under the active key. The associated data binds
-//! the ciphertext to its credential (provider + subject) and key id, so a ciphertext copied to
-//! another credential's key fails to open instead of serving someone else's secret. The key id
-//! travels with the ciphertext, so old keys can keep opening records while a new one seals;
-//! `is_current` tells which records still need re-sealing (`broker::rewrap`).
+//! the ciphertext to its credential (provider + subject), its key id and the record version it
+//! was sealed for, so a ciphertext copied to another credential's key fails to open instead of
+//! serving someone else's secret, and an older record written back over a newer one (a
+//! rollback by someone with Redis access) fails to open instead of serving a revoked token.
+//! The key id travels with the ciphertext, so old keys can keep opening records while a new
+//! one seals; `is_current` tells which records still need re-sealing (`broker::rewrap`).
+//!
+//! Formats: `v2:<key id>:<blob>` binds the version; `v1:` (written before versions were bound)
+//! is still opened, without the version, until the record is next written (every write seals
+//! `v2` for the version it creates) or re-sealed by a key rewrap.
 //!
 //! Fingerprints are keyed with a key of their own, never with whichever key is active: replicas
 //! mid-rotation seal with different keys but must agree on every fingerprint, or a
@@ -24,7 +30,9 @@ use std::collections::HashMap;
 use std::fmt;
 use zeroize::Zeroizing;
 
-const FORMAT: &str = "v1";
+const FORMAT: &str = "v2";
+/// Sealed before the record version was part of the associated data: opened, never written.
+const LEGACY: &str = "v1";
 const NONCE_LEN: usize = 12;
 
 /// Why a sealed secret could not be opened. Deliberately vague: never says anything about
@@ -111,12 +119,13 @@ impl Keyring {
         Self::new(vec![material], "ephemeral").expect("a generated key is 32 bytes")
     }
 
-    /// Encrypts `value` (as JSON) for credential `id`: `v1:<key id>:<base64url(nonce ‖ ciphertext)>`.
-    pub fn seal(&self, id: &CredentialId, value: &impl Serialize) -> String {
+    /// Encrypts `value` (as JSON) for version `version` of credential `id`:
+    /// `v2:<key id>:<base64url(nonce ‖ ciphertext)>`. Seal for the version the write creates.
+    pub fn seal(&self, id: &CredentialId, version: u64, value: &impl Serialize) -> String {
         let plaintext = Zeroizing::new(serde_json::to_vec(value).expect("sealed values serialize"));
         let cipher = &self.ciphers[&self.active];
         let nonce = Nonce::generate();
-        let aad = associated_data(&self.active, id);
+        let aad = associated_data(FORMAT, &self.active, id, version);
         let ciphertext = cipher
             .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
             .expect("AES-GCM encryption of a small message cannot fail");
@@ -137,10 +146,12 @@ impl Keyring {
         parts.next() == Some(FORMAT) && parts.next() == Some(self.active.as_str())
     }
 
-    /// Decrypts what `seal` produced for the same credential.
-    pub fn open<T: DeserializeOwned>(&self, id: &CredentialId, sealed: &str) -> Result<T, CryptoError> {
+    /// Decrypts what `seal` produced for the same credential and version (or a `v1` blob of
+    /// the same credential, whatever its version).
+    pub fn open<T: DeserializeOwned>(&self, id: &CredentialId, version: u64, sealed: &str) -> Result<T, CryptoError> {
         let mut parts = sealed.splitn(3, ':');
-        let (Some(FORMAT), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(format @ (FORMAT | LEGACY)), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(CryptoError::Malformed);
         };
         let cipher = self.ciphers.get(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
@@ -150,7 +161,7 @@ impl Keyring {
         }
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
-        let aad = associated_data(key_id, id);
+        let aad = associated_data(format, key_id, id, version);
         let plaintext = Zeroizing::new(
             cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &aad }).map_err(|_| CryptoError::DoesNotOpen)?,
         );
@@ -171,10 +182,28 @@ impl Keyring {
     }
 }
 
-/// Binds a ciphertext to its format, key id and credential. Provider names and subjects
-/// contain no control characters, so NUL separators make the encoding unambiguous.
-fn associated_data(key_id: &str, id: &CredentialId) -> Vec<u8> {
-    [FORMAT, key_id, id.provider.as_str(), id.subject.as_str()].join("\0").into_bytes()
+/// Binds a ciphertext to its format, key id, credential and (from `v2` on) record version.
+/// Provider names and subjects contain no control characters, so NUL separators make the
+/// encoding unambiguous.
+fn associated_data(format: &str, key_id: &str, id: &CredentialId, version: u64) -> Vec<u8> {
+    let mut parts = vec![format, key_id, id.provider.as_str(), id.subject.as_str()];
+    let version = version.to_string();
+    if format != LEGACY {
+        parts.push(&version);
+    }
+    parts.join("\0").into_bytes()
+}
+
+/// What `seal` wrote before the version was bound: for tests of the migration path.
+#[cfg(test)]
+pub(crate) fn seal_legacy(ring: &Keyring, id: &CredentialId, value: &impl Serialize) -> String {
+    let plaintext = serde_json::to_vec(value).expect("sealed values serialize");
+    let nonce = Nonce::generate();
+    let aad = associated_data(LEGACY, &ring.active, id, 0);
+    let ciphertext = ring.ciphers[&ring.active].encrypt(&nonce, Payload { msg: &plaintext, aad: &aad }).unwrap();
+    let mut blob = nonce.to_vec();
+    blob.extend_from_slice(&ciphertext);
+    format!("{LEGACY}:{}:{}", ring.active, URL_SAFE_NO_PAD.encode(blob))
 }
 
 #[cfg(test)]

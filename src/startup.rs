@@ -5,7 +5,7 @@
 //! lets in-flight RPCs finish, and gives up after the configured grace period.
 
 use crate::broker::chaos::Chaos;
-use crate::broker::scheduler::{self, RefreshPolicy, Scheduler};
+use crate::broker::scheduler::{self, Scheduler};
 use crate::broker::{AuthCache, Broker, BrokerParts, Coordination};
 use crate::config::{EncryptionSettings, Settings, StoreSettings};
 use crate::crypto::Keyring;
@@ -33,12 +33,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen).await?;
         let upstream = &settings.upstream;
-        let policy = RefreshPolicy {
-            ahead_ratio: upstream.refresh_ahead,
-            jitter_ratio: upstream.refresh_jitter,
-            ..Default::default()
-        };
-        let (scheduler, plans) = Scheduler::new(policy);
+        let (scheduler, plans) = Scheduler::new();
         let store = store(&settings.store)?;
         let feed = match &store {
             AnyStore::Memory(_) => ChangeFeed::memory(),
@@ -47,12 +42,7 @@ impl Application {
                 ChangeFeed::redis(redis.clone())
             }
         };
-        let coordination = Coordination {
-            lease_ttl: settings.store.lease_ttl,
-            reconcile_after: settings.store.reconcile_after,
-            // Test-only negative control of the chaos suite; deliberately not a config key.
-            journal: std::env::var_os("CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL").is_none(),
-        };
+        let coordination = coordination(&settings);
         let broker = Arc::new(Broker::new(BrokerParts {
             registry: Registry::new(settings.providers),
             store,
@@ -100,6 +90,23 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How renewals are timed and coordinated, from `[store]`, `[upstream]` and `[refresh]`.
+fn coordination(settings: &Settings) -> Coordination {
+    let (store, upstream, refresh) = (&settings.store, &settings.upstream, &settings.refresh);
+    Coordination {
+        lease_ttl: store.lease_ttl,
+        reconcile_after: store.reconcile_after,
+        request_timeout: upstream.request_timeout,
+        ahead_ratio: upstream.refresh_ahead,
+        jitter_ratio: upstream.refresh_jitter,
+        clock_skew: refresh.clock_skew,
+        max_wait: refresh.max_wait,
+        journal_horizon: refresh.journal_horizon,
+        rejected_interval: refresh.rejected_interval,
+        rejected_min_age: refresh.rejected_min_age,
     }
 }
 

@@ -68,6 +68,9 @@ pub struct FakeConfig {
     /// Passolution: the rate-limit window (Laravel: a fixed window from the first hit).
     pub passolution_rate_window: Duration,
     pub passolution_error_style: RefreshErrorStyle,
+    /// Passolution: the status of a data call without a live token (Laravel: 401; some
+    /// frameworks answer 403).
+    pub passolution_unauthenticated_status: u16,
     /// Passolution: key that signs the (HS256) access-token JWTs.
     pub passolution_jwt_secret: String,
     /// JouwOmgeving: `JWT_EXPIRATION_DELTA`.
@@ -92,6 +95,7 @@ impl Default for FakeConfig {
             passolution_rate_limit: 300,
             passolution_rate_window: Duration::from_secs(60),
             passolution_error_style: RefreshErrorStyle::Newer,
+            passolution_unauthenticated_status: 401,
             passolution_jwt_secret: "fake-passolution-signing-key".into(),
             jouwomgeving_jwt_lifetime: Duration::from_secs(300),
             jouwomgeving_refresh_window: Duration::from_secs(7 * DAY),

@@ -65,6 +65,9 @@ async fn authorize(
         Provider::Passolution => passolution::authorized(&state, headers),
         Provider::JouwOmgeving => jouwomgeving::authorized(&state, headers),
     };
+    if !allowed && provider == Provider::Passolution {
+        return passolution::unauthenticated(&state);
+    }
     if !allowed {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))).into_response();
     }

@@ -29,6 +29,8 @@
 //! fake.add_passolution_client(client_id, client_secret, redirect_uri)
 //! fake.issue_passolution_code(client_id, code_challenge: Option<&str>) -> String
 //! fake.issue_passolution_tokens(client_id) -> (access_token, refresh_token)
+//! fake.issue_passolution_tokens_aged(client_id, age) -> (access_token, refresh_token)   // issued `age` ago
+//! fake.passolution_access_revoked_at(access_token) -> Option<SystemTime>
 //! fake.revoke_passolution_tokens(client_id)
 //! fake.add_jouwomgeving_user(username, password)
 //! fake.set_jouwomgeving_user_active(username, active: bool)
@@ -222,6 +224,21 @@ impl FakeUpstream {
         let lifetimes = Lifetimes::from_config(&self.state.knobs.config());
         let pair = self.state.passolution.issue(client_id, true, &lifetimes);
         (pair.access_token, pair.refresh_token.expect("issued with a refresh token"))
+    }
+
+    /// Like [`issue_passolution_tokens`](Self::issue_passolution_tokens), as if issued `age`
+    /// ago: the access token's `iat` and expiry count from then (its life is partly spent).
+    pub fn issue_passolution_tokens_aged(&self, client_id: &str, age: std::time::Duration) -> (String, String) {
+        self.passolution_redirect_uri(client_id);
+        let lifetimes = Lifetimes::from_config(&self.state.knobs.config());
+        let pair = self.state.passolution.issue_at(client_id, SystemTime::now() - age, &lifetimes);
+        (pair.access_token, pair.refresh_token.expect("issued with a refresh token"))
+    }
+
+    /// When a Passolution access token was revoked (by the refresh of its refresh token, or
+    /// by an operator): what a test checks a promised validity against.
+    pub fn passolution_access_revoked_at(&self, access_token: &str) -> Option<SystemTime> {
+        self.state.passolution.access_revoked_at(access_token)
     }
 
     /// Revokes all of a client's tokens, like a user withdrawing the app's access.

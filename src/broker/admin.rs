@@ -1,8 +1,9 @@
 //! The admin use cases: store, inspect, list and delete credentials.
 
+use super::records::Meta;
 use super::{Broker, BrokerError, BrokerResult};
-use crate::domain::{CredentialId, CredentialState, ProviderName, SecretMaterial, Session, Subject, Vault};
-use crate::providers::{ProviderSettings, jwt_expiry, pass, passolution};
+use crate::domain::{CredentialId, CredentialState, ProviderName, Secret, SecretMaterial, Subject, Vault};
+use crate::providers::{jwt_expiry, jwt_issued_at};
 use crate::store::{CredentialStore, StoredCredential};
 use time::OffsetDateTime;
 
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 pub struct CredentialView {
     pub id: CredentialId,
     pub state: CredentialState,
+    /// Why it is not ACTIVE, rendered from the typed reason.
     pub detail: String,
     pub access_expires_at: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
@@ -22,7 +24,7 @@ impl CredentialView {
         Self {
             id,
             state: record.state,
-            detail: record.detail.clone(),
+            detail: record.detail(),
             access_expires_at: record.access_expires_at,
             updated_at: record.updated_at,
             version: record.version,
@@ -38,53 +40,33 @@ pub struct Page {
 }
 
 impl Broker {
-    /// Stores (or replaces) a credential; it becomes ACTIVE. A Passolution authorization code
-    /// is exchanged first (codes are short-lived and single-use: nothing to keep otherwise).
+    /// Stores (or replaces) a credential; it becomes ACTIVE. A secret the provider must
+    /// exchange first (a Passolution authorization code: short-lived, single-use) is
+    /// exchanged, and nothing is stored if the provider refuses it.
     pub async fn put_credential(&self, id: CredentialId, material: SecretMaterial) -> BrokerResult<CredentialView> {
         let provider = self.provider(&id.provider)?.clone();
         provider.accepts(&material)?;
-        let vault = match (&provider.settings, material) {
-            (
-                ProviderSettings::Passolution(settings),
-                SecretMaterial::AuthorizationCode { code, redirect_uri, code_verifier },
-            ) => {
-                let verifier = code_verifier.as_ref();
-                let exchange = passolution::exchange_code(&self.http, settings, &code, &redirect_uri, verifier);
-                let tokens = self.budgeted(&id.provider, exchange).await?;
-                let session = Session {
-                    token: tokens.access_token,
-                    expires_at: tokens.expires_at,
-                    obtained_at: OffsetDateTime::now_utc(),
-                };
-                let material = SecretMaterial::OAuthTokens {
-                    refresh_token: tokens.refresh_token,
-                    access_token: None,
-                    access_expires_at: None,
-                };
-                Vault { material, session: Some(session) }
-            }
-            (_, SecretMaterial::OAuthTokens { refresh_token, access_token, access_expires_at }) => {
-                imported(refresh_token, access_token, access_expires_at)
-            }
-            (_, material) => Vault { material, session: None },
+        let vault = if provider.exchanges(&material) {
+            let tokens = self.budgeted(&id.provider, provider.exchange(&self.http, &material)).await?;
+            let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+            let material = SecretMaterial::OAuthTokens {
+                refresh_token: tokens.refresh_token,
+                access_token: None,
+                access_expires_at: None,
+            };
+            Vault { material, session: Some(session) }
+        } else {
+            self.imported(material)
         };
-        let mut record = StoredCredential {
-            version: 0,
-            state: CredentialState::Active,
-            detail: String::new(),
-            access_expires_at: vault.expires_at(),
-            updated_at: OffsetDateTime::now_utc(),
-            sealed: self.seal(&id, &vault),
-        };
-        record.version = self.store.put(&id, &record).await?;
+        let record = self.records.replace(&id, &Meta::active(None), &vault).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
-        self.feed.publish(&id, record.version).await;
+        self.plan(&id, &record, &vault);
         Ok(CredentialView::new(id, &record))
     }
 
     pub async fn credential_status(&self, id: CredentialId) -> BrokerResult<CredentialView> {
         self.provider(&id.provider)?;
-        match self.store.get(&id).await? {
+        match self.store().get(&id).await? {
             Some(record) => Ok(CredentialView::new(id, &record)),
             None => Err(BrokerError::CredentialNotFound(id)),
         }
@@ -99,7 +81,7 @@ impl Broker {
     ) -> BrokerResult<Page> {
         self.provider(provider)?;
         // One extra tells whether another page follows without an empty last page.
-        let mut listed = self.store.list(provider, after, page_size + 1).await?;
+        let mut listed = self.store().list(provider, after, page_size + 1).await?;
         let more = listed.len() > page_size;
         listed.truncate(page_size);
         let next = if more { listed.last().map(|l| l.subject.clone()) } else { None };
@@ -110,41 +92,39 @@ impl Broker {
         Ok(Page { credentials, next })
     }
 
-    /// Deletes a credential. A PASS session is logged out upstream first (best effort: a
-    /// failed logout is logged, the deletion goes ahead).
+    /// Deletes a credential. A session with an upstream logout (PASS) is logged out first
+    /// (best effort: a failed logout is logged, the deletion goes ahead).
     pub async fn delete_credential(&self, id: CredentialId) -> BrokerResult<()> {
         let provider = self.provider(&id.provider)?.clone();
-        let record = self.store.get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
-        if let (ProviderSettings::Pass(settings), Ok(Vault { session: Some(session), .. })) =
-            (&provider.settings, self.open(&id, &record))
-        {
-            if let Err(e) = pass::logout(&self.http, settings, &session.token).await {
-                tracing::warn!(credential = %id, error = %e, "PASS logout failed; deleting anyway (the token will expire)");
+        let record = self.store().get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        if let Ok(vault) = self.records.open(&id, &record) {
+            if let Err(e) = provider.logout(&self.http, &vault).await {
+                tracing::warn!(credential = %id, error = %e, "logout upstream failed; deleting anyway (the token will expire)");
             }
         }
-        let existed = self.store.delete(&id).await?;
+        let existed = self.store().delete(&id).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
         // Every version is older than this: other replicas drop what they cached.
         self.feed.publish(&id, u64::MAX).await;
         if existed { Ok(()) } else { Err(BrokerError::CredentialNotFound(id)) }
     }
-}
 
-/// Tokens obtained elsewhere: the refresh token is the long-lived secret, the access token the
-/// current session. Without a stated expiry, a JWT's `exp` is used; an access token of
-/// unknown lifetime is treated as expired (the next use refreshes it).
-fn imported(
-    refresh_token: Option<crate::domain::Secret>,
-    access_token: Option<crate::domain::Secret>,
-    expires: Option<OffsetDateTime>,
-) -> Vault {
-    let now = OffsetDateTime::now_utc();
-    let session = access_token.map(|token| {
-        let expires_at = expires.or_else(|| jwt_expiry(&token)).unwrap_or(now);
-        Session { token, expires_at, obtained_at: now }
-    });
-    Vault {
-        material: SecretMaterial::OAuthTokens { refresh_token, access_token: None, access_expires_at: None },
-        session,
+    /// Secrets stored as given. OAuth tokens obtained elsewhere: the refresh token is the
+    /// long-lived secret, the access token the current session. Its expiry is the one stated,
+    /// else the JWT's `exp`; an access token of unknown lifetime is treated as expired (the
+    /// next use refreshes it). A JWT's `iat` gives its real lifetime, hence its planned renewal.
+    fn imported(&self, material: SecretMaterial) -> Vault {
+        let SecretMaterial::OAuthTokens { refresh_token, access_token, access_expires_at } = material else {
+            return Vault { material, session: None };
+        };
+        let now = OffsetDateTime::now_utc();
+        let session = access_token.map(|token: Secret| {
+            let expires_at = access_expires_at.or_else(|| jwt_expiry(&token)).unwrap_or(now);
+            let issued_at = jwt_issued_at(&token).filter(|iat| *iat <= now.min(expires_at));
+            // Its lifetime says nothing sure about the next token's: not "known" (see `plan`).
+            self.coordination.session(token, expires_at, issued_at.unwrap_or(now), false)
+        });
+        let material = SecretMaterial::OAuthTokens { refresh_token, access_token: None, access_expires_at: None };
+        Vault { material, session }
     }
 }

@@ -19,12 +19,18 @@ pub type CacheKey = (ProviderName, Option<Subject>);
 #[derive(Debug)]
 pub struct Served {
     pub headers: Vec<(&'static str, Secret)>,
+    /// The end of the validity promised to callers (`plan::Coordination::promise`).
     pub expires_at: Option<OffsetDateTime>,
     pub fingerprint: String,
     /// The store version these headers came from (0 for the provider's own credential).
     pub version: u64,
     /// When they were obtained from the store or provider.
     pub cached_at: std::time::Instant,
+    /// Whether a rejection of these headers is worth a renewal (the provider says; a PASS
+    /// AppBearer 401 is not about the credential, static credentials cannot be renewed).
+    pub renewable: bool,
+    /// Whether a successful call with them extends the session (PASS's sliding expiry).
+    pub slides: bool,
 }
 
 impl Served {

@@ -1,37 +1,69 @@
-//! Fault-injection points for the chaos suite (`tests/api/chaos/`): at a named step of a
-//! renewal, log `chaos point` and optionally pause, so a test driver can SIGSTOP or kill this
-//! process exactly there. Off unless `CREDBROKER_CHAOS_PAUSE` is set (test-only; it changes
-//! nothing else). Format: `after_lease=1500,after_reserve=1500,sending=0` (milliseconds).
+//! Test-only hooks of the chaos suite (`tests/api/chaos/`), compiled only with the `chaos`
+//! cargo feature — never into a release binary (`scripts/test` enables the feature for the
+//! test build; without it every hook is an empty inline function).
+//!
+//! - Fault-injection points: at a named step of a renewal, log `chaos point` and optionally
+//!   pause, so a test driver can SIGSTOP or kill the process exactly there.
+//!   `CREDBROKER_CHAOS_PAUSE=after_lease=1500,after_reserve=1500,sending=0` (milliseconds).
+//! - The negative control: `CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL=1` turns the design into
+//!   a lease-only one (no journal, no pre-send check, a holder whose lease expired is simply
+//!   superseded), which the suite must catch sending a refresh token twice.
 
 use crate::domain::CredentialId;
-use std::collections::HashMap;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
 pub struct Chaos {
-    pauses: Option<HashMap<String, Duration>>,
+    #[cfg(feature = "chaos")]
+    pauses: Option<std::collections::HashMap<String, std::time::Duration>>,
+    #[cfg(feature = "chaos")]
+    journal_off: bool,
 }
 
 impl Chaos {
-    /// Reads `CREDBROKER_CHAOS_PAUSE`.
+    /// Reads the chaos variables (chaos builds only; otherwise: no hooks).
     pub fn from_env() -> Self {
-        let Ok(spec) = std::env::var("CREDBROKER_CHAOS_PAUSE") else { return Self::default() };
-        let pauses = spec
-            .split(',')
-            .filter_map(|item| {
-                let (point, ms) = item.split_once('=')?;
-                Some((point.trim().to_owned(), Duration::from_millis(ms.trim().parse().ok()?)))
-            })
-            .collect();
-        tracing::warn!(%spec, "chaos points enabled (test-only)");
-        Self { pauses: Some(pauses) }
+        #[cfg(feature = "chaos")]
+        {
+            let journal_off = std::env::var_os("CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL").is_some();
+            let pauses = std::env::var("CREDBROKER_CHAOS_PAUSE").ok().map(|spec| {
+                tracing::warn!(%spec, "chaos points enabled (test-only)");
+                parse(&spec)
+            });
+            Self { pauses, journal_off }
+        }
+        #[cfg(not(feature = "chaos"))]
+        Self::default()
     }
 
-    pub async fn point(&self, point: &str, id: &CredentialId) {
-        let Some(pauses) = &self.pauses else { return };
-        tracing::warn!(chaos_point = point, credential = %id, "chaos point");
-        if let Some(pause) = pauses.get(point) {
-            tokio::time::sleep(*pause).await;
-        }
+    /// Whether the refresh journal is switched off (the suite's negative control).
+    #[inline]
+    pub fn journal_off(&self) -> bool {
+        #[cfg(feature = "chaos")]
+        return self.journal_off;
+        #[cfg(not(feature = "chaos"))]
+        false
     }
+
+    #[inline]
+    pub async fn point(&self, point: &str, id: &CredentialId) {
+        #[cfg(feature = "chaos")]
+        if let Some(pauses) = &self.pauses {
+            tracing::warn!(chaos_point = point, credential = %id, "chaos point");
+            if let Some(pause) = pauses.get(point) {
+                tokio::time::sleep(*pause).await;
+            }
+        }
+        #[cfg(not(feature = "chaos"))]
+        let _ = (point, id);
+    }
+}
+
+#[cfg(feature = "chaos")]
+fn parse(spec: &str) -> std::collections::HashMap<String, std::time::Duration> {
+    spec.split(',')
+        .filter_map(|item| {
+            let (point, ms) = item.split_once('=')?;
+            Some((point.trim().to_owned(), std::time::Duration::from_millis(ms.trim().parse().ok()?)))
+        })
+        .collect()
 }

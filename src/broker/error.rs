@@ -11,12 +11,13 @@ use crate::store::StoreError;
 pub enum BrokerError {
     #[error(transparent)]
     InvalidArgument(#[from] InvalidField),
-    #[error("unknown provider {0:?}")]
+    #[error("unknown provider \"{0}\"")]
     UnknownProvider(ProviderName),
     #[error("no credential stored for {0}")]
     CredentialNotFound(CredentialId),
-    #[error("credential {id} is {state}: {detail}")]
-    NotServable { id: CredentialId, state: CredentialState, detail: String },
+    /// `detail` is rendered from the record's typed reason (`domain::Reason`).
+    #[error("the credential is {state}: {detail}")]
+    NotServable { state: CredentialState, detail: String },
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error("{provider}: {source}")]
@@ -25,11 +26,26 @@ pub enum BrokerError {
         #[source]
         source: UpstreamError,
     },
-    #[error("the provider issues tokens valid until {expires_at}, less than the requested min_validity")]
-    LifetimeTooShort { expires_at: time::OffsetDateTime },
+    /// Known before anything is redeemed: no fresh token would do.
+    #[error(
+        "min_validity is longer than this provider's tokens can be promised for ({}s when fresh)",
+        longest.whole_seconds()
+    )]
+    MinValidityTooLong { longest: time::Duration },
+    #[error("the renewed token is promised until {promised_until}, less than the requested min_validity")]
+    LifetimeTooShort { promised_until: time::OffsetDateTime },
+    /// The current header does not last `min_validity`, and its successor is obtained at the
+    /// planned renewal — later than this request may wait.
+    #[error(
+        "the current header does not last min_validity and the next one is obtained at {renew_at}: retry then, or ask \
+         a shorter min_validity"
+    )]
+    RenewalPlanned { renew_at: time::OffsetDateTime },
     #[error("credential {0} changed while it was being renewed; retry")]
     Conflict(CredentialId),
-    #[error("the renewed credential holds no session")]
+    #[error("another replica is renewing credential {0}; retry")]
+    Busy(CredentialId),
+    #[error("the credential holds no session")]
     NoSession,
     #[error("the renewal task failed: {0}")]
     Renewal(String),
@@ -39,9 +55,6 @@ pub enum BrokerError {
         #[source]
         source: crate::store::budget::BudgetError,
     },
-    /// A proxied call failed after it was accepted (limits, timeout, transport).
-    #[error(transparent)]
-    Proxy(#[from] crate::proxy::ProxyError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A rewrap asked for one active key and reached a replica that seals with another (a

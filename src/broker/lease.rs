@@ -6,12 +6,11 @@
 //! credential's change announcement (bounded by the lease TTL), then re-read — no polling.
 //!
 //! The lease is only an efficiency device: a holder paused past its TTL still believes it
-//! holds it. Correctness comes from the refresh journal (`renew.rs`).
+//! holds it. Correctness comes from the refresh journal (`rotation`).
 
 use super::Broker;
 use crate::domain::CredentialId;
 use crate::store::{AnyStore, Change, CredentialStore, StoreResult};
-use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -42,11 +41,11 @@ impl Broker {
     pub(super) async fn try_lease(&self, id: &CredentialId) -> StoreResult<Option<Lease>> {
         let owner = format!("{}-{:016x}", self.replica, rand::random::<u64>());
         let ttl = self.coordination.lease_ttl;
-        if !self.store.acquire_lease(id, &owner, ttl).await? {
+        if !self.store().acquire_lease(id, &owner, ttl).await? {
             return Ok(None);
         }
         self.chaos.point("after_lease", id).await;
-        let (store, lease_id, lease_owner) = (self.store.clone(), id.clone(), owner.clone());
+        let (store, lease_id, lease_owner) = (self.store().clone(), id.clone(), owner.clone());
         let watchdog = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
@@ -60,13 +59,18 @@ impl Broker {
                 }
             }
         });
-        Ok(Some(Lease { id: id.clone(), owner, store: self.store.clone(), watchdog }))
+        Ok(Some(Lease { id: id.clone(), owner, store: self.store().clone(), watchdog }))
     }
 
     /// Waits until `id` changes (another replica finished), changes may have been missed, or
-    /// the lease TTL passes — whichever comes first.
-    pub(super) async fn wait_for_change(&self, id: &CredentialId, changes: &mut broadcast::Receiver<Change>) {
-        let deadline = tokio::time::sleep(self.coordination.lease_ttl);
+    /// `until` — whichever comes first.
+    pub(super) async fn wait_for_change(
+        &self,
+        id: &CredentialId,
+        changes: &mut broadcast::Receiver<Change>,
+        until: tokio::time::Instant,
+    ) {
+        let deadline = tokio::time::sleep_until(until);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
@@ -79,24 +83,5 @@ impl Broker {
                 },
             }
         }
-    }
-}
-
-/// How replicas coordinate renewals.
-#[derive(Debug, Clone)]
-pub struct Coordination {
-    pub lease_ttl: Duration,
-    /// How long an INDETERMINATE credential stays untouched before it is probed: longer than
-    /// any request a vanished holder could still have in flight.
-    pub reconcile_after: Duration,
-    /// Test-only negative control: with `false`, refreshes are not journalled, there is no
-    /// pre-send check, and a holder whose lease expired is superseded — a lease-only design,
-    /// which the chaos suite must catch sending a refresh token twice. Never in production.
-    pub journal: bool,
-}
-
-impl Default for Coordination {
-    fn default() -> Self {
-        Self { lease_ttl: Duration::from_secs(10), reconcile_after: Duration::from_secs(60), journal: true }
     }
 }

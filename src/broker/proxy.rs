@@ -1,11 +1,11 @@
 //! What `ProxyCall` needs from the broker beyond serving headers: where a provider lives, the
-//! shared HTTP client, and PASS's sliding expiry.
+//! shared HTTP client, which statuses mean "token rejected", and PASS's sliding expiry.
 
-use super::{Broker, BrokerError, BrokerResult, Served};
-use crate::domain::{CredentialId, CredentialState, ProviderName, Session, Subject};
-use crate::providers::ProviderSettings;
+use super::records::Meta;
+use super::{Broker, BrokerError, BrokerResult};
+use crate::domain::{CredentialId, CredentialState, ProviderName, Subject};
 use crate::providers::http::HttpClient;
-use crate::store::{CredentialStore, StoredCredential};
+use crate::store::StoredCredential;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use url::Url;
@@ -21,12 +21,10 @@ impl Broker {
         Ok(self.provider(provider)?.api_base_url())
     }
 
-    /// Whether a successful call with `served` slides its session's expiry: a PASS
-    /// AccessToken (Bearer). AppBearer and API keys do not expire.
-    pub fn slides(&self, provider: &ProviderName, served: &Served) -> bool {
-        let pass = self.registry.get(provider).is_some_and(|p| matches!(p.settings, ProviderSettings::Pass(_)));
-        let bearer = served.headers.iter().any(|(n, v)| *n == "authorization" && v.expose().starts_with("Bearer "));
-        pass && bearer
+    /// Whether an upstream `status` means the header was rejected (the instance's
+    /// `rejected_statuses`, default 401): then the proxy renews and retries once.
+    pub fn rejects(&self, provider: &ProviderName, status: u16) -> bool {
+        self.registry.get(provider).is_some_and(|p| p.rejects(status))
     }
 
     /// PASS sliding expiry: a call sent at `used_at` with the headers fingerprinted
@@ -62,10 +60,11 @@ impl Broker {
         used_at: OffsetDateTime,
     ) -> BrokerResult<Option<OffsetDateTime>> {
         let provider = self.provider(&id.provider)?.clone();
-        let Some(record) = self.store.get(id).await? else { return Ok(None) };
-        let mut vault = self.open(id, &record)?;
-        let now = OffsetDateTime::now_utc();
-        let current = provider.headers(&vault, now).is_some_and(|a| self.fingerprint(&a) == fingerprint);
+        let (record, mut vault) = match self.records.read(id).await {
+            Err(BrokerError::CredentialNotFound(_)) => return Ok(None),
+            other => other?,
+        };
+        let current = provider.headers(&vault).is_some_and(|a| self.fingerprint(&a) == fingerprint);
         let (Some(session), true, CredentialState::Active) = (vault.session.clone(), current, record.state) else {
             return Ok(None);
         };
@@ -74,21 +73,28 @@ impl Broker {
         if expires_at - session.expires_at < lifetime / 10 {
             return Ok(Some(session.obtained_at + lifetime / 10));
         }
-        vault.session = Some(Session { token: session.token, expires_at, obtained_at: used_at });
-        let extended = StoredCredential {
-            access_expires_at: Some(expires_at),
-            updated_at: now,
-            sealed: self.seal(id, &vault),
-            ..record
-        };
-        let Some(version) = self.store.compare_and_swap(id, extended.version, &extended).await? else {
+        vault.session = Some(self.coordination.session(session.token, expires_at, used_at, session.lifetime_known));
+        let Some(extended) = self.records.write(id, record.version, &Meta::active(record.forced_at), &vault).await?
+        else {
             return Ok(None);
         };
-        self.feed.publish(id, version).await;
-        let authorization = provider.headers(&vault, now).ok_or(BrokerError::NoSession)?;
-        let key = (id.provider.clone(), Some(id.subject.clone()));
-        self.cache.insert(key, Arc::new(self.serve(authorization, version))).await;
-        self.plan(id, &vault);
+        self.remember(&provider, id, &extended, &vault).await?;
         Ok(Some(used_at + lifetime / 10))
+    }
+
+    /// Caches and plans a record this replica just wrote.
+    async fn remember(
+        &self,
+        provider: &crate::providers::Provider,
+        id: &CredentialId,
+        record: &StoredCredential,
+        vault: &crate::domain::Vault,
+    ) -> BrokerResult<()> {
+        let authorization = provider.headers(vault).ok_or(BrokerError::NoSession)?;
+        let authorization = self.coordination.promise(provider, vault, authorization);
+        let key = (id.provider.clone(), Some(id.subject.clone()));
+        self.cache.insert(key, Arc::new(self.serve(provider, authorization, record.version, vault))).await;
+        self.plan(id, record, vault);
+        Ok(())
     }
 }

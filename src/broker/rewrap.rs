@@ -100,7 +100,7 @@ impl Broker {
             if want == 0 {
                 return Ok(false);
             }
-            let page = self.store.list(provider, after.as_ref(), want).await?;
+            let page = self.store().list(provider, after.as_ref(), want).await?;
             let work: Vec<_> = page
                 .iter()
                 .map(|listed| {
@@ -159,11 +159,11 @@ impl Broker {
                 Ok(resealed) => resealed,
                 Err(outcome) => return Ok(outcome),
             };
-            if let Some(version) = self.store.compare_and_swap(id, record.version, &resealed).await? {
+            if let Some(version) = self.store().compare_and_swap(id, record.version, &resealed).await? {
                 self.feed.publish(id, version).await;
                 return Ok(Outcome::Rewrapped);
             }
-            match self.store.get(id).await? {
+            match self.store().get(id).await? {
                 Some(current) => record = current,
                 None => return Ok(Outcome::Problem(ProblemKind::Deleted, "deleted meanwhile".into())),
             }
@@ -180,7 +180,7 @@ impl Broker {
             let detail = "a refresh is in flight, or its replica stopped (resolved when next renewed); run again";
             return Err(Outcome::Problem(ProblemKind::MidRefresh, detail.into()));
         }
-        let vault = match self.open(id, record) {
+        let vault = match self.records.open(id, record) {
             Ok(vault) => vault,
             Err(BrokerError::Sealed { source, .. }) => {
                 tracing::warn!(credential = %id, reason = %source, "rewrap: cannot open this record here; left as it is");
@@ -188,7 +188,8 @@ impl Broker {
             }
             Err(other) => return Err(Outcome::Problem(ProblemKind::Unreadable, other.to_string())),
         };
-        Ok(StoredCredential { sealed: self.seal(id, &vault), ..record.clone() })
+        // Sealed for the version the compare-and-swap creates, like every write (`records.rs`).
+        Ok(StoredCredential { sealed: self.keyring.seal(id, record.version + 1, &vault), ..record.clone() })
     }
 }
 

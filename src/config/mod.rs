@@ -9,6 +9,7 @@
 mod providers;
 mod proxy;
 mod raw;
+mod refresh;
 
 use crate::crypto::Keyring;
 use crate::providers::Provider;
@@ -30,7 +31,27 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub upstream: UpstreamSettings,
     pub proxy: crate::proxy::ProxySettings,
+    pub refresh: RefreshSettings,
     pub providers: Vec<Provider>,
+}
+
+/// `[refresh]`: when headers end, how long callers wait for a renewal, how long the journal
+/// remembers, and the limits on forced renewals.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Headers of providers whose refresh revokes the previous token end this long before the
+    /// planned renewal (replicas' clocks may differ by up to this).
+    pub clock_skew: Duration,
+    /// A request whose `min_validity` reaches past the planned renewal waits at most this long
+    /// for it (and at most its own deadline).
+    pub max_wait: Duration,
+    /// Journal records of superseded refresh tokens expire after this; at least every
+    /// provider's `refresh_token_lifetime`.
+    pub journal_horizon: Duration,
+    /// At most one forced renewal (ReportRejected, a proxied 401) per credential per interval.
+    pub rejected_interval: Duration,
+    /// A reported header must be at least this old to force a renewal.
+    pub rejected_min_age: Duration,
 }
 
 /// The shared HTTP client towards providers, and when to renew sessions.

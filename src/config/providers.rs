@@ -25,7 +25,14 @@ struct RawProvider {
     token_path: Option<String>,
     refresh_path: Option<String>,
     token_budget_per_minute: Option<u32>,
+    probe_path: Option<String>,
+    rejected_statuses: Option<StatusList>,
+    #[serde(default, with = "humantime_serde")]
+    refresh_token_lifetime: Option<std::time::Duration>,
 }
+
+/// Laravel Passport's default refresh-token lifetime (Passolution does not document its own).
+const DEFAULT_REFRESH_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// Reads and checks every provider table, collecting problems as `providers[i].key: …`.
 pub(super) fn parse(
@@ -112,8 +119,34 @@ fn check(at: &str, raw: RawProvider, errors: &mut Vec<String>) -> Option<Provide
             None
         }
     };
+    let rejected_statuses = rejected_statuses(at, raw.rejected_statuses.as_ref(), errors);
     let name = ProviderName::parse("name", &raw.name).ok()?;
-    (errors.len() == before).then_some(Provider { name, settings: settings? })
+    (errors.len() == before).then_some(Provider { name, settings: settings?, rejected_statuses })
+}
+
+/// `[401, 403]` in a file; `401,403` from the environment (whose values are strings).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusList {
+    List(Vec<u16>),
+    Text(String),
+}
+
+/// Which statuses of a data call mean "token rejected": 4xx only (a 5xx says nothing about
+/// the token), default `[401]`.
+fn rejected_statuses(at: &str, value: Option<&StatusList>, errors: &mut Vec<String>) -> Vec<u16> {
+    let statuses = match value {
+        None => Some(vec![401]),
+        Some(StatusList::List(list)) => Some(list.clone()),
+        Some(StatusList::Text(text)) => text.split(',').map(|s| s.trim().parse().ok()).collect(),
+    };
+    match statuses {
+        Some(list) if !list.is_empty() && list.iter().all(|s| (400..=499).contains(s)) => list,
+        _ => {
+            errors.push(format!("{at}.rejected_statuses: a non-empty list of 4xx statuses, e.g. [401, 403]"));
+            Vec::new()
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -131,6 +164,8 @@ fn pass(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<Provide
             ("client_secret", raw.client_secret.is_some()),
             ("token_path", raw.token_path.is_some()),
             ("refresh_path", raw.refresh_path.is_some()),
+            ("probe_path", raw.probe_path.is_some()),
+            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
         ],
         errors,
     );
@@ -150,6 +185,8 @@ fn bro(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<Provider
             ("api_key", raw.api_key.is_some()),
             ("token_path", raw.token_path.is_some()),
             ("refresh_path", raw.refresh_path.is_some()),
+            ("probe_path", raw.probe_path.is_some()),
+            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
         ],
         errors,
     );
@@ -184,12 +221,18 @@ fn passolution(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<
         }
         n => Some(n),
     };
+    let probe_path = raw.probe_path.clone().unwrap_or_else(|| crate::providers::passolution::PROBE_PATH.into());
+    if probe_path.starts_with('/') || probe_path.contains("://") {
+        errors.push(format!("{at}.probe_path: a path relative to api_base_url (no leading '/', no scheme)"));
+    }
     Some(ProviderSettings::Passolution(PassolutionSettings {
         api_base_url: api_base_url?,
         token_url: token_url?,
         client_id: client_id?,
         client_secret: client_secret?,
         token_budget_per_minute: budget?,
+        probe_path,
+        refresh_token_lifetime: raw.refresh_token_lifetime.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
     }))
 }
 
@@ -202,6 +245,8 @@ fn jouwomgeving(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option
             ("client_id", raw.client_id.is_some()),
             ("client_secret", raw.client_secret.is_some()),
             ("api_key", raw.api_key.is_some()),
+            ("probe_path", raw.probe_path.is_some()),
+            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
         ],
         errors,
     );

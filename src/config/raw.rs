@@ -183,16 +183,18 @@ pub(super) fn load(
     let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
     let proxy = section::<super::proxy::RawProxy>(&figment, "proxy", &mut errors)
         .and_then(|p| super::proxy::validate(p, &mut errors));
-    match (server, store, encryption, cache, telemetry, (upstream, proxy), errors.is_empty()) {
+    let refresh = section::<super::refresh::RawRefresh>(&figment, "refresh", &mut errors)
+        .and_then(|r| super::refresh::validate(r, store.as_ref(), upstream.as_ref(), &providers, &mut errors));
+    match (server, store, encryption, cache, telemetry, (upstream, proxy, refresh), errors.is_empty()) {
         (
             Some(server),
             Some(store),
             Some(encryption),
             Some(cache),
             Some(telemetry),
-            (Some(upstream), Some(proxy)),
+            (Some(upstream), Some(proxy), Some(refresh)),
             true,
-        ) => Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, providers }),
+        ) => Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, refresh, providers }),
         _ => Err(ConfigErrors(errors)),
     }
 }

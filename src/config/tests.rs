@@ -130,3 +130,60 @@ fn a_fingerprint_key_without_an_encryption_key_is_refused() {
     let errors = Settings::load(None, env(&[("CREDBROKER__ENCRYPTION__FINGERPRINT_KEY", KEY)])).unwrap_err();
     assert!(errors.to_string().contains("encryption.fingerprint_key: only with an encryption key"), "{errors}");
 }
+
+#[test]
+fn the_timing_assumption_of_the_refresh_argument_is_enforced() {
+    // 2 × 10 s lease + 30 s request timeout = 50 s: 40 s leaves a paused holder too little.
+    let errors = Settings::load(None, env(&[("CREDBROKER__STORE__RECONCILE_AFTER", "40s")])).unwrap_err();
+    let text = errors.to_string();
+    assert!(text.contains("store.reconcile_after") && text.contains("2 × store.lease_ttl"), "{text}");
+    let ok = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__STORE__RECONCILE_AFTER", "5s"),
+            ("CREDBROKER__STORE__LEASE_TTL", "1s"),
+            ("CREDBROKER__UPSTREAM__REQUEST_TIMEOUT", "2s"),
+        ]),
+    );
+    assert!(ok.is_ok(), "5 s ≥ 2 × 1 s + 2 s");
+}
+
+#[test]
+fn the_journal_horizon_must_outlive_every_refresh_token() {
+    let errors = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__REFRESH__JOURNAL_HORIZON", "30d"),
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__REFRESH_TOKEN_LIFETIME", "90d"),
+        ]),
+    )
+    .unwrap_err();
+    let text = errors.to_string();
+    assert!(text.contains("refresh.journal_horizon") && text.contains("passolution"), "{text}");
+    let settings = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__REFRESH__JOURNAL_HORIZON", "30d"),
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__REFRESH_TOKEN_LIFETIME", "14d"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.refresh.journal_horizon.as_secs(), 30 * 24 * 3600);
+}
+
+#[test]
+fn rejected_statuses_are_4xx_from_a_file_or_the_environment() {
+    let settings =
+        Settings::load(None, env(&[("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", "401, 403")])).unwrap();
+    let passolution = settings.providers.iter().find(|p| p.name.as_str() == "passolution").unwrap();
+    assert_eq!(passolution.rejected_statuses, [401, 403]);
+    assert!(
+        settings.providers.iter().filter(|p| p.name.as_str() != "passolution").all(|p| p.rejected_statuses == [401])
+    );
+    let (_dir, path) = file("[[providers]]\nname = \"b\"\nkind = \"bro\"\nrejected_statuses = [401, 503]\n");
+    let errors = Settings::load(Some(&path), []).unwrap_err();
+    assert!(errors.to_string().contains("providers[0].rejected_statuses"), "{errors}");
+    let (_dir, path) = file("[[providers]]\nname = \"b\"\nkind = \"bro\"\nprobe_path = \"x\"\n");
+    let errors = Settings::load(Some(&path), []).unwrap_err();
+    assert!(errors.to_string().contains("providers[0].probe_path: not used by kind bro"), "{errors}");
+}

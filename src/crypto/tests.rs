@@ -16,42 +16,45 @@ fn material() -> SecretMaterial {
 #[test]
 fn round_trip_and_no_plaintext_in_ciphertext() {
     let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
-    let sealed = ring.seal(&id("bro", "alice"), &material());
-    assert!(sealed.starts_with("v1:k1:"));
+    let sealed = ring.seal(&id("bro", "alice"), 3, &material());
+    assert!(sealed.starts_with("v2:k1:"));
     assert!(!sealed.contains("supersecretcode") && !sealed.contains("org|1"));
-    assert_eq!(ring.open::<SecretMaterial>(&id("bro", "alice"), &sealed).unwrap(), material());
+    assert_eq!(ring.open::<SecretMaterial>(&id("bro", "alice"), 3, &sealed).unwrap(), material());
 }
 
 #[test]
 fn moved_ciphertext_does_not_open() {
     let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
-    let sealed = ring.seal(&id("bro", "alice"), &material());
-    assert!(matches!(ring.open::<SecretMaterial>(&id("bro", "bob"), &sealed), Err(CryptoError::DoesNotOpen)));
-    assert!(matches!(ring.open::<SecretMaterial>(&id("pass", "alice"), &sealed), Err(CryptoError::DoesNotOpen)));
+    let sealed = ring.seal(&id("bro", "alice"), 3, &material());
+    assert!(matches!(ring.open::<SecretMaterial>(&id("bro", "bob"), 3, &sealed), Err(CryptoError::DoesNotOpen)));
+    assert!(matches!(ring.open::<SecretMaterial>(&id("pass", "alice"), 3, &sealed), Err(CryptoError::DoesNotOpen)));
 }
 
 #[test]
 fn tampering_and_garbage_are_refused() {
     let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
-    let mut sealed = ring.seal(&id("bro", "alice"), &material()).into_bytes();
+    let mut sealed = ring.seal(&id("bro", "alice"), 3, &material()).into_bytes();
     let last = sealed.len() - 2;
     sealed[last] = if sealed[last] == b'A' { b'B' } else { b'A' };
     let sealed = String::from_utf8(sealed).unwrap();
-    assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), &sealed).is_err());
-    for junk in ["", "v1", "v1:k1", "v1:k1:!!!", "v2:k1:AAAA", "v1:k1:AAAA"] {
-        assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), junk).is_err(), "{junk}");
+    assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), 3, &sealed).is_err());
+    for junk in ["", "v1", "v2:k1", "v2:k1:!!!", "v3:k1:AAAA", "v2:k1:AAAA", "v1:k1:AAAA"] {
+        assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), 3, junk).is_err(), "{junk}");
     }
 }
 
 #[test]
 fn rotation_old_key_opens_new_key_seals() {
     let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
-    let sealed_old = old.seal(&id("bro", "alice"), &material());
+    let sealed_old = old.seal(&id("bro", "alice"), 3, &material());
     let rotated = Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k2", Some(pin())).unwrap();
-    assert_eq!(rotated.open::<SecretMaterial>(&id("bro", "alice"), &sealed_old).unwrap(), material());
-    assert!(rotated.seal(&id("bro", "alice"), &material()).starts_with("v1:k2:"));
+    assert_eq!(rotated.open::<SecretMaterial>(&id("bro", "alice"), 3, &sealed_old).unwrap(), material());
+    assert!(rotated.seal(&id("bro", "alice"), 3, &material()).starts_with("v2:k2:"));
     let gone = Keyring::new(vec![key("k2", 2)], "k2").unwrap();
-    assert!(matches!(gone.open::<SecretMaterial>(&id("bro", "alice"), &sealed_old), Err(CryptoError::UnknownKey(_))));
+    assert!(matches!(
+        gone.open::<SecretMaterial>(&id("bro", "alice"), 3, &sealed_old),
+        Err(CryptoError::UnknownKey(_))
+    ));
 }
 
 #[test]
@@ -102,11 +105,35 @@ fn several_keys_need_their_own_fingerprint_key() {
 fn current_means_this_format_and_the_active_key() {
     let old = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
     let both = Keyring::with_fingerprint_key(vec![key("k1", 1), key("k2", 2)], "k2", Some(pin())).unwrap();
-    let sealed_old = old.seal(&id("bro", "alice"), &material());
-    let sealed_new = both.seal(&id("bro", "alice"), &material());
+    let sealed_old = old.seal(&id("bro", "alice"), 3, &material());
+    let sealed_new = both.seal(&id("bro", "alice"), 3, &material());
     assert!(old.is_current(&sealed_old) && !both.is_current(&sealed_old));
     assert!(both.is_current(&sealed_new) && !old.is_current(&sealed_new));
     // Only the exact id counts: `k2x` is not `k2`, and other formats are never current.
-    assert!(!both.is_current("v1:k2x:AAAA") && !both.is_current("v0:k2:AAAA") && !both.is_current("k2"));
+    assert!(
+        !both.is_current("v1:k2x:AAAA")
+            && !both.is_current("v0:k2:AAAA")
+            && !both.is_current("v1:k2:AAAA")
+            && !both.is_current("k2")
+    );
     assert_eq!(both.active_id(), "k2");
+}
+
+#[test]
+fn a_record_written_back_over_a_newer_version_does_not_open() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let sealed_at_3 = ring.seal(&id("bro", "alice"), 3, &material());
+    assert!(matches!(ring.open::<SecretMaterial>(&id("bro", "alice"), 5, &sealed_at_3), Err(CryptoError::DoesNotOpen)));
+    assert!(ring.open::<SecretMaterial>(&id("bro", "alice"), 2, &sealed_at_3).is_err(), "nor an older one");
+}
+
+#[test]
+fn v1_records_still_open_whatever_their_version() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let legacy = super::seal_legacy(&ring, &id("bro", "alice"), &material());
+    assert!(legacy.starts_with("v1:k1:"));
+    for version in [1, 7] {
+        assert_eq!(ring.open::<SecretMaterial>(&id("bro", "alice"), version, &legacy).unwrap(), material());
+    }
+    assert!(ring.open::<SecretMaterial>(&id("bro", "bob"), 1, &legacy).is_err(), "still bound to the credential");
 }

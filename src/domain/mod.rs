@@ -1,8 +1,10 @@
 //! Validated domain types. Everything that crosses the gRPC edge is parsed into these
 //! (`TryFrom`), so the rest of the code never sees an unchecked string.
 
+mod reason;
 mod secret;
 
+pub use reason::Reason;
 pub use secret::{Secret, SecretMaterial, Session, Vault};
 
 use std::fmt;

@@ -69,12 +69,27 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub obtained_at: OffsetDateTime,
+    /// The planned renewal, fixed once when the token was obtained (jitter included) and
+    /// sealed with it, so every replica agrees on it. For providers whose refresh revokes the
+    /// previous token, no header from this session is promised beyond it. `None` in records
+    /// written before it existed: then it is derived without jitter (`broker::plan`).
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub renew_at: Option<OffsetDateTime>,
+    /// Whether `expires_at - obtained_at` is the token's real lifetime (the broker obtained it,
+    /// or an imported JWT said when it was issued) rather than what was left at an import.
+    #[serde(default)]
+    pub lifetime_known: bool,
 }
 
 impl Session {
     /// Whether it stays valid until `until`.
     pub fn valid_until(&self, until: OffsetDateTime) -> bool {
         self.expires_at >= until
+    }
+
+    /// The token's lifetime, when known (see `lifetime_known`).
+    pub fn lifetime(&self) -> Option<time::Duration> {
+        self.lifetime_known.then(|| self.expires_at - self.obtained_at)
     }
 }
 

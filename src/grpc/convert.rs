@@ -84,10 +84,9 @@ fn material(secret: pb::put_credential_request::Secret) -> Result<SecretMaterial
         S::ClientNumber(number) => {
             SecretMaterial::ClientNumber { client_number: secret_text("client_number", number)? }
         }
-        S::BroToken(token) => SecretMaterial::BroToken {
-            username: text("bro_token.username", token.username)?,
-            code: secret_text("bro_token.code", token.code)?,
-        },
+        S::BroToken(token) => {
+            SecretMaterial::BroToken { username: bro_username(token.username)?, code: bro_code(token.code)? }
+        }
         S::OauthTokens(tokens) => oauth_tokens(tokens)?,
         S::AuthorizationCode(code) => SecretMaterial::AuthorizationCode {
             code: secret_text("authorization_code.code", code.code)?,
@@ -106,6 +105,27 @@ fn oauth_tokens(tokens: pb::OAuthTokens) -> Result<SecretMaterial, InvalidField>
     let access_expires_at =
         tokens.access_expires_at.map(|t| timestamp("oauth_tokens.access_expires_at", t)).transpose()?;
     Ok(SecretMaterial::OAuthTokens { refresh_token, access_token, access_expires_at })
+}
+
+/// The token username the portal issues: `|`-separated non-empty parts, e.g.
+/// `0dce6fc98256|123456789|1234` (sent raw in Basic).
+fn bro_username(value: String) -> Result<String, InvalidField> {
+    let username = text("bro_token.username", value)?;
+    if username.split('|').count() < 2 || username.split('|').any(str::is_empty) {
+        let problem =
+            "must be the token username the portal issued: parts separated by '|', e.g. 0dce6fc98256|123456789|1234";
+        return Err(InvalidField::new("bro_token.username", problem));
+    }
+    Ok(username)
+}
+
+/// The token code: 64 hexadecimal characters. The message never repeats the value.
+fn bro_code(value: String) -> Result<Secret, InvalidField> {
+    let code = secret_text("bro_token.code", value)?;
+    if code.expose().len() != 64 || !code.expose().bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InvalidField::new("bro_token.code", "must be the 64 hexadecimal characters of the token code"));
+    }
+    Ok(code)
 }
 
 /// A non-empty string without control characters: these values end up in HTTP headers,

@@ -7,7 +7,7 @@
 //!
 //! Other RPCs pass straight through, without an allocation.
 
-use super::status::to_status;
+use super::status::proxy_status;
 use crate::proxy::{Admission, InFlight};
 use futures::future::{BoxFuture, Either, FutureExt};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -59,7 +59,7 @@ where
         let admission = match self.in_flight.admit() {
             Ok(admission) => admission,
             Err(refused) => {
-                return Either::Right(std::future::ready(Ok(to_status(refused.into()).into_http())).boxed());
+                return Either::Right(std::future::ready(Ok(proxy_status(refused.into()).into_http())).boxed());
             }
         };
         if unary {
@@ -97,7 +97,7 @@ impl HttpBody for Admitted {
             _ => 0,
         };
         if let Err(refused) = self.admission.hold(size) {
-            return Poll::Ready(Some(Err(to_status(refused.into()))));
+            return Poll::Ready(Some(Err(proxy_status(refused.into()))));
         }
         Poll::Ready(frame)
     }

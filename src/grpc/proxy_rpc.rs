@@ -4,7 +4,7 @@
 
 use super::pb::{self, proxy_call_chunk::Part};
 use super::proxy_convert::{body_chunk, response_head};
-use super::status::{invalid, to_status};
+use super::status::{invalid, proxy_status};
 use crate::domain::InvalidField;
 use crate::proxy::{Admission, Proxy, ProxyError, ProxyHead};
 use bytes::Bytes;
@@ -72,7 +72,7 @@ fn admission<T>(proxy: &Proxy, request: &Request<T>, body: usize) -> Result<Arc<
         return Ok(admission.clone());
     }
     let admitted = proxy.in_flight().admit().and_then(|a| a.hold(body).map(|()| a));
-    admitted.map_err(|e| to_status(e.into()))
+    admitted.map_err(|e| proxy_status(e.into()))
 }
 
 pub(super) async fn unary(
@@ -86,7 +86,7 @@ pub(super) async fn unary(
         let admission = admission(proxy, &request, request.get_ref().body.len())?;
         let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
         record_head(&head);
-        let response = proxy.call(head, body, &parent, &admission).await.map_err(to_status)?;
+        let response = proxy.call(head, body, &parent, &admission).await.map_err(proxy_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         Ok(Response::new(response.into()))
     }
@@ -110,10 +110,10 @@ pub(super) async fn streaming(
         };
         record_head(&head);
         let body = upload(chunks, proxy.settings().max_message_size());
-        let response = proxy.call_stream(head, body, &parent, admission).await.map_err(to_status)?;
+        let response = proxy.call_stream(head, body, &parent, admission).await.map_err(proxy_status)?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
-        let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| to_status(e.into())));
+        let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| proxy_status(e.into())));
         Ok(Response::new(Box::pin(stream::once(async { Ok(first) }).chain(rest)) as ResponseStream))
     }
     .instrument(span)
@@ -129,7 +129,7 @@ async fn first_message(
     let waited = proxy.settings().default_timeout;
     match tokio::time::timeout(waited, chunks.message()).await {
         Ok(message) => message,
-        Err(_) => Err(to_status(ProxyError::CallerSilent { what: "head", waited }.into())),
+        Err(_) => Err(proxy_status(ProxyError::CallerSilent { what: "head", waited }.into())),
     }
 }
 

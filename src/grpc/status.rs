@@ -7,9 +7,8 @@ use crate::broker::BrokerError;
 use crate::domain::{CredentialState, InvalidField};
 use crate::providers::ProviderError;
 use crate::providers::http::UpstreamError;
-use crate::proxy::ProxyError;
+use crate::proxy::{ProxyError, ProxyFailure};
 use crate::store::StoreError;
-use std::error::Error as _;
 use tonic::{Code, Status};
 
 /// The status code for each error: the whole policy in one place.
@@ -23,17 +22,29 @@ pub fn code(error: &BrokerError) -> Code {
         },
         BrokerError::Provider(ProviderError::NoOwnCredential(_)) => Code::InvalidArgument,
         BrokerError::Provider(ProviderError::AccessTokenTooShort) => Code::Unavailable,
-        BrokerError::LifetimeTooShort { .. } | BrokerError::ActiveKeyMismatch { .. } => Code::FailedPrecondition,
+        // No token of this provider could satisfy the request: asking again will not help.
+        BrokerError::MinValidityTooLong { .. }
+        | BrokerError::LifetimeTooShort { .. }
+        | BrokerError::ActiveKeyMismatch { .. } => Code::FailedPrecondition,
         // The provider refused a one-off exchange (an authorization code): the caller must
         // start over; anything else upstream is worth retrying later.
         BrokerError::Upstream { source: UpstreamError::Refused { status: 400..=428 | 430..=499, .. }, .. } => {
             Code::FailedPrecondition
         }
-        BrokerError::Upstream { .. } | BrokerError::Conflict(_) => Code::Unavailable,
+        BrokerError::Upstream { .. } | BrokerError::Conflict(_) | BrokerError::Busy(_) => Code::Unavailable,
+        BrokerError::RenewalPlanned { .. } => Code::Unavailable,
         BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
         BrokerError::Budget { .. } => Code::Unavailable,
-        // Proxied calls: the upstream's own status is never an error; only these are.
-        BrokerError::Proxy(
+        BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+        BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
+    }
+}
+
+/// Proxied calls: the upstream's own status is never an error; only these are.
+pub fn proxy_code(error: &ProxyFailure) -> Code {
+    match error {
+        ProxyFailure::Broker(error) => code(error),
+        ProxyFailure::Call(
             ProxyError::RequestTooLarge { .. }
             | ProxyError::ResponseTooLarge { .. }
             | ProxyError::TooManyCalls(_)
@@ -41,14 +52,12 @@ pub fn code(error: &BrokerError) -> Code {
         ) => Code::ResourceExhausted,
         // A well-formed path the broker refuses on purpose, for every caller: an
         // authorization decision, not a malformed argument (see docs/proxy.md).
-        BrokerError::Proxy(ProxyError::TokenEndpoint(_)) => Code::PermissionDenied,
-        BrokerError::Proxy(ProxyError::TimedOut(_) | ProxyError::CallerSilent { .. }) => Code::DeadlineExceeded,
-        BrokerError::Proxy(ProxyError::Transport(_)) => Code::Unavailable,
-        BrokerError::Proxy(ProxyError::Protocol(_)) => Code::InvalidArgument,
-        BrokerError::Proxy(ProxyError::RequestStream(_)) => Code::Cancelled,
-        BrokerError::Proxy(ProxyError::CredentialHeader(_)) => Code::Internal,
-        BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
-        BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
+        ProxyFailure::Call(ProxyError::TokenEndpoint(_)) => Code::PermissionDenied,
+        ProxyFailure::Call(ProxyError::TimedOut(_) | ProxyError::CallerSilent { .. }) => Code::DeadlineExceeded,
+        ProxyFailure::Call(ProxyError::Transport(_)) => Code::Unavailable,
+        ProxyFailure::Call(ProxyError::Protocol(_)) => Code::InvalidArgument,
+        ProxyFailure::Call(ProxyError::RequestStream(_)) => Code::Cancelled,
+        ProxyFailure::Call(ProxyError::CredentialHeader(_)) => Code::Internal,
     }
 }
 
@@ -72,8 +81,23 @@ pub fn invalid(field: InvalidField) -> Status {
     to_status(BrokerError::InvalidArgument(field))
 }
 
+/// A proxied call's failure as the status a caller sees.
+pub fn proxy_status(error: ProxyFailure) -> Status {
+    match error {
+        ProxyFailure::Broker(error) => to_status(error),
+        call => {
+            let code = proxy_code(&call);
+            match code {
+                Code::Internal | Code::Unavailable => tracing::warn!(error = %chain(&call), "proxied call failed"),
+                _ => tracing::debug!(error = %call, "proxied call refused"),
+            }
+            Status::new(code, call.to_string())
+        }
+    }
+}
+
 /// `error: cause: cause…`, for logs. Our error types never carry secret values.
-fn chain(error: &BrokerError) -> String {
+fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

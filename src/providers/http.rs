@@ -34,6 +34,9 @@ use crate::domain::Secret;
 pub struct TokenSet {
     pub access_token: Secret,
     pub expires_at: OffsetDateTime,
+    /// When the token's lifetime started: `expires_at - issued_at` is its lifetime. Taken
+    /// before the request was sent where the reply gives a relative lifetime, so it errs early.
+    pub issued_at: OffsetDateTime,
     /// `None` when the reply carried none: the caller keeps the one it had (RFC 6749 §6).
     pub refresh_token: Option<Secret>,
 }

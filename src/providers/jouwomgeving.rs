@@ -67,23 +67,37 @@ pub async fn obtain(
     let TokenReply { token } = reply.json()?;
     let expires_at =
         jwt_expiry(&token).ok_or_else(|| reply.unparsable("the token is not a JWT with a numeric `exp`"))?;
-    Ok(TokenSet { access_token: token, expires_at, refresh_token: None })
+    let issued_at = jwt_issued_at(&token).filter(|iat| *iat <= expires_at).unwrap_or_else(OffsetDateTime::now_utc);
+    Ok(TokenSet { access_token: token, expires_at, issued_at, refresh_token: None })
 }
 
 /// The `exp` claim of a JWT, read without verifying the signature; `None` when the token is
 /// not a JWT or has no numeric `exp`.
 pub fn jwt_expiry(token: &Secret) -> Option<OffsetDateTime> {
-    #[derive(Deserialize)]
-    struct Claims {
-        exp: f64,
-    }
+    jwt_date(token, |claims| claims.exp)
+}
+
+/// The `iat` claim (when the token was issued), read like [`jwt_expiry`]: an imported
+/// token's real lifetime, hence when the broker plans to renew it.
+pub fn jwt_issued_at(token: &Secret) -> Option<OffsetDateTime> {
+    jwt_date(token, |claims| claims.iat)
+}
+
+fn jwt_date(token: &Secret, claim: impl Fn(&Claims) -> Option<f64>) -> Option<OffsetDateTime> {
     let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(token.expose()).ok()?.claims;
+    let seconds = claim(&claims)?;
     // A NumericDate: seconds, possibly fractional; round down to stay early. The cast
     // saturates, and out-of-range values are refused below.
-    if !claims.exp.is_finite() {
+    if !seconds.is_finite() {
         return None;
     }
-    OffsetDateTime::from_unix_timestamp(claims.exp.floor() as i64).ok()
+    OffsetDateTime::from_unix_timestamp(seconds.floor() as i64).ok()
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    exp: Option<f64>,
+    iat: Option<f64>,
 }
 
 #[cfg(test)]

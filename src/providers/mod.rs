@@ -2,7 +2,11 @@
 //!
 //! One file per provider kind. A [`Provider`] is one configured instance (a PASS deployment,
 //! a JouwOmgeving organisation, …); the [`Registry`] maps the names callers use to instances.
+//! What differs between kinds — how a credential becomes headers, how it is renewed, whether a
+//! refresh revokes the previous token, which statuses mean "token rejected" — is asked of the
+//! `Provider` (here and in `behaviour.rs`); the broker never matches on the kind.
 
+mod behaviour;
 pub mod bro;
 pub mod endpoints;
 pub mod http;
@@ -10,11 +14,11 @@ pub mod jouwomgeving;
 pub mod pass;
 pub mod passolution;
 
-pub use jouwomgeving::jwt_expiry;
+pub use behaviour::{Probe, Renewal};
+pub use jouwomgeving::{jwt_expiry, jwt_issued_at};
 
 use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial, Vault};
 use endpoints::TokenEndpoints;
-use url::Url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,11 +49,12 @@ pub enum ProviderError {
 }
 
 /// The provider instance's own credential (empty subject).
-pub enum OwnCredential<'a> {
+pub enum OwnCredential {
     /// Headers straight from configuration (PASS: the API key).
     Static(Authorization),
-    /// A client-credentials token to obtain (Passolution).
-    ClientCredentials(&'a passolution::PassolutionSettings),
+    /// A token to obtain with the instance's own client credentials (Passolution):
+    /// [`Provider::obtain_own_token`].
+    Obtained,
 }
 
 /// The kind of a provider instance, with its kind-specific settings.
@@ -66,6 +71,9 @@ pub enum ProviderSettings {
 pub struct Provider {
     pub name: ProviderName,
     pub settings: ProviderSettings,
+    /// Statuses of a data call that mean "the token was rejected" (default `[401]`): a probe
+    /// reads them as "revoked", a proxied call as "renew and retry once".
+    pub rejected_statuses: Vec<u16>,
 }
 
 impl Provider {
@@ -76,16 +84,6 @@ impl Provider {
             ProviderSettings::Bro(_) => "bro",
             ProviderSettings::Passolution(_) => "passolution",
             ProviderSettings::JouwOmgeving(_) => "jouwomgeving",
-        }
-    }
-
-    /// Where the instance's API lives; proxied paths are joined to it.
-    pub fn api_base_url(&self) -> &Url {
-        match &self.settings {
-            ProviderSettings::Pass(s) => &s.api_base_url,
-            ProviderSettings::Bro(s) => &s.api_base_url,
-            ProviderSettings::Passolution(s) => &s.api_base_url,
-            ProviderSettings::JouwOmgeving(s) => &s.api_base_url,
         }
     }
 
@@ -117,37 +115,23 @@ impl Provider {
     }
 
     /// The provider instance's own credential, for the empty subject.
-    pub fn own_credential(&self) -> Result<OwnCredential<'_>, ProviderError> {
+    pub fn own_credential(&self) -> Result<OwnCredential, ProviderError> {
         match &self.settings {
             ProviderSettings::Pass(s) => Ok(OwnCredential::Static(pass::own_authorization(s))),
-            ProviderSettings::Passolution(s) => Ok(OwnCredential::ClientCredentials(s)),
+            ProviderSettings::Passolution(_) => Ok(OwnCredential::Obtained),
             _ => Err(ProviderError::NoOwnCredential(self.name.clone())),
         }
     }
 
-    /// Headers from a stored vault, if they stay valid until `until`: static credentials
-    /// always; session-based ones while their session lasts.
-    pub fn headers(&self, vault: &Vault, until: OffsetDateTime) -> Option<Authorization> {
-        let session = vault.session.as_ref().filter(|s| s.valid_until(until));
+    /// Headers from a stored vault, valid until the session's expiry (`None`: never expire).
+    /// `None` when a session-based credential has no session.
+    pub fn headers(&self, vault: &Vault) -> Option<Authorization> {
+        let session = vault.session.as_ref();
         match &self.settings {
             ProviderSettings::Pass(s) => pass::headers(s, &vault.material, session),
             ProviderSettings::Bro(_) => bro::headers(&vault.material),
             ProviderSettings::Passolution(_) => session.map(passolution::headers),
             ProviderSettings::JouwOmgeving(_) => session.map(jouwomgeving::headers),
-        }
-    }
-
-    /// Whether the broker can obtain a new session for this vault (a login or a refresh token).
-    pub fn renews(&self, vault: &Vault) -> bool {
-        match (&self.settings, &vault.material) {
-            (
-                ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_),
-                SecretMaterial::UsernamePassword { .. },
-            ) => true,
-            (ProviderSettings::Passolution(_), SecretMaterial::OAuthTokens { refresh_token, .. }) => {
-                refresh_token.is_some()
-            }
-            _ => false,
         }
     }
 }

@@ -93,6 +93,25 @@ pub async fn refresh(http: &HttpClient, s: &PassSettings, token: &Secret) -> Res
     token_set(http.send(with_api_key(request, s)?, &[token, &s.api_key]).await?)
 }
 
+/// A new session for a pashouder: extend the current token with `token/v1/refresh` while it
+/// is valid; if that is refused (expired, logged out elsewhere) or there is none, log in.
+pub async fn renew(
+    http: &HttpClient,
+    s: &PassSettings,
+    username: &str,
+    password: &Secret,
+    current: Option<&Session>,
+) -> Result<TokenSet, UpstreamError> {
+    if let Some(session) = current.filter(|s| s.valid_until(OffsetDateTime::now_utc())) {
+        match refresh(http, s, &session.token).await {
+            Ok(tokens) => return Ok(tokens),
+            Err(UpstreamError::Refused { status: 401 | 406, .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    login(http, s, username, password).await
+}
+
 /// `DELETE token/v1/login`: the token is expired from now on (204).
 #[tracing::instrument(name = "pass.logout", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
 pub async fn logout(http: &HttpClient, s: &PassSettings, token: &Secret) -> Result<(), UpstreamError> {
@@ -115,7 +134,7 @@ fn token_set(reply: Reply) -> Result<TokenSet, UpstreamError> {
     let TokenReply { token, expiry_date } = reply.json()?;
     let expires_at = parse_date(&expiry_date)
         .ok_or_else(|| reply.unparsable(format!("expiry_date {expiry_date:?} is not an ISO-8601 date")))?;
-    Ok(TokenSet { access_token: token, expires_at, refresh_token: None })
+    Ok(TokenSet { access_token: token, expires_at, issued_at: OffsetDateTime::now_utc(), refresh_token: None })
 }
 
 /// PASS dates, leniently: RFC 3339 (`2019-09-25T13:40:45.904Z`, any offset), or .NET style

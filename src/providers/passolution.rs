@@ -3,9 +3,9 @@
 
 mod refresh_failure;
 
-use super::Authorization;
 use super::endpoints::TokenEndpoints;
 use super::http::{HttpClient, TokenSet, UpstreamError, endpoint};
+use super::{Authorization, Probe};
 use crate::domain::{Secret, SecretMaterial, Session};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -13,8 +13,9 @@ use url::Url;
 
 pub use refresh_failure::{RefreshFailure, classify_refresh_error};
 
-/// A cheap Bearer-protected call, relative to `api_base_url`: it answers 2xx while the access
-/// token lives and 401 once it is revoked — which a refresh does at once.
+/// The default probe: a cheap Bearer-protected call, relative to `api_base_url`, that
+/// answers 2xx while the access token lives and 401 once it is revoked — which a refresh does
+/// at once.
 pub const PROBE_PATH: &str = "infosystem/passolution";
 
 /// Settings of one Passolution OAuth client.
@@ -26,6 +27,11 @@ pub struct PassolutionSettings {
     pub client_secret: Secret,
     /// Token requests per minute for the whole fleet (Passolution allows 300).
     pub token_budget_per_minute: u32,
+    /// Relative to `api_base_url`: what a probe of an access token calls.
+    pub probe_path: String,
+    /// How long an unused refresh token lives upstream (Passport's default: a year). The
+    /// journal keeps a sent token's record at least this long.
+    pub refresh_token_lifetime: std::time::Duration,
 }
 
 pub(super) fn accepts(material: &SecretMaterial) -> bool {
@@ -85,14 +91,20 @@ pub async fn client_credentials(http: &HttpClient, s: &PassolutionSettings) -> R
     token_request(http, s, &[("grant_type", "client_credentials")], &[]).await
 }
 
-/// Whether `access_token` still works: `Ok(true)` on 2xx, `Ok(false)` on 401. Resolves an
-/// unknown refresh outcome without resending: a refresh revokes the old access token at once.
+/// Whether `access_token` still works: [`Probe::Alive`] on 2xx, [`Probe::Rejected`] on one of
+/// `rejected` (default 401), an error otherwise. Resolves an unknown refresh outcome without
+/// resending, while the token is within its lifetime: a refresh revokes it at once.
 #[tracing::instrument(name = "passolution.probe", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
-pub async fn probe(http: &HttpClient, s: &PassolutionSettings, access_token: &Secret) -> Result<bool, UpstreamError> {
-    let request = http.inner().get(endpoint(&s.api_base_url, PROBE_PATH)?).bearer_auth(access_token.expose());
+pub async fn probe(
+    http: &HttpClient,
+    s: &PassolutionSettings,
+    access_token: &Secret,
+    rejected: &[u16],
+) -> Result<Probe, UpstreamError> {
+    let request = http.inner().get(endpoint(&s.api_base_url, &s.probe_path)?).bearer_auth(access_token.expose());
     match http.send(request, &[access_token]).await {
-        Ok(_) => Ok(true),
-        Err(UpstreamError::Refused { status: 401, .. }) => Ok(false),
+        Ok(_) => Ok(Probe::Alive),
+        Err(UpstreamError::Refused { status, .. }) if rejected.contains(&status) => Ok(Probe::Rejected { status }),
         Err(e) => Err(e),
     }
 }
@@ -123,7 +135,7 @@ async fn token_request(
     let body: TokenReply = reply.json()?;
     // Clamped: an absurd lifetime must not overflow the date.
     let expires_at = sent_at + time::Duration::seconds(body.expires_in.min(100 * 365 * 86_400) as i64);
-    Ok(TokenSet { access_token: body.access_token, expires_at, refresh_token: body.refresh_token })
+    Ok(TokenSet { access_token: body.access_token, expires_at, issued_at: sent_at, refresh_token: body.refresh_token })
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! within its configured limit — so a 401 can always be retried with the same body. The
 //! response body's bytes are reserved against the global budget as they arrive.
 
-use super::error::{ProxyError, upstream};
+use super::error::{ProxyError, ProxyResult, upstream};
 use super::{Admission, Deadline, Proxy, ProxyHead, ProxyResponse, headers};
-use crate::broker::BrokerResult;
 use bytes::{Bytes, BytesMut};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 
 impl Proxy {
     /// Makes the call; the upstream's status, whatever it is, is a successful result.
@@ -17,7 +16,7 @@ impl Proxy {
         body: Bytes,
         parent: &opentelemetry::Context,
         admission: &Admission,
-    ) -> BrokerResult<ProxyResponse> {
+    ) -> ProxyResult<ProxyResponse> {
         let limit = self.settings.max_request_body;
         if body.len() as u64 > limit {
             return Err(ProxyError::RequestTooLarge { limit }.into());
@@ -27,7 +26,7 @@ impl Proxy {
         let mut served = self.authorize(&head).await?;
         let (mut response, mut sent_at) =
             self.send(&head, &url, &served, body.clone().into(), &deadline, parent).await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
+        if self.rejected(&head, &served, response.status()) {
             if let Some(renewed) = self.renewed(&head, &served).await {
                 served = renewed;
                 (response, sent_at) = self.send(&head, &url, &served, body.into(), &deadline, parent).await?;

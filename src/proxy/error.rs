@@ -2,7 +2,27 @@
 //! to a status code in its one table (`grpc::status`). Messages name no URL, query or value:
 //! only the path segment of a failure and the broker's own limits.
 
+use crate::broker::BrokerError;
 use std::time::Duration;
+
+/// How a proxied call failed: serving the credential (the broker's error), or the call
+/// itself. The broker knows nothing of the proxy, so this wraps rather than extends
+/// `BrokerError`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyFailure {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Call(#[from] ProxyError),
+}
+
+impl From<crate::domain::InvalidField> for ProxyFailure {
+    fn from(field: crate::domain::InvalidField) -> Self {
+        Self::Broker(field.into())
+    }
+}
+
+pub type ProxyResult<T> = Result<T, ProxyFailure>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

@@ -12,9 +12,10 @@
 //! - [`settings`]: limits and timeouts. `trace`: W3C trace context to the provider.
 //!
 //! Every call is sent once by the shared client (no redirects, no automatic retries). The one
-//! resend is conscious: after a 401, the credential is renewed (like `ReportRejected`:
-//! conditional on the header used, single flight) and the request is sent again once, if the
-//! header changed and the body can be replayed.
+//! resend is conscious: after a rejection (the provider's `rejected_statuses`, default 401),
+//! the credential is renewed (like `ReportRejected`: conditional on the header used, single
+//! flight, limited) and the request is sent again once, if the header changed and the body
+//! can be replayed.
 //!
 //! Every call ends by its deadline (the caller's timeout clamped to `max_timeout`): waiting
 //! for the upstream, for the caller's body, and for the upstream's body alike. What the
@@ -32,13 +33,13 @@ mod upload;
 mod upstreams;
 
 pub use admission::{Admission, InFlight};
-pub use error::ProxyError;
+pub use error::{ProxyError, ProxyFailure, ProxyResult};
 pub use settings::ProxySettings;
 pub use stream::ProxyStreamResponse;
 pub use target::ProxyPath;
 pub use upload::BodyStream;
 
-use crate::broker::{Broker, BrokerResult, CacheKey, Served};
+use crate::broker::{Broker, CacheKey, Served};
 use crate::domain::{InvalidField, ProviderName, Subject};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -134,11 +135,11 @@ impl Proxy {
 
     /// The URL to call: refused (`INVALID_ARGUMENT`) if it would leave the provider's base
     /// URL, and (`PERMISSION_DENIED`) if it is one of the provider's token endpoints.
-    fn target(&self, head: &ProxyHead) -> BrokerResult<Url> {
+    fn target(&self, head: &ProxyHead) -> ProxyResult<Url> {
         self.upstreams.target(&head.provider, &head.path)
     }
 
-    async fn authorize(&self, head: &ProxyHead) -> BrokerResult<Arc<Served>> {
+    async fn authorize(&self, head: &ProxyHead) -> ProxyResult<Arc<Served>> {
         let served = self.broker.get_authorization(&head.provider, head.subject.as_ref(), MIN_VALIDITY).await?;
         tracing::Span::current().record("token_fingerprint", served.fingerprint.as_str());
         Ok(served)
@@ -172,14 +173,17 @@ impl Proxy {
         Ok((response, sent_at))
     }
 
-    /// After a 401 with `served`: renews the credential if `served` is still its current
-    /// header (single flight, like `ReportRejected`) and returns the header to retry with,
-    /// if it differs. PASS AppBearer is never renewed: its 401 means "no record for this
-    /// client number", not a dead credential.
+    /// Whether the upstream rejected `served` (the provider instance's `rejected_statuses`,
+    /// default 401) in a way a renewal may fix (the provider says: e.g. PASS AppBearer's 401
+    /// means "no record for this client number", not a dead credential).
+    fn rejected(&self, head: &ProxyHead, served: &Served, status: StatusCode) -> bool {
+        served.renewable && self.broker.rejects(&head.provider, status.as_u16())
+    }
+
+    /// After a rejection of `served`: renews the credential if `served` is still its current
+    /// header (single flight and limits, like `ReportRejected`) and returns the header to
+    /// retry with, if it differs.
     async fn renewed(&self, head: &ProxyHead, served: &Served) -> Option<Arc<Served>> {
-        if served.headers.iter().any(|(n, v)| *n == "authorization" && v.expose().starts_with("AppBearer ")) {
-            return None;
-        }
         // A task of its own: a caller that gives up (deadline, disconnect) must not cut a
         // renewal — possibly a single-use token rotation — in half.
         let (broker, provider, subject) = (self.broker.clone(), head.provider.clone(), head.subject.clone());
@@ -206,7 +210,7 @@ impl Proxy {
     /// (the caller does not wait for a store write) and only when it would be worth storing.
     fn slide(&self, head: &ProxyHead, served: &Served, sent_at: OffsetDateTime) {
         let Some(subject) = head.subject.clone() else { return };
-        if !self.broker.slides(&head.provider, served) {
+        if !served.slides {
             return;
         }
         let key: CacheKey = (head.provider.clone(), Some(subject.clone()));

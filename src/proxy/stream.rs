@@ -12,10 +12,9 @@
 //! which a task of its own reads so that the deadline ends the upstream exchange even when
 //! the caller stops reading.
 
-use super::error::{ProxyError, upstream};
+use super::error::{ProxyError, ProxyResult, upstream};
 use super::upload::{BodyStream, Upload};
 use super::{Admission, Deadline, Proxy, ProxyHead, headers};
-use crate::broker::BrokerResult;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::StatusCode;
@@ -47,7 +46,7 @@ impl Proxy {
         body: BodyStream,
         parent: &opentelemetry::Context,
         admission: Arc<Admission>,
-    ) -> BrokerResult<ProxyStreamResponse> {
+    ) -> ProxyResult<ProxyStreamResponse> {
         let url = self.target(&head)?;
         let deadline = Deadline::new(self.settings.timeout(head.timeout));
         let mut served = self.authorize(&head).await?;
@@ -56,7 +55,7 @@ impl Proxy {
         let (body, upload) = Upload::start(body, limits, &deadline, admission).await?;
         let sent = self.send(&head, &url, &served, body, &deadline, parent).await;
         let (mut response, mut sent_at) = sent.map_err(|e| upload.take_error().unwrap_or(e))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
+        if self.rejected(&head, &served, response.status()) {
             if let Some(renewed) = self.renewed(&head, &served).await {
                 if let Some(replay) = upload.replay() {
                     served = renewed;

@@ -2,9 +2,9 @@
 //! token and session endpoints. Built once from the registry, so the per-call check is a map
 //! lookup, a join and a comparison with the already-joined URL.
 
-use super::ProxyError;
 use super::target::ProxyPath;
-use crate::broker::{BrokerError, BrokerResult};
+use super::{ProxyError, ProxyResult};
+use crate::broker::BrokerError;
 use crate::domain::{InvalidField, ProviderName};
 use crate::providers::Registry;
 use crate::providers::endpoints::TokenEndpoints;
@@ -30,7 +30,7 @@ impl Upstreams {
 
     /// The URL to call: `path` under the provider's base URL, and not one of its token
     /// endpoints. Refused before anything is sent.
-    pub(super) fn target(&self, provider: &ProviderName, path: &ProxyPath) -> BrokerResult<Url> {
+    pub(super) fn target(&self, provider: &ProviderName, path: &ProxyPath) -> ProxyResult<Url> {
         let upstream = self.0.get(provider).ok_or_else(|| BrokerError::UnknownProvider(provider.clone()))?;
         let url =
             path.join(&upstream.base).ok_or_else(|| InvalidField::new("path", "leaves the provider's api_base_url"))?;

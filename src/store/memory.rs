@@ -3,9 +3,10 @@
 //! A std `Mutex` around a `BTreeMap`, not tokio's: every critical section is a few map
 //! operations with no `.await` inside, so a blocking mutex is cheaper and cannot be held
 //! across a suspension point. The map is ordered so listings page by subject. A deleted
-//! credential leaves a tombstone with its version, so versions only grow, as in Redis.
+//! credential leaves a tombstone with its version (and its journal), so versions only grow,
+//! as in Redis.
 
-use super::{CredentialStore, Listed, Reservation, StoreResult, StoredCredential};
+use super::{Attempt, CredentialStore, JournalEntry, Listed, Reservation, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -14,14 +15,49 @@ use std::time::{Duration, Instant};
 
 type Key = (ProviderName, Subject);
 
+#[derive(Default)]
 struct Entry {
     version: u64,
     record: Option<StoredCredential>,
-    /// The refresh journal: hash of each refresh token ever sent → who sent it. Kept across
-    /// deletes.
-    attempts: HashMap<String, String>,
+    journal: Journal,
     /// The lease: owner and until when.
     lease: Option<(String, Instant)>,
+}
+
+/// The refresh journal of one credential, as in Redis: every attempt ever sent, until its
+/// expiry (`None`: kept, being the current or previous attempt). Kept across deletes.
+#[derive(Default)]
+struct Journal {
+    entries: HashMap<String, Option<Instant>>,
+    current: Option<(String, String)>,
+    previous: Option<String>,
+}
+
+impl Journal {
+    fn prune(&mut self, now: Instant) {
+        self.entries.retain(|_, until| until.is_none_or(|until| until > now));
+    }
+
+    /// The same steps as the Redis script's `record_attempt`.
+    fn record(&mut self, attempt: Attempt<'_>) {
+        if self.current.as_ref().is_some_and(|(id, _)| id == attempt.id) {
+            self.current = Some((attempt.id.to_owned(), attempt.owner.to_owned()));
+            return;
+        }
+        if let Some(previous) = self.previous.take() {
+            self.entries.insert(previous, Some(Instant::now() + attempt.horizon));
+        }
+        self.previous = self.current.take().map(|(id, _)| id);
+        self.entries.insert(attempt.id.to_owned(), None);
+        self.current = Some((attempt.id.to_owned(), attempt.owner.to_owned()));
+    }
+
+    fn reopen(&mut self, attempt: &str) {
+        self.entries.remove(attempt);
+        if self.current.as_ref().is_some_and(|(id, _)| id == attempt) {
+            self.current = self.previous.take().map(|id| (id, String::new()));
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -50,19 +86,10 @@ impl MemoryStore {
         self.entries.lock().expect("memory store mutex poisoned")
     }
 
-    /// Writes `record` as the next version, if the live version is `expected` (when given).
-    fn write(&self, id: &CredentialId, expected: Option<u64>, record: &StoredCredential) -> Option<u64> {
+    /// Runs `f` on the live entry at version `expected`, if there is one.
+    fn live<T>(&self, id: &CredentialId, expected: u64, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
         let mut entries = self.lock();
-        let entry = entries.entry(key(id)).or_insert_with(|| Entry {
-            version: 0,
-            record: None,
-            attempts: HashMap::new(),
-            lease: None,
-        });
-        if expected.is_some() && entry.live_version() != expected {
-            return None;
-        }
-        Some(entry.write(record))
+        entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)).map(f)
     }
 }
 
@@ -76,9 +103,15 @@ impl CredentialStore for MemoryStore {
         Ok(self.lock().get(&key(id)).and_then(|e| e.record.clone()))
     }
 
+    async fn version(&self, id: &CredentialId) -> StoreResult<u64> {
+        Ok(self.lock().get(&key(id)).map_or(0, |e| e.version))
+    }
+
     #[tracing::instrument(name = "store.put", skip_all, fields(store = "memory", credential = %id))]
-    async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
-        Ok(self.write(id, None, record).expect("an unconditional write always succeeds"))
+    async fn put(&self, id: &CredentialId, expected: u64, record: &StoredCredential) -> StoreResult<Option<u64>> {
+        let mut entries = self.lock();
+        let entry = entries.entry(key(id)).or_default();
+        Ok((entry.version == expected).then(|| entry.write(record)))
     }
 
     async fn compare_and_swap(
@@ -87,7 +120,7 @@ impl CredentialStore for MemoryStore {
         expected: u64,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        Ok(self.write(id, Some(expected), record))
+        Ok(self.live(id, expected, |entry| entry.write(record)))
     }
 
     // One critical section checks the version, records the attempt and writes: the same
@@ -97,49 +130,43 @@ impl CredentialStore for MemoryStore {
         &self,
         id: &CredentialId,
         expected: u64,
-        attempt: &str,
-        owner: &str,
+        attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
-            return Ok(Reservation::VersionChanged);
-        };
-        if entry.attempts.contains_key(attempt) {
-            return Ok(Reservation::AlreadyAttempted);
-        }
-        entry.attempts.insert(attempt.to_owned(), owner.to_owned());
-        Ok(Reservation::Reserved { version: entry.write(record) })
+        let reserved = self.live(id, expected, |entry| {
+            entry.journal.prune(Instant::now());
+            if entry.journal.entries.contains_key(attempt.id) {
+                return Reservation::AlreadyAttempted;
+            }
+            entry.journal.record(attempt);
+            Reservation::Reserved { version: entry.write(record) }
+        });
+        Ok(reserved.unwrap_or(Reservation::VersionChanged))
     }
 
     async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
-        Ok(self.lock().get(&key(id)).and_then(|e| e.attempts.get(attempt).cloned()))
+        let entries = self.lock();
+        let current = entries.get(&key(id)).and_then(|e| e.journal.current.clone());
+        // After a reopen the previous attempt is current again with no owner (as in Redis).
+        Ok(current.filter(|(current, owner)| current == attempt && !owner.is_empty()).map(|(_, owner)| owner))
     }
 
     async fn fence_refresh(
         &self,
         id: &CredentialId,
         expected: u64,
-        attempt: &str,
-        owner: &str,
+        attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
-            return Ok(None);
-        };
-        entry.attempts.insert(attempt.to_owned(), owner.to_owned());
-        Ok(Some(entry.write(record)))
+        Ok(self.live(id, expected, |entry| {
+            entry.journal.record(attempt);
+            entry.write(record)
+        }))
     }
 
     async fn acquire_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
         let mut entries = self.lock();
-        let entry = entries.entry(key(id)).or_insert_with(|| Entry {
-            version: 0,
-            record: None,
-            attempts: HashMap::new(),
-            lease: None,
-        });
+        let entry = entries.entry(key(id)).or_default();
         let now = Instant::now();
         if entry.lease.as_ref().is_some_and(|(_, until)| *until > now) {
             return Ok(false);
@@ -177,12 +204,26 @@ impl CredentialStore for MemoryStore {
         attempt: &str,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)) else {
-            return Ok(None);
-        };
-        entry.attempts.remove(attempt);
-        Ok(Some(entry.write(record)))
+        Ok(self.live(id, expected, |entry| {
+            entry.journal.reopen(attempt);
+            entry.write(record)
+        }))
+    }
+
+    async fn journal(&self, id: &CredentialId) -> StoreResult<Vec<JournalEntry>> {
+        let now = Instant::now();
+        let entries = self.lock();
+        let Some(entry) = entries.get(&key(id)) else { return Ok(Vec::new()) };
+        Ok(entry
+            .journal
+            .entries
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|until| until > now))
+            .map(|(attempt, until)| JournalEntry {
+                attempt: attempt.clone(),
+                expires_in: until.map(|until| until - now),
+            })
+            .collect())
     }
 
     #[tracing::instrument(name = "store.delete", skip_all, fields(store = "memory", credential = %id))]

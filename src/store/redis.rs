@@ -2,9 +2,14 @@
 //!
 //! Layout (prefix `credbroker`, provider `bro`, subject `alice`):
 //! - `credbroker:{bro:alice}:cred` — hash: `version` (integer, only grows, survives deletion
-//!   as a tombstone) and `data` (JSON of [`StoredCredential`]: metadata plus the sealed secret).
-//! - `credbroker:{bro:alice}:attempt:<hash>` — the refresh journal: one key per refresh token
-//!   ever sent, written once, never expiring (see `reserve_refresh`).
+//!   as a tombstone), `data` (JSON of [`StoredCredential`]: metadata plus the sealed secret),
+//!   and the journal's head: `attempt` (the current attempt: hash of the refresh token last
+//!   reserved), `owner` (who sends it), `previous` (the attempt before it).
+//! - `credbroker:{bro:alice}:journal` — sorted set, the refresh journal: one member per
+//!   refresh token ever sent (its hash); score = when the entry may go (ms since the epoch),
+//!   `+inf` for the current and previous attempt. Expired entries are dropped by the next
+//!   reservation. (Journals written before it was bounded used one `…:attempt:<hash>` key
+//!   per token: still honoured, never written.)
 //! - `credbroker:{bro:alice}:lease` — which replica is renewing the credential now (owner
 //!   nonce, PX, renewed while the work runs, released by compare-and-delete).
 //! - `credbroker:changes` — pub/sub channel: `version\nprovider\nsubject` after every write.
@@ -16,95 +21,15 @@
 //!
 //! Writes are Lua scripts: a version check and the write happen atomically on the server.
 
+mod scripts;
+
 use super::connection::{Conn, Connector};
-use super::{CredentialStore, Listed, Reservation, StoreError, StoreResult, StoredCredential};
+use super::{Attempt, CredentialStore, JournalEntry, Listed, Reservation, StoreError, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
-use redis::{AsyncCommands, Script};
-use std::sync::{Arc, LazyLock};
+use redis::AsyncCommands;
+use scripts::*;
+use std::sync::Arc;
 use std::time::Duration;
-
-static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-          redis.call('HSET', KEYS[1], 'data', ARGV[1])
-          return v",
-    )
-});
-
-// Returns nil (→ None) when the live version is not the expected one; a tombstone
-// (no `data`) is never live.
-static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
-          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
-          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-          redis.call('HSET', KEYS[1], 'data', ARGV[2])
-          return v",
-    )
-});
-
-// The refresh journal. Returns the new version, 0 when the version changed, -1 when this
-// refresh token was already attempted. The attempt key has no TTL: the record of a sent
-// refresh token must outlive any lease, pause or restart.
-static RESERVE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return 0 end
-          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
-          if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then return -1 end
-          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-          redis.call('HSET', KEYS[1], 'data', ARGV[2])
-          return v",
-    )
-});
-
-// Only for a refresh that provably never reached the provider.
-static REOPEN_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
-          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
-          redis.call('DEL', KEYS[2])
-          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-          redis.call('HSET', KEYS[1], 'data', ARGV[2])
-          return v",
-    )
-});
-
-// Recovery from a vanished holder: the attempt changes owner in the same step as the record.
-static FENCE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
-          if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return false end
-          redis.call('SET', KEYS[2], ARGV[3])
-          local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-          redis.call('HSET', KEYS[1], 'data', ARGV[2])
-          return v",
-    )
-});
-
-// Lease renewal and release compare the owner first: a plain PEXPIRE or DEL would extend
-// or delete a lease another replica took after ours expired.
-static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-          return redis.call('PEXPIRE', KEYS[1], ARGV[2])",
-    )
-});
-
-static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-          return redis.call('DEL', KEYS[1])",
-    )
-});
-
-// Leaves a tombstone: the version grows, the data goes.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('HDEL', KEYS[1], 'data') == 0 then return 0 end
-          redis.call('HINCRBY', KEYS[1], 'version', 1)
-          return 1",
-    )
-});
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -163,8 +88,13 @@ impl RedisStore {
         format!("{}:{{{}:{}}}:cred", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
     }
 
-    fn attempt_key(&self, id: &CredentialId, attempt: &str) -> String {
+    /// A journal entry as written before the journal was bounded: honoured, never written.
+    fn legacy_attempt_key(&self, id: &CredentialId, attempt: &str) -> String {
         format!("{}:{{{}:{}}}:attempt:{attempt}", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
+    }
+
+    fn journal_key(&self, id: &CredentialId) -> String {
+        format!("{}:{{{}:{}}}:journal", self.config.key_prefix, id.provider, escape(id.subject.as_str()))
     }
 
     fn lease_key(&self, id: &CredentialId) -> String {
@@ -256,13 +186,20 @@ impl CredentialStore for RedisStore {
         self.read(&self.cred_key(id)).await
     }
 
-    #[tracing::instrument(name = "store.put", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
-    async fn put(&self, id: &CredentialId, record: &StoredCredential) -> StoreResult<u64> {
+    #[tracing::instrument(name = "store.version", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn version(&self, id: &CredentialId) -> StoreResult<u64> {
+        let mut conn = self.connection().await?;
+        let version: Option<u64> = conn.hget(self.cred_key(id), "version").await.map_err(unavailable)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    #[tracing::instrument(name = "store.put", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
+    async fn put(&self, id: &CredentialId, expected: u64, record: &StoredCredential) -> StoreResult<Option<u64>> {
         let mut conn = self.connection().await?;
         // Index first: a crash between the two leaves an index entry without a record,
         // which listings skip, rather than a record that listings never show.
         let _: () = conn.zadd(self.index_key(&id.provider), id.subject.as_str(), 0).await.map_err(unavailable)?;
-        PUT.key(self.cred_key(id)).arg(encode(record)).invoke_async(&mut conn).await.map_err(unavailable)
+        PUT.key(self.cred_key(id)).arg(expected).arg(encode(record)).invoke_async(&mut conn).await.map_err(unavailable)
     }
 
     #[tracing::instrument(name = "store.compare_and_swap", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
@@ -287,17 +224,19 @@ impl CredentialStore for RedisStore {
         &self,
         id: &CredentialId,
         expected: u64,
-        attempt: &str,
-        owner: &str,
+        attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
         let mut conn = self.connection().await?;
         let result: i64 = RESERVE_REFRESH
             .key(self.cred_key(id))
-            .key(self.attempt_key(id, attempt))
+            .key(self.journal_key(id))
+            .key(self.legacy_attempt_key(id, attempt.id))
             .arg(expected)
             .arg(encode(record))
-            .arg(owner)
+            .arg(attempt.id)
+            .arg(attempt.owner)
+            .arg(attempt.horizon.as_millis() as u64)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -311,7 +250,13 @@ impl CredentialStore for RedisStore {
     #[tracing::instrument(name = "store.attempt_owner", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
     async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
         let mut conn = self.connection().await?;
-        conn.get(self.attempt_key(id, attempt)).await.map_err(unavailable)
+        ATTEMPT_OWNER
+            .key(self.cred_key(id))
+            .key(self.legacy_attempt_key(id, attempt))
+            .arg(attempt)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     #[tracing::instrument(name = "store.fence_refresh", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
@@ -319,17 +264,18 @@ impl CredentialStore for RedisStore {
         &self,
         id: &CredentialId,
         expected: u64,
-        attempt: &str,
-        owner: &str,
+        attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         let mut conn = self.connection().await?;
         FENCE_REFRESH
             .key(self.cred_key(id))
-            .key(self.attempt_key(id, attempt))
+            .key(self.journal_key(id))
             .arg(expected)
             .arg(encode(record))
-            .arg(owner)
+            .arg(attempt.id)
+            .arg(attempt.owner)
+            .arg(attempt.horizon.as_millis() as u64)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
@@ -381,12 +327,31 @@ impl CredentialStore for RedisStore {
         let mut conn = self.connection().await?;
         REOPEN_REFRESH
             .key(self.cred_key(id))
-            .key(self.attempt_key(id, attempt))
+            .key(self.journal_key(id))
+            .key(self.legacy_attempt_key(id, attempt))
             .arg(expected)
             .arg(encode(record))
+            .arg(attempt)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    #[tracing::instrument(name = "store.journal", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
+    async fn journal(&self, id: &CredentialId) -> StoreResult<Vec<JournalEntry>> {
+        let mut conn = self.connection().await?;
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.map_err(unavailable)?;
+        let now_ms = seconds * 1000 + micros / 1000;
+        let entries: Vec<(String, f64)> =
+            conn.zrange_withscores(self.journal_key(id), 0, -1).await.map_err(unavailable)?;
+        Ok(entries
+            .into_iter()
+            .filter(|(_, score)| *score > now_ms as f64)
+            .map(|(attempt, score)| JournalEntry {
+                attempt,
+                expires_in: score.is_finite().then(|| Duration::from_millis(score as u64 - now_ms)),
+            })
+            .collect())
     }
 
     #[tracing::instrument(name = "store.delete", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]

@@ -1,6 +1,6 @@
 //! Bad input gets a clear status naming the field, never a secret, never a panic.
 
-use crate::helpers::{StoreKind, bro_token, spawn_app, spawn_app_with};
+use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app, spawn_app_with};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use rand::Rng;
 use tonic::Code;
@@ -56,29 +56,36 @@ async fn put_credential_refuses_bad_secrets_without_echoing_them() {
             access_expires_at,
         }))
     };
+    let code = bro_code(SECRET);
     let cases = [
         (put("bro", "s", None), "secret"),
-        (put("pass", "s", Some(bro_token("u|1", SECRET))), "secret"),
+        (put("pass", "s", Some(bro_token("u|1", &code))), "secret"),
         (put("bro", "s", Some(PutSecret::ClientNumber(SECRET.into()))), "secret"),
-        (put("jouwomgeving-demo", "s", Some(bro_token("u", SECRET))), "secret"),
+        (put("jouwomgeving-demo", "s", Some(bro_token("u|1", &code))), "secret"),
         (put("bro", "s", Some(bro_token("u|1", ""))), "bro_token.code"),
-        (put("bro", "s", Some(bro_token("", SECRET))), "bro_token.username"),
+        (put("bro", "s", Some(bro_token("u|1", SECRET))), "bro_token.code"),
+        (put("bro", "s", Some(bro_token("u|1", &code[1..]))), "bro_token.code"),
+        (put("bro", "s", Some(bro_token("", &code))), "bro_token.username"),
+        (put("bro", "s", Some(bro_token("no-separator", &code))), "bro_token.username"),
+        (put("bro", "s", Some(bro_token("a||b", &code))), "bro_token.username"),
         (put("pass", "s", Some(PutSecret::ClientNumber(format!("1\r\nx-evil: {SECRET}")))), "client_number"),
         (put("pass", "s", up("", SECRET)), "username_password.username"),
         (put("pass", "s", up("user", "")), "username_password.password"),
         (put("passolution", "s", oauth("", "", 0)), "oauth_tokens"),
         (put("passolution", "s", oauth(SECRET, "", -5)), "oauth_tokens.access_expires_at"),
-        (put("bro", "", Some(bro_token("u|1", SECRET))), "subject"),
-        (put("", "s", Some(bro_token("u|1", SECRET))), "provider"),
+        (put("bro", "", Some(bro_token("u|1", &code))), "subject"),
+        (put("", "s", Some(bro_token("u|1", &code))), "provider"),
     ];
     for (request, field) in cases {
         let status = app.admin.clone().put_credential(request.clone()).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert!(status.message().contains(field), "{:?} should name {field}", status.message());
         assert!(!status.message().contains(SECRET), "{:?} echoes the secret", status.message());
+        assert!(!status.message().contains(&code), "{:?} echoes the secret", status.message());
     }
-    let unknown = app.admin.clone().put_credential(put("nope", "s", Some(bro_token("u", SECRET)))).await.unwrap_err();
+    let unknown = app.admin.clone().put_credential(put("nope", "s", Some(bro_token("u|1", &code)))).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
+    assert_eq!(unknown.message(), "unknown provider \"nope\"", "names, not Rust debug output");
     // Nothing was stored by any refused request.
     assert!(app.list("bro", 0, "").await.unwrap().credentials.is_empty());
 }
@@ -97,7 +104,7 @@ async fn unreachable_redis_means_unavailable() {
     let get = app.get("bro", "s").await.unwrap_err();
     assert_eq!(get.code(), Code::Unavailable, "{get:?}");
     assert!(!get.message().contains("127.0.0.1"), "the store's address stays in the log: {get:?}");
-    assert_eq!(app.put("bro", "s", bro_token("u", SECRET)).await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(app.put("bro", "s", bro_token("u|1", &bro_code(SECRET))).await.unwrap_err().code(), Code::Unavailable);
     // The provider's own credential needs no store.
     assert!(app.get("pass", "").await.is_ok());
 }

@@ -85,6 +85,7 @@ async fn the_store_contract_holds_on_a_redis_cluster() {
     let cluster = LocalCluster::start().await;
     crate::store_conformance::contract(cluster.store()).await;
     crate::store_conformance::journal(cluster.store()).await;
+    crate::store_conformance::bounded_journal(cluster.store()).await;
     crate::store_conformance::journal_race(cluster.store()).await;
     crate::store_conformance::leases(cluster.store()).await;
 }

@@ -182,6 +182,12 @@ pub fn bro_token(username: &str, code: &str) -> PutSecret {
     PutSecret::BroToken(pb::BroToken { username: username.into(), code: code.into() })
 }
 
+/// A valid BRO token code (64 hex characters), distinct per `label`.
+pub fn bro_code(label: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(label.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The single header a response carries, as (name, value).
 pub fn only_header(response: &pb::GetAuthorizationResponse) -> (&str, &str) {
     assert_eq!(response.headers.len(), 1, "{:?}", response.headers.iter().map(|h| &h.name).collect::<Vec<_>>());

@@ -53,7 +53,8 @@ async fn rotation(store: StoreKind) {
     let first = s.app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
     assert_eq!(only_header(&first).1, format!("Bearer {old_access}"));
     assert_eq!(refresh_grants(&s.fake), 0);
-    // 30 s cannot be met: refreshed once, with the old refresh token, which is then dead.
+    // 30 s cannot be met: refreshed once at its planned renewal (the request waits for it),
+    // with the old refresh token, which is then dead.
     let second = s.app.get("passolution", "u").await.unwrap();
     assert_ne!(only_header(&second).1, only_header(&first).1);
     assert_eq!(s.fake.ledger().redemptions_of(&old_refresh), 1);
@@ -137,42 +138,148 @@ fn passolution_settings(fake: &fake_upstream::FakeUpstream) -> credbroker::provi
         client_id: CLIENT_ID.into(),
         client_secret: credbroker::domain::Secret::new(crate::upstream::CLIENT_SECRET),
         token_budget_per_minute: 240,
+        probe_path: credbroker::providers::passolution::PROBE_PATH.into(),
+        refresh_token_lifetime: Duration::from_secs(365 * 24 * 3600),
     }
 }
 
+/// Polls the credential's status until it reaches `state` (generous deadline).
+pub async fn await_state(app: &TestApp, provider: &str, subject: &str, state: CredentialState) -> pb::CredentialStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = app.status(provider, subject).await.unwrap();
+        if status.state() == state {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached {state:?}: {status:?}");
+        let _ = app.get(provider, subject).await; // a caller may be the one that probes
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tokens that live 20 s and are renewed at ~10 % of that: the refresh happens within about
+/// two seconds, and the old access token is still alive when it is probed.
+async fn spawn_for_probes(store: StoreKind) -> crate::upstream::Setup {
+    spawn_with_fake_and(store, &[("CREDBROKER__UPSTREAM__REFRESH_AHEAD", "0.1")]).await
+}
+
 /// The provider commits the refresh, then the reply is lost: the broker cannot know the
-/// outcome, so it flags the credential and never sends that refresh token again.
+/// outcome, so it flags the credential and never sends that refresh token again. The probe
+/// then finds the old access token revoked within its lifetime: the refresh happened, its
+/// answer was lost — re-authorization needed, and said so.
 async fn lost_reply(store: StoreKind, mode: FailureMode) {
-    let s = spawn_with_fake(store).await;
-    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    let s = spawn_for_probes(store).await;
+    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(20));
     s.app.put("passolution", "u", tokens).await.unwrap();
     s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
+    // UNAVAILABLE while the outcome is unknown — or already FAILED_PRECONDITION when the
+    // scheduler made the refresh and a caller's retry ran the probe.
     let error = s.app.get("passolution", "u").await.unwrap_err();
-    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
-    let status = s.app.status("passolution", "u").await.unwrap();
-    assert_eq!(status.state(), CredentialState::Indeterminate, "{mode:?}");
-    assert!(status.detail.contains("not resent"), "{}", status.detail);
-    for _ in 0..3 {
-        assert_eq!(s.app.get("passolution", "u").await.unwrap_err().code(), Code::Unavailable);
-    }
+    assert!(matches!(error.code(), Code::Unavailable | Code::FailedPrecondition), "{error:?}");
+    let settled = await_state(&s.app, "passolution", "u", CredentialState::ReauthRequired).await;
+    assert!(settled.detail.contains("answer was lost"), "{}", settled.detail);
+    assert_eq!(s.app.get("passolution", "u").await.unwrap_err().code(), Code::FailedPrecondition);
     assert_eq!(s.fake.ledger().attempts_with(&refresh), 1, "sent exactly once");
     assert!(s.fake.ledger().violations().is_empty());
 }
 
 #[tokio::test]
-async fn passolution_commit_then_drop_is_indeterminate_never_resent_memory() {
+async fn passolution_commit_then_drop_is_probed_never_resent_memory() {
     lost_reply(StoreKind::Memory, FailureMode::CommitThenDrop).await;
 }
 
 #[tokio::test]
-async fn passolution_commit_then_drop_is_indeterminate_never_resent_redis() {
+async fn passolution_commit_then_drop_is_probed_never_resent_redis() {
     lost_reply(StoreKind::Redis, FailureMode::CommitThenDrop).await;
 }
 
 #[tokio::test]
-async fn passolution_hang_and_5xx_are_indeterminate_never_resent() {
+async fn passolution_commit_then_hang_is_probed_never_resent() {
     lost_reply(StoreKind::Memory, FailureMode::CommitThenHang).await;
-    lost_reply(StoreKind::Memory, FailureMode::Status(502)).await;
+}
+
+/// A 5xx or a hang the provider never processed: INDETERMINATE, never resent blindly; the
+/// probe finds the old access token alive, so the refresh never happened: reopened and sent
+/// again — the token is redeemed once.
+#[tokio::test]
+async fn passolution_unprocessed_5xx_and_hang_are_probed_alive_and_refreshed() {
+    for mode in [FailureMode::Status(503), FailureMode::Hang] {
+        let s = spawn_for_probes(StoreKind::Memory).await;
+        let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(20));
+        s.app.put("passolution", "u", tokens).await.unwrap();
+        s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
+        // UNAVAILABLE while unknown (or, when the scheduler met the failure, already served).
+        if let Err(error) = s.app.get("passolution", "u").await {
+            assert_eq!(error.code(), Code::Unavailable, "{mode:?}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while s.app.get("passolution", "u").await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "{mode:?}: never recovered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(s.app.status("passolution", "u").await.unwrap().state(), CredentialState::Active);
+        assert_eq!(s.fake.ledger().attempts_with(&refresh), 2, "{mode:?}: sent again only after the probe");
+        assert_eq!(s.fake.ledger().redemptions_of(&refresh), 1, "{mode:?}");
+        assert!(s.fake.ledger().violations().is_empty());
+    }
+}
+
+/// A provider that answers a dead token with 403: with `rejected_statuses` naming it, the
+/// probe reads the 403 as "revoked" (the refresh happened, its answer was lost); without, a
+/// 403 proves nothing and the credential stays INDETERMINATE — never resent, never claimed.
+#[tokio::test]
+async fn passolution_the_probe_reads_the_configured_rejection_statuses() {
+    for (configured, settled) in [("401,403", CredentialState::ReauthRequired), ("401", CredentialState::Indeterminate)]
+    {
+        let s = spawn_with_fake_and(
+            StoreKind::Memory,
+            &[
+                ("CREDBROKER__UPSTREAM__REFRESH_AHEAD", "0.1"),
+                ("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", configured),
+            ],
+        )
+        .await;
+        s.fake.knobs().update(|c| c.passolution_unauthenticated_status = 403);
+        let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(20));
+        s.app.put("passolution", "u", tokens).await.unwrap();
+        let drop = FailureMode::CommitThenDrop;
+        s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, drop, Times::Next(1));
+        assert!(s.app.get("passolution", "u").await.is_err());
+        // Until a probe has been made (the fake sees it on the probe path).
+        let probed = || s.fake.traffic().requests().iter().any(|r| r.uri.contains("infosystem/passolution"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !probed() {
+            assert!(std::time::Instant::now() < deadline, "{configured}: never probed");
+            let _ = s.app.get("passolution", "u").await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let status = if settled == CredentialState::ReauthRequired {
+            await_state(&s.app, "passolution", "u", settled).await
+        } else {
+            s.app.status("passolution", "u").await.unwrap()
+        };
+        assert_eq!(status.state(), settled, "{configured}: {status:?}");
+        assert_eq!(s.fake.ledger().attempts_with(&refresh), 1, "{configured}: never resent");
+    }
+}
+
+/// The probe knows what it knows: when the old access token expired before it could be
+/// probed, a rejection proves nothing. The credential needs re-authorization, and its reason
+/// says the outcome is unknown — not that the refresh happened (here it did not).
+#[tokio::test]
+async fn passolution_a_probe_after_expiry_says_outcome_unknown() {
+    let s = spawn_with_fake(StoreKind::Memory).await;
+    let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
+    s.app.put("passolution", "u", tokens).await.unwrap();
+    // Never processed; the request times out after 2 s, when the 1 s token has expired.
+    s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, FailureMode::Hang, Times::Next(1));
+    let error = s.app.get("passolution", "u").await.unwrap_err();
+    assert!(matches!(error.code(), Code::Unavailable | Code::FailedPrecondition), "{error:?}");
+    let settled = await_state(&s.app, "passolution", "u", CredentialState::ReauthRequired).await;
+    assert!(settled.detail.starts_with("outcome unknown"), "{}", settled.detail);
+    assert!(!settled.detail.contains("was processed"), "{}", settled.detail);
+    assert_eq!(s.fake.ledger().redemptions_of(&refresh), 0, "the refresh token is alive and was never redeemed");
+    assert_eq!(s.fake.ledger().attempts_with(&refresh), 1, "and never resent");
 }
 
 /// 429 is answered before the token is touched: the attempt is reopened, the fleet backs off
@@ -268,7 +375,7 @@ async fn many_reports_of_one_header_cause_one_refresh_and_old_reports_none() {
     report(&s.app, "passolution", "u", &first.token_fingerprint).await.unwrap();
     assert_eq!(refresh_grants(&s.fake), 1, "a report for an older header changes nothing");
     // Static credentials cannot be renewed: a report is accepted and changes nothing.
-    s.app.put("bro", "org", crate::helpers::bro_token("u|1", "c")).await.unwrap();
+    s.app.put("bro", "org", crate::helpers::bro_token("u|1", &crate::helpers::bro_code("c"))).await.unwrap();
     let bro = s.app.get("bro", "org").await.unwrap();
     report(&s.app, "bro", "org", &bro.token_fingerprint).await.unwrap();
     assert_eq!(s.app.get("bro", "org").await.unwrap(), bro);

@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod budget;
+#[cfg(feature = "chaos")] // fault-injection hooks: scripts/test builds with them
 mod chaos;
 mod cli;
 mod cluster;
@@ -11,10 +12,12 @@ mod contract;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
+mod journal_memory;
 mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
 mod redis_store;
+mod refresh_limits;
 mod rotation;
 mod shutdown;
 mod store_conformance;

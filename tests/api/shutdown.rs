@@ -1,41 +1,51 @@
 //! Graceful shutdown: in-flight RPCs finish; the binary exits 0 on SIGTERM.
 
-use crate::helpers::{StoreKind, bro_token, spawn_app_with};
+use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app_with};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Stalls Redis with a busy script, starts an RPC that must wait for it, signals shutdown
-/// while the RPC is in flight: the RPC still completes and the server then stops.
+/// Pauses Redis' writes, starts an RPC that must wait for them, signals shutdown while the RPC
+/// is provably in flight (Redis shows its write blocked): the RPC still completes once Redis
+/// resumes, and the server then stops.
 #[tokio::test]
 async fn in_flight_rpcs_finish_on_shutdown() {
-    let mut app = spawn_app_with(StoreKind::Redis, &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "10s")]).await;
-    app.put("bro", "warmup", bro_token("u|0", "c0")).await.unwrap(); // connects the store
-    let stall = {
-        let mut conn = app.redis.as_ref().unwrap().connection().await;
-        // Busy for ~1.5 s of Redis time: every other command waits behind it.
-        let script = "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; \
-                      repeat t = redis.call('TIME') until (t[1] * 1000000 + t[2]) - start > 1500000; return 1";
-        tokio::spawn(async move { redis::cmd("EVAL").arg(script).arg(0).query_async::<i64>(&mut conn).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the script start
+    let mut app = spawn_app_with(StoreKind::Redis, &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "30s")]).await;
+    app.put("bro", "warmup", bro_token("u|0", &bro_code("c0"))).await.unwrap(); // connects the store
+    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    // Reads still answer (the test's own CLIENT LIST too); every write waits.
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(30_000).arg("WRITE").query_async(&mut conn).await.unwrap();
     let client = app.admin.clone();
     let rpc = tokio::spawn(async move {
         let mut client = client;
         let request = credbroker::grpc::pb::PutCredentialRequest {
             provider: "bro".into(),
             subject: "in-flight".into(),
-            secret: Some(bro_token("u|1", "c1")),
+            secret: Some(bro_token("u|1", &bro_code("c1"))),
         };
         client.put_credential(request).await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!rpc.is_finished(), "the RPC must still be waiting on the stalled Redis");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+        if clients.lines().any(|line| line.split(' ').any(|field| field == "flags=b")) {
+            break; // the broker's write is waiting inside Redis: the RPC is in flight
+        }
+        assert!(std::time::Instant::now() < deadline, "the RPC never reached Redis:\n{clients}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!rpc.is_finished(), "the RPC must still be waiting on the paused Redis");
     app.begin_shutdown();
+    // Shutting down: the listener is closed, new connections are refused.
+    while tokio::net::TcpStream::connect(app.addr).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the server never began shutting down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!rpc.is_finished(), "still in flight while the server shuts down");
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut conn).await.unwrap();
     let response = rpc.await.unwrap().expect("the in-flight RPC completes during shutdown");
     assert_eq!(response.into_inner().version, 1);
     let server = app.server.take().unwrap();
     tokio::time::timeout(Duration::from_secs(20), server).await.expect("server stops").unwrap().unwrap();
-    assert_eq!(stall.await.unwrap().unwrap(), 1);
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 
 use crate::helpers::{TestRedis, random_prefix};
 use credbroker::domain::{CredentialId, CredentialState, ProviderName, Subject};
-use credbroker::store::{CredentialStore, MemoryStore, RedisStore, RedisStoreConfig, Reservation, StoredCredential};
+use credbroker::store::{
+    Attempt, CredentialStore, JournalEntry, MemoryStore, RedisStore, RedisStoreConfig, Reservation, StoredCredential,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,22 +14,30 @@ fn id(provider: &str, subject: &str) -> CredentialId {
 }
 
 fn record(sealed: &str) -> StoredCredential {
-    StoredCredential {
-        version: 0,
-        state: CredentialState::Active,
-        detail: String::new(),
-        access_expires_at: None,
-        updated_at: time::OffsetDateTime::now_utc(),
-        sealed: sealed.into(),
-    }
+    StoredCredential { state: CredentialState::Active, ..StoredCredential::active(sealed.into()) }
+}
+
+const HORIZON: Duration = Duration::from_secs(3600);
+
+fn attempt(id: &str) -> Attempt<'_> {
+    Attempt { id, owner: "owner", horizon: HORIZON }
+}
+
+/// Creates or replaces, whatever the version (as an admin's put does).
+async fn put(store: &impl CredentialStore, id: &CredentialId, record: &StoredCredential) -> u64 {
+    let expected = store.version(id).await.unwrap();
+    store.put(id, expected, record).await.unwrap().expect("no concurrent writer")
 }
 
 pub async fn contract(store: impl CredentialStore) {
     let a = id("bro", "alice");
     assert_eq!(store.get(&a).await.unwrap(), None);
+    assert_eq!(store.version(&a).await.unwrap(), 0);
     assert_eq!(store.compare_and_swap(&a, 0, &record("x")).await.unwrap(), None, "no CAS on a missing record");
-    assert_eq!(store.put(&a, &record("v1")).await.unwrap(), 1);
-    assert_eq!(store.put(&a, &record("v2")).await.unwrap(), 2);
+    assert_eq!(store.put(&a, 1, &record("x")).await.unwrap(), None, "a put names the version it replaces");
+    assert_eq!(store.put(&a, 0, &record("v1")).await.unwrap(), Some(1));
+    assert_eq!(store.put(&a, 1, &record("v2")).await.unwrap(), Some(2));
+    assert_eq!(store.put(&a, 1, &record("late")).await.unwrap(), None, "a put that lost the race writes nothing");
     let got = store.get(&a).await.unwrap().unwrap();
     assert_eq!((got.version, got.sealed.as_str()), (2, "v2"));
 
@@ -38,18 +48,19 @@ pub async fn contract(store: impl CredentialStore) {
     assert!(store.delete(&a).await.unwrap());
     assert!(!store.delete(&a).await.unwrap());
     assert_eq!(store.get(&a).await.unwrap(), None);
+    assert_eq!(store.version(&a).await.unwrap(), 4, "the tombstone keeps the version");
     assert_eq!(store.compare_and_swap(&a, 4, &record("ghost")).await.unwrap(), None, "a tombstone is not live");
-    assert!(store.put(&a, &record("v5")).await.unwrap() > 3, "versions only grow across deletes");
+    assert_eq!(store.put(&a, 4, &record("v5")).await.unwrap(), Some(5), "versions only grow across deletes");
 
     // Subjects that look like key syntax stay distinct credentials.
     let tricky = ["b}:cred", "b%7D:cred", "b", "{x}", "%"];
     for (i, subject) in tricky.iter().enumerate() {
-        store.put(&id("bro", subject), &record(&format!("t{i}"))).await.unwrap();
+        put(&store, &id("bro", subject), &record(&format!("t{i}"))).await;
     }
     for (i, subject) in tricky.iter().enumerate() {
         assert_eq!(store.get(&id("bro", subject)).await.unwrap().unwrap().sealed, format!("t{i}"), "{subject}");
     }
-    store.put(&id("pass", "alice"), &record("other provider")).await.unwrap();
+    put(&store, &id("pass", "alice"), &record("other provider")).await;
     let listed = store.list(&ProviderName::parse("p", "bro").unwrap(), None, 100).await.unwrap();
     let subjects: Vec<&str> = listed.iter().map(|l| l.subject.as_str()).collect();
     assert_eq!(subjects, ["%", "alice", "b", "b%7D:cred", "b}:cred", "{x}"]);
@@ -60,47 +71,86 @@ pub async fn contract(store: impl CredentialStore) {
     assert_eq!(after_b.iter().map(|l| l.subject.as_str()).collect::<Vec<_>>(), ["b%7D:cred", "b}:cred"]);
 }
 
-/// The write-once refresh journal: a refresh token is reserved at most once, ever — except
-/// after an explicit reopen (the refresh provably never left).
+/// The write-once refresh journal: a refresh token is reserved at most once — except after
+/// an explicit reopen (the refresh provably never left).
 pub async fn journal(store: impl CredentialStore) {
     use Reservation::*;
     let j = id("passolution", "u");
     assert_eq!(
-        store.reserve_refresh(&j, 0, "h1", "owner", &record("x")).await.unwrap(),
+        store.reserve_refresh(&j, 0, attempt("h1"), &record("x")).await.unwrap(),
         VersionChanged,
         "no record yet"
     );
-    let v1 = store.put(&j, &record("rt1")).await.unwrap();
+    let v1 = put(&store, &j, &record("rt1")).await;
     assert_eq!(
-        store.reserve_refresh(&j, v1, "h1", "owner", &record("refreshing")).await.unwrap(),
+        store.reserve_refresh(&j, v1, attempt("h1"), &record("refreshing")).await.unwrap(),
         Reserved { version: v1 + 1 }
     );
     assert_eq!(store.get(&j).await.unwrap().unwrap().sealed, "refreshing");
-    assert_eq!(store.reserve_refresh(&j, v1 + 1, "h1", "owner", &record("again")).await.unwrap(), AlreadyAttempted);
-    assert_eq!(store.reserve_refresh(&j, v1, "h2", "owner", &record("stale")).await.unwrap(), VersionChanged);
+    assert_eq!(store.reserve_refresh(&j, v1 + 1, attempt("h1"), &record("again")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v1, attempt("h2"), &record("stale")).await.unwrap(), VersionChanged);
     assert_eq!(store.reopen_refresh(&j, v1, "h1", &record("stale")).await.unwrap(), None, "reopen checks the version");
     assert_eq!(store.reopen_refresh(&j, v1 + 1, "h1", &record("rt1")).await.unwrap(), Some(v1 + 2));
     assert_eq!(
-        store.reserve_refresh(&j, v1 + 2, "h1", "owner", &record("retry")).await.unwrap(),
+        store.reserve_refresh(&j, v1 + 2, attempt("h1"), &record("retry")).await.unwrap(),
         Reserved { version: v1 + 3 }
     );
     assert_eq!(store.compare_and_swap(&j, v1 + 3, &record("rt2")).await.unwrap(), Some(v1 + 4));
-    assert_eq!(store.reserve_refresh(&j, v1 + 4, "h1", "owner", &record("replay")).await.unwrap(), AlreadyAttempted);
+    assert_eq!(store.reserve_refresh(&j, v1 + 4, attempt("h1"), &record("replay")).await.unwrap(), AlreadyAttempted);
     // The journal outlives the credential: re-importing a used refresh token cannot resend it.
     store.delete(&j).await.unwrap();
-    let v = store.put(&j, &record("rt1 again")).await.unwrap();
-    assert_eq!(store.reserve_refresh(&j, v, "h1", "owner", &record("replay")).await.unwrap(), AlreadyAttempted);
-    // The attempt remembers its owner; fencing hands it to another owner atomically with a write.
+    let v = put(&store, &j, &record("rt1 again")).await;
+    assert_eq!(store.reserve_refresh(&j, v, attempt("h1"), &record("replay")).await.unwrap(), AlreadyAttempted);
+    // The current attempt remembers its owner; fencing hands it to another owner atomically
+    // with a write.
     assert_eq!(store.attempt_owner(&j, "h1").await.unwrap().as_deref(), Some("owner"));
     assert_eq!(store.attempt_owner(&j, "never").await.unwrap(), None);
     let live = store.get(&j).await.unwrap().unwrap().version;
-    assert_eq!(store.fence_refresh(&j, live - 1, "h1", "rescuer", &record("stale")).await.unwrap(), None);
-    assert_eq!(store.fence_refresh(&j, live, "h1", "rescuer", &record("fenced")).await.unwrap(), Some(live + 1));
+    let rescuer = Attempt { owner: "rescuer", ..attempt("h1") };
+    assert_eq!(store.fence_refresh(&j, live - 1, rescuer, &record("stale")).await.unwrap(), None);
+    assert_eq!(store.fence_refresh(&j, live, rescuer, &record("fenced")).await.unwrap(), Some(live + 1));
     assert_eq!(store.attempt_owner(&j, "h1").await.unwrap().as_deref(), Some("rescuer"));
     // Attempts are per credential.
     let other = id("passolution", "other");
-    let w = store.put(&other, &record("rt")).await.unwrap();
-    assert!(matches!(store.reserve_refresh(&other, w, "h1", "owner", &record("r")).await.unwrap(), Reserved { .. }));
+    let w = put(&store, &other, &record("rt")).await;
+    assert!(matches!(store.reserve_refresh(&other, w, attempt("h1"), &record("r")).await.unwrap(), Reserved { .. }));
+}
+
+/// The journal is bounded: the current and previous attempts are kept for good; each older
+/// one expires `horizon` after it stopped being the previous one — and is then gone.
+pub async fn bounded_journal(store: impl CredentialStore) {
+    let j = id("passolution", "rotating");
+    let mut version = put(&store, &j, &record("rt0")).await;
+    let short = Duration::from_millis(400);
+    for (i, hash) in ["a0", "a1", "a2", "a3", "a4"].into_iter().enumerate() {
+        let horizon = if i < 4 { HORIZON } else { short };
+        let reserving = record("r");
+        let reserved = store.reserve_refresh(&j, version, Attempt { id: hash, owner: "o", horizon }, &reserving);
+        let Reservation::Reserved { version: v } = reserved.await.unwrap() else { panic!("{hash}") };
+        version = store.compare_and_swap(&j, v, &record(&format!("rt{}", i + 1))).await.unwrap().unwrap();
+    }
+    let entries = sorted(store.journal(&j).await.unwrap());
+    let kept: Vec<_> = entries.iter().filter(|e| e.expires_in.is_none()).map(|e| e.attempt.as_str()).collect();
+    assert_eq!(kept, ["a3", "a4"], "current and previous are kept: {entries:?}");
+    let expiring: Vec<_> = entries.iter().filter(|e| e.expires_in.is_some()).map(|e| e.attempt.as_str()).collect();
+    assert_eq!(expiring, ["a0", "a1", "a2"], "{entries:?}");
+    assert!(entries.iter().filter_map(|e| e.expires_in).all(|left| left <= HORIZON));
+    // a2 stopped being the previous attempt under the short horizon: it expires and goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.journal(&j).await.unwrap().iter().any(|e| e.attempt == "a2") {
+        assert!(std::time::Instant::now() < deadline, "a2 never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = sorted(store.journal(&j).await.unwrap());
+    assert_eq!(left.iter().map(|e| e.attempt.as_str()).collect::<Vec<_>>(), ["a0", "a1", "a3", "a4"]);
+    // Within its horizon a superseded attempt still refuses a replay.
+    let replay = store.reserve_refresh(&j, version, attempt("a1"), &record("replay")).await.unwrap();
+    assert_eq!(replay, Reservation::AlreadyAttempted);
+}
+
+fn sorted(mut entries: Vec<JournalEntry>) -> Vec<JournalEntry> {
+    entries.sort_by(|a, b| a.attempt.cmp(&b.attempt));
+    entries
 }
 
 /// Leases: one holder at a time; renew and release only by the holder; expiry frees it.
@@ -123,13 +173,13 @@ pub async fn leases(store: impl CredentialStore) {
 /// Many concurrent reservations of one token at one version: exactly one wins.
 pub async fn journal_race(store: impl CredentialStore + Clone) {
     let j = id("passolution", "race");
-    let v = store.put(&j, &record("rt")).await.unwrap();
+    let v = put(&store, &j, &record("rt")).await;
     let store = Arc::new(store);
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (store, j) = (store.clone(), j.clone());
             tokio::spawn(
-                async move { store.reserve_refresh(&j, v, "hash", "owner", &record("refreshing")).await.unwrap() },
+                async move { store.reserve_refresh(&j, v, attempt("hash"), &record("refreshing")).await.unwrap() },
             )
         })
         .collect();
@@ -146,11 +196,12 @@ pub async fn journal_race(store: impl CredentialStore + Clone) {
 async fn memory_store_keeps_the_contract() {
     contract(MemoryStore::new()).await;
     journal(MemoryStore::new()).await;
+    bounded_journal(MemoryStore::new()).await;
     journal_race(MemoryStore::new()).await;
     leases(MemoryStore::new()).await;
 }
 
-fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
+pub fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
     RedisStore::new(RedisStoreConfig {
         url: redis.url.clone(),
         cluster: false,
@@ -166,8 +217,26 @@ async fn redis_store_keeps_the_contract() {
     let redis = TestRedis::start().await;
     contract(redis_store(&redis, &random_prefix())).await;
     journal(redis_store(&redis, &random_prefix())).await;
+    bounded_journal(redis_store(&redis, &random_prefix())).await;
     journal_race(redis_store(&redis, &random_prefix())).await;
     leases(redis_store(&redis, &random_prefix())).await;
+}
+
+/// Journals written before the journal was bounded (one `…:attempt:<hash>` key per token) are
+/// still honoured: such a token is never reserved again.
+#[tokio::test]
+async fn redis_legacy_attempt_keys_still_refuse_a_resend() {
+    let redis = TestRedis::start().await;
+    let prefix = random_prefix();
+    let store = redis_store(&redis, &prefix);
+    let j = id("passolution", "legacy");
+    let v = put(&store, &j, &record("rt")).await;
+    let mut conn = redis.connection().await;
+    let legacy = format!("{prefix}:{{passolution:legacy}}:attempt:old-hash");
+    let _: () = redis::cmd("SET").arg(&legacy).arg("old-owner").query_async(&mut conn).await.unwrap();
+    let replay = store.reserve_refresh(&j, v, attempt("old-hash"), &record("r")).await.unwrap();
+    assert_eq!(replay, Reservation::AlreadyAttempted);
+    assert_eq!(store.attempt_owner(&j, "old-hash").await.unwrap().as_deref(), Some("old-owner"));
 }
 
 /// A crash between the index write and the record write leaves a dangling index entry;
@@ -178,7 +247,7 @@ async fn redis_listing_skips_dangling_index_entries() {
     let prefix = random_prefix();
     let store = redis_store(&redis, &prefix);
     for s in ["a", "c", "e"] {
-        store.put(&id("bro", s), &record(s)).await.unwrap();
+        put(&store, &id("bro", s), &record(s)).await;
     }
     let mut conn = redis.connection().await;
     let _: () = redis::cmd("ZADD")

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_stream::wrappers::TcpListenerStream;
 
-const SECRET: &str = "otel-secret-code-7f3a";
+// A valid BRO token code (64 hex characters), distinctive enough to grep for.
+const SECRET: &str = "07e15ec7e7c0de7f3a07e15ec7e7c0de7f3a07e15ec7e7c0de7f3a07e15ec7e7";
 
 #[derive(Clone, Default)]
 struct Collector {

@@ -34,6 +34,11 @@ pub async fn spawn_with_fake_and(store: StoreKind, extra: &[(&str, &str)]) -> Se
         ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", token_url.as_str()),
         ("CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__API_BASE_URL", jo.as_str()),
         ("CREDBROKER__UPSTREAM__REQUEST_TIMEOUT", "2s"),
+        // One machine, one clock; and the lifecycle tests force renewals on purpose (the
+        // limits have tests of their own).
+        ("CREDBROKER__REFRESH__CLOCK_SKEW", "100ms"),
+        ("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s"),
+        ("CREDBROKER__REFRESH__REJECTED_INTERVAL", "0s"),
     ];
     env.extend_from_slice(extra);
     let app = spawn_app_with(store, &env).await;
@@ -46,11 +51,17 @@ pub fn login(username: &str, password: &str) -> PutSecret {
 
 /// Tokens issued by the fake with an access lifetime of `lifetime`, imported as-is.
 pub fn issue_tokens(fake: &FakeUpstream, lifetime: Duration) -> (String, String, PutSecret) {
+    issue_aged_tokens(fake, lifetime, Duration::ZERO)
+}
+
+/// Like [`issue_tokens`], issued `age` ago: `lifetime - age` is left, and the broker plans
+/// the renewal from the JWT's `iat`, so it comes `age` sooner.
+pub fn issue_aged_tokens(fake: &FakeUpstream, lifetime: Duration, age: Duration) -> (String, String, PutSecret) {
     let before = fake.knobs().config().passolution_access_lifetime;
     fake.knobs().set_passolution_access_lifetime(lifetime);
-    let (access, refresh) = fake.issue_passolution_tokens(CLIENT_ID);
+    let (access, refresh) = fake.issue_passolution_tokens_aged(CLIENT_ID, age);
     fake.knobs().set_passolution_access_lifetime(before);
-    let at = time::OffsetDateTime::now_utc() + lifetime;
+    let at = time::OffsetDateTime::now_utc() + lifetime - age;
     let tokens = pb::OAuthTokens {
         refresh_token: refresh.clone(),
         access_token: access.clone(),

@@ -66,11 +66,11 @@ async fn authorize(
 async fn data(State(state): State<AppState>, Path(path): Path<String>, headers: HeaderMap) -> Response {
     let token = match authorization(&headers) {
         Some(Ok((scheme, token))) if scheme.eq_ignore_ascii_case("bearer") => token,
-        _ => return unauthenticated(),
+        _ => return unauthenticated(&state),
     };
     match state.passolution.access_client(&token) {
         Some(client_id) => Json(json!({"data": {"path": path, "client_id": client_id, "items": []}})).into_response(),
-        None => unauthenticated(),
+        None => unauthenticated(&state),
     }
 }
 
@@ -84,8 +84,9 @@ pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Laravel's answer to a JSON client without a live token.
-fn unauthenticated() -> Response {
+/// Laravel's answer to a JSON client without a live token (the status is a knob).
+pub(crate) fn unauthenticated(state: &AppState) -> Response {
+    let status = StatusCode::from_u16(state.knobs.config().passolution_unauthenticated_status);
     let body = Json(json!({"message": "Unauthenticated."}));
-    (StatusCode::UNAUTHORIZED, [(header::CACHE_CONTROL, "no-cache, private")], body).into_response()
+    (status.unwrap_or(StatusCode::UNAUTHORIZED), [(header::CACHE_CONTROL, "no-cache, private")], body).into_response()
 }

@@ -47,7 +47,8 @@ struct Client {
 struct Access {
     client_id: String,
     expires: SystemTime,
-    revoked: bool,
+    /// When it was revoked (by a refresh, or an operator), if it was.
+    revoked_at: Option<SystemTime>,
 }
 
 struct Refresh {
@@ -133,7 +134,7 @@ impl Store {
             .ok_or(CodeError::Request { parameter: "code", hint: Some("Cannot decrypt the authorization code") })?;
         check_code(entry, client_id, redirect_uri, verifier)?;
         entry.revoked = true;
-        Ok(inner.issue(client_id, true, l))
+        Ok(inner.issue(client_id, true, SystemTime::now(), l))
     }
 
     /// league's `RefreshTokenGrant` after the client check. Also says whether the token had
@@ -158,15 +159,26 @@ impl Store {
         }
         (old.revoked, old.redeemed) = (true, true);
         let old_access = old.access_token.clone();
+        let now = SystemTime::now();
         if let Some(access) = inner.access.get_mut(&old_access) {
-            access.revoked = true;
+            access.revoked_at.get_or_insert(now);
         }
-        (Ok(inner.issue(client_id, true, l)), replay)
+        (Ok(inner.issue(client_id, true, now, l)), replay)
     }
 
     /// Issues tokens without any exchange; `with_refresh` is false for client_credentials.
     pub fn issue(&self, client_id: &str, with_refresh: bool, l: &Lifetimes) -> Pair {
-        self.lock().issue(client_id, with_refresh, l)
+        self.lock().issue(client_id, with_refresh, SystemTime::now(), l)
+    }
+
+    /// Issues tokens as if at `issued_at` (in the past): their lifetime counts from then.
+    pub fn issue_at(&self, client_id: &str, issued_at: SystemTime, l: &Lifetimes) -> Pair {
+        self.lock().issue(client_id, true, issued_at, l)
+    }
+
+    /// When an access token was revoked, if it was.
+    pub fn access_revoked_at(&self, token: &str) -> Option<SystemTime> {
+        self.lock().access.get(token)?.revoked_at
     }
 
     pub fn was_redeemed(&self, refresh_token: &str) -> bool {
@@ -177,22 +189,24 @@ impl Store {
     pub fn access_client(&self, token: &str) -> Option<String> {
         let inner = self.lock();
         let access = inner.access.get(token)?;
-        (!access.revoked && access.expires > SystemTime::now()).then(|| access.client_id.clone())
+        (access.revoked_at.is_none() && access.expires > SystemTime::now()).then(|| access.client_id.clone())
     }
 
     /// Revokes every token of a client, like a user withdrawing the app's access.
     pub fn revoke_client(&self, client_id: &str) {
         let mut inner = self.lock();
-        inner.access.values_mut().filter(|a| a.client_id == client_id).for_each(|a| a.revoked = true);
+        let now = SystemTime::now();
+        inner.access.values_mut().filter(|a| a.client_id == client_id).for_each(|a| {
+            a.revoked_at.get_or_insert(now);
+        });
         inner.refresh.values_mut().filter(|r| r.client_id == client_id).for_each(|r| r.revoked = true);
     }
 }
 
 impl Inner {
-    fn issue(&mut self, client_id: &str, with_refresh: bool, l: &Lifetimes) -> Pair {
-        let now = SystemTime::now();
+    fn issue(&mut self, client_id: &str, with_refresh: bool, now: SystemTime, l: &Lifetimes) -> Pair {
         let access_token = access_jwt(client_id, with_refresh, now, l);
-        let access = Access { client_id: client_id.to_owned(), expires: now + l.access, revoked: false };
+        let access = Access { client_id: client_id.to_owned(), expires: now + l.access, revoked_at: None };
         self.access.insert(access_token.clone(), access);
         let refresh_token = with_refresh.then(|| {
             // Passport's refresh tokens are long encrypted blobs starting `def50200`.

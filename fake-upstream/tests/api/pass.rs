@@ -1,6 +1,6 @@
 //! PASS: Basic login, refresh, logout, sliding expiry, AppBearer, PasswordToken.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fake_upstream::{FakeConfig, Provider};
 use serde_json::Value;
@@ -72,25 +72,37 @@ async fn login_errors_use_pass_messages() {
 
 #[tokio::test]
 async fn each_use_slides_the_expiry() {
-    let config = FakeConfig { pass_max_lifetime: Duration::from_millis(800), ..FakeConfig::default() };
+    let lifetime = Duration::from_secs(2);
+    let config = FakeConfig { pass_max_lifetime: lifetime, ..FakeConfig::default() };
     let t = spawn_with(config).await;
     t.fake.add_pass_user("jan", "geheim123", true);
     let token = login(&t, "jan", "geheim123").await.1["token"].as_str().unwrap().to_owned();
     let bearer = format!("Bearer {token}");
-    let first_expiry = t.fake.pass_token_expiry(&token).unwrap();
+    let expiry = || t.fake.pass_token_expiry(&token).unwrap();
+    let first_expiry = expiry();
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Halfway through its life, a use slides the expiry to a full lifetime from then.
+    until(first_expiry - lifetime / 2).await;
     assert_eq!(pashouder(&t, &bearer).await.0, 200);
-    assert!(t.fake.pass_token_expiry(&token).unwrap() > first_expiry);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // 1 s after login: past the first expiry, alive only because the last use slid it.
+    let slid = expiry();
+    assert!(slid > first_expiry);
+    // Past the first expiry: alive only because the last use slid it.
+    until(first_expiry + Duration::from_millis(1)).await;
+    assert!(SystemTime::now() < slid, "the machine stalled past the slid expiry; nothing to check");
     let (status, body) = pashouder(&t, &bearer).await;
     assert_eq!(status, 200);
     assert_eq!(body["pashouder"]["login_name"], "jan");
-
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Past the last use's expiry, with no use in between: expired.
+    until(expiry() + Duration::from_millis(1)).await;
     let (status, body) = pashouder(&t, &bearer).await;
     assert_eq!((status, message(&body)), (401, "Token expired"));
+}
+
+/// Waits until the clock passes `at` — a time read from the fake's state, not a guess.
+async fn until(at: SystemTime) {
+    if let Ok(left) = at.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
 }
 
 #[tokio::test]

@@ -37,26 +37,34 @@ fn id(subject: &str) -> CredentialId {
     CredentialId::new(ProviderName::parse("p", "bro").unwrap(), Subject::parse("s", subject).unwrap())
 }
 
-fn record(ring: &Keyring, id: &CredentialId, code: &str) -> StoredCredential {
-    let material = SecretMaterial::BroToken { username: "org|1".into(), code: Secret::new(code) };
-    StoredCredential {
-        version: 0,
-        state: CredentialState::Active,
-        detail: String::new(),
-        access_expires_at: None,
-        updated_at: OffsetDateTime::UNIX_EPOCH,
-        sealed: ring.seal(id, &Vault { material, session: None }),
+/// A record to store: its metadata, and a BRO code that `ring` seals when it is stored (for
+/// the version the store then gives it, as every write does).
+struct Draft<'a> {
+    ring: Keyring,
+    code: &'a str,
+    meta: StoredCredential,
+}
+
+fn draft(ring: Keyring, code: &str) -> Draft<'_> {
+    Draft {
+        ring,
+        code,
+        meta: StoredCredential { updated_at: OffsetDateTime::UNIX_EPOCH, ..StoredCredential::active(String::new()) },
     }
 }
 
-/// Stores `record`; returns it as the store now has it (with its version).
-async fn stored(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> StoredCredential {
-    broker.store.put(id, record).await.unwrap();
-    broker.store.get(id).await.unwrap().unwrap()
+/// Stores `draft` as the credential's next version; returns it as the store now has it.
+async fn stored(broker: &Broker, id: &CredentialId, draft: Draft<'_>) -> StoredCredential {
+    let expected = broker.store().version(id).await.unwrap();
+    let material = SecretMaterial::BroToken { username: "org|1".into(), code: Secret::new(draft.code) };
+    let sealed = draft.ring.seal(id, expected + 1, &Vault { material, session: None });
+    let record = StoredCredential { sealed, ..draft.meta };
+    assert_eq!(broker.store().put(id, expected, &record).await.unwrap(), Some(expected + 1));
+    broker.store().get(id).await.unwrap().unwrap()
 }
 
 fn code(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> String {
-    let vault: Vault = broker.keyring.open(id, &record.sealed).unwrap();
+    let vault: Vault = broker.keyring.open(id, record.version, &record.sealed).unwrap();
     let SecretMaterial::BroToken { code, .. } = vault.material else { panic!("a BRO token") };
     code.expose().to_owned()
 }
@@ -65,12 +73,12 @@ fn code(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> String
 async fn a_record_written_after_the_read_is_resealed_as_written_never_overwritten() {
     let broker = broker().await;
     let id = id("raced");
-    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
+    let read = stored(&broker, &id, draft(ring("old", 1), "first")).await;
     // Another replica (still sealing with `old`) replaces the secret after rewrap read it.
-    let replaced = stored(&broker, &id, &record(&ring("old", 1), &id, "second")).await;
+    let replaced = stored(&broker, &id, draft(ring("old", 1), "second")).await;
 
     assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::Rewrapped);
-    let now = broker.store.get(&id).await.unwrap().unwrap();
+    let now = broker.store().get(&id).await.unwrap().unwrap();
     assert_eq!(now.version, replaced.version + 1, "one write, on top of the newer record");
     assert!(broker.keyring.is_current(&now.sealed));
     assert_eq!(code(&broker, &id, &now), "second", "the newer secret survives");
@@ -80,45 +88,44 @@ async fn a_record_written_after_the_read_is_resealed_as_written_never_overwritte
 async fn a_record_already_resealed_by_a_writer_is_left_as_it_is() {
     let broker = broker().await;
     let id = id("written");
-    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
-    let written = stored(&broker, &id, &record(&ring("new", 2), &id, "second")).await;
+    let read = stored(&broker, &id, draft(ring("old", 1), "first")).await;
+    let written = stored(&broker, &id, draft(ring("new", 2), "second")).await;
 
     assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::AlreadyCurrent);
-    assert_eq!(broker.store.get(&id).await.unwrap().unwrap(), written, "untouched");
+    assert_eq!(broker.store().get(&id).await.unwrap().unwrap(), written, "untouched");
 }
 
 #[tokio::test]
 async fn records_mid_refresh_and_unreadable_ones_are_reported_and_untouched() {
     let broker = broker().await;
     let (busy, foreign) = (id("busy"), id("foreign"));
-    let refreshing =
-        StoredCredential { state: CredentialState::Refreshing, ..record(&ring("old", 1), &busy, "in-flight") };
-    let refreshing = stored(&broker, &busy, &refreshing).await;
-    let unknown_key = stored(&broker, &foreign, &record(&ring("gone", 3), &foreign, "x")).await;
+    let mut refreshing = draft(ring("old", 1), "in-flight");
+    refreshing.meta.state = CredentialState::Refreshing;
+    let refreshing = stored(&broker, &busy, refreshing).await;
+    let unknown_key = stored(&broker, &foreign, draft(ring("gone", 3), "x")).await;
 
     let outcome = broker.reseal(&busy, refreshing.clone()).await.unwrap();
     assert!(matches!(outcome, Outcome::Problem(ProblemKind::MidRefresh, _)), "{outcome:?}");
     let outcome = broker.reseal(&foreign, unknown_key.clone()).await.unwrap();
     let Outcome::Problem(ProblemKind::Unreadable, detail) = outcome else { panic!("{outcome:?}") };
     assert!(detail.contains("\"gone\"") && detail.contains("does not have"), "names the missing key: {detail}");
-    assert_eq!(broker.store.get(&busy).await.unwrap().unwrap(), refreshing);
-    assert_eq!(broker.store.get(&foreign).await.unwrap().unwrap(), unknown_key);
+    assert_eq!(broker.store().get(&busy).await.unwrap().unwrap(), refreshing);
+    assert_eq!(broker.store().get(&foreign).await.unwrap().unwrap(), unknown_key);
 }
 
 #[tokio::test]
 async fn only_the_seal_changes_state_detail_and_times_stay() {
     let broker = broker().await;
     let id = id("flagged");
-    let flagged = StoredCredential {
-        state: CredentialState::Indeterminate,
-        detail: "refresh outcome unknown".into(),
-        access_expires_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)),
-        ..record(&ring("old", 1), &id, "kept")
-    };
-    let read = stored(&broker, &id, &flagged).await;
+    let mut flagged = draft(ring("old", 1), "kept");
+    flagged.meta.state = CredentialState::Indeterminate;
+    flagged.meta.reason = Some(crate::domain::Reason::NoAnswer { cause: "timed out".into() });
+    flagged.meta.probe_at = Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_999));
+    flagged.meta.access_expires_at = Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
+    let read = stored(&broker, &id, flagged).await;
 
     assert_eq!(broker.reseal(&id, read.clone()).await.unwrap(), Outcome::Rewrapped);
-    let now = broker.store.get(&id).await.unwrap().unwrap();
+    let now = broker.store().get(&id).await.unwrap().unwrap();
     let expected = StoredCredential { version: read.version + 1, sealed: now.sealed.clone(), ..read.clone() };
     assert_eq!(now, expected);
     assert_ne!(now.sealed, read.sealed);
@@ -129,12 +136,12 @@ async fn only_the_seal_changes_state_detail_and_times_stay() {
 async fn a_record_deleted_after_the_read_is_not_brought_back() {
     let broker = broker().await;
     let id = id("deleted");
-    let read = stored(&broker, &id, &record(&ring("old", 1), &id, "first")).await;
-    broker.store.delete(&id).await.unwrap();
+    let read = stored(&broker, &id, draft(ring("old", 1), "first")).await;
+    broker.store().delete(&id).await.unwrap();
 
     let outcome = broker.reseal(&id, read).await.unwrap();
     assert!(matches!(outcome, Outcome::Problem(ProblemKind::Deleted, _)), "{outcome:?}");
-    assert_eq!(broker.store.get(&id).await.unwrap(), None);
+    assert_eq!(broker.store().get(&id).await.unwrap(), None);
 }
 
 #[test]

@@ -7,7 +7,7 @@ fn url(text: &str) -> Url {
 }
 
 fn provider(settings: ProviderSettings) -> Provider {
-    Provider { name: ProviderName::parse("provider", "p").unwrap(), settings }
+    Provider { name: ProviderName::parse("provider", "p").unwrap(), settings, rejected_statuses: vec![401] }
 }
 
 fn pass(base: &str) -> Provider {
@@ -21,6 +21,8 @@ fn passolution(base: &str, token_url: &str) -> Provider {
         client_id: "c".into(),
         client_secret: Secret::new("s"),
         token_budget_per_minute: 240,
+        probe_path: passolution::PROBE_PATH.into(),
+        refresh_token_lifetime: std::time::Duration::from_secs(365 * 24 * 3600),
     }))
 }
 

@@ -163,6 +163,8 @@ async fn no_error_shows_a_secret_we_sent_or_received() {
         client_id: "app".into(),
         client_secret: Secret::new("s3cret-client-XYZ"),
         token_budget_per_minute: 240,
+        probe_path: passolution::PROBE_PATH.into(),
+        refresh_token_lifetime: std::time::Duration::from_secs(3600),
     };
     let http = client();
     let (access, refresh) = (Secret::new(access), Secret::new(refresh));

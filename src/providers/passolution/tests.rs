@@ -26,6 +26,8 @@ async fn setup() -> (FakeUpstream, PassolutionSettings) {
         client_id: CLIENT.into(),
         client_secret: Secret::new(CLIENT_SECRET),
         token_budget_per_minute: 240,
+        probe_path: PROBE_PATH.into(),
+        refresh_token_lifetime: YEAR,
     };
     (fake, settings)
 }
@@ -49,7 +51,7 @@ async fn a_code_is_exchanged_with_its_pkce_verifier() {
     let tokens = exchange_code(&http, &s, &code, REDIRECT, Some(&verifier)).await.unwrap();
     assert!(tokens.refresh_token.is_some());
     assert_expires_in(tokens.expires_at, YEAR, Duration::from_secs(5));
-    assert!(probe(&http, &s, &tokens.access_token).await.unwrap());
+    assert!(probe(&http, &s, &tokens.access_token, &[401]).await.unwrap() == Probe::Alive);
     let err = exchange_code(&http, &s, &code, REDIRECT, Some(&verifier)).await.unwrap_err();
     assert!(matches!(err, UpstreamError::Refused { status: 400, .. }), "a code is single-use: {err:?}");
 }
@@ -60,14 +62,17 @@ async fn a_refresh_rotates_both_tokens_once() {
     let (access, refresh_token) = fake.issue_passolution_tokens(CLIENT);
     let (access, refresh_token) = (Secret::new(access), Secret::new(refresh_token));
     let http = client();
-    assert!(probe(&http, &s, &access).await.unwrap(), "alive before the refresh");
+    assert!(probe(&http, &s, &access, &[401]).await.unwrap() == Probe::Alive, "alive before the refresh");
     let tokens = refresh(&http, &s, &refresh_token).await.unwrap();
     let new_refresh = tokens.refresh_token.clone().expect("a rotated refresh token");
     assert_ne!(new_refresh, refresh_token);
     assert_ne!(tokens.access_token, access);
     assert_eq!(fake.ledger().redemptions_of(refresh_token.expose()), 1);
-    assert!(!probe(&http, &s, &access).await.unwrap(), "the old access token is revoked at once");
-    assert!(probe(&http, &s, &tokens.access_token).await.unwrap());
+    assert!(
+        matches!(probe(&http, &s, &access, &[401]).await.unwrap(), Probe::Rejected { status: 401 }),
+        "the old access token is revoked at once"
+    );
+    assert!(probe(&http, &s, &tokens.access_token, &[401]).await.unwrap() == Probe::Alive);
 }
 
 #[tokio::test]
@@ -123,7 +128,10 @@ async fn a_reply_lost_after_the_commit_is_unknown_and_the_probe_resolves_it() {
     let failure = failed_refresh(&http, &s, &refresh_token).await;
     assert!(matches!(failure, RefreshFailure::Unknown { .. }), "{failure:?}");
     assert_eq!(fake.ledger().redemptions_of(&refresh_token), 1, "the provider did redeem it");
-    assert!(!probe(&http, &s, &Secret::new(access)).await.unwrap(), "the old access token died: it happened");
+    assert!(
+        matches!(probe(&http, &s, &Secret::new(access), &[401]).await.unwrap(), Probe::Rejected { status: 401 }),
+        "the old access token died: it happened"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +143,10 @@ async fn a_request_dropped_before_processing_is_unknown_too_and_the_probe_says_s
     let failure = failed_refresh(&http, &s, &refresh_token).await;
     assert!(matches!(failure, RefreshFailure::Unknown { .. }), "{failure:?}");
     assert_eq!(fake.ledger().attempts_with(&refresh_token), 1, "sent once, never resent");
-    assert!(probe(&http, &s, &Secret::new(access)).await.unwrap(), "the old access token lives: it did not happen");
+    assert!(
+        probe(&http, &s, &Secret::new(access), &[401]).await.unwrap() == Probe::Alive,
+        "the old access token lives: it did not happen"
+    );
 }
 
 #[tokio::test]
@@ -171,13 +182,13 @@ async fn client_credentials_come_without_a_refresh_token() {
     let tokens = client_credentials(&http, &s).await.unwrap();
     assert!(tokens.refresh_token.is_none());
     assert_expires_in(tokens.expires_at, YEAR, Duration::from_secs(5));
-    assert!(probe(&http, &s, &tokens.access_token).await.unwrap());
+    assert!(probe(&http, &s, &tokens.access_token, &[401]).await.unwrap() == Probe::Alive);
 }
 
 #[tokio::test]
 async fn a_probe_failure_other_than_401_is_an_error() {
     let (_fake, mut s) = setup().await;
     s.api_base_url = closed_port_url();
-    let err = probe(&client(), &s, &Secret::new("eyJ-access")).await.unwrap_err();
+    let err = probe(&client(), &s, &Secret::new("eyJ-access"), &[401]).await.unwrap_err();
     assert!(matches!(err, UpstreamError::NotSent { .. }), "{err:?}");
 }

@@ -3,7 +3,7 @@
 //! spreads the refreshes so the provider never answers 429, and every caller is served.
 
 use super::fleet::{Fleet, FleetOptions};
-use crate::upstream::{issue_tokens, secs};
+use crate::upstream::{issue_aged_tokens, secs};
 use credbroker::grpc::pb;
 use fake_upstream::{Operation, Outcome};
 use std::time::{Duration, Instant};
@@ -19,13 +19,17 @@ pub struct StormReport {
 }
 
 pub async fn run(credentials: usize) -> StormReport {
-    let fleet = Fleet::start(FleetOptions { chaos_pause: "", journal: true }).await;
+    let fleet = Fleet::start(FleetOptions::new("", true)).await;
     fleet.fake.knobs().update(|c| {
         c.passolution_rate_limit = 30;
         c.passolution_rate_window = Duration::from_secs(6);
     });
-    for i in 0..credentials {
-        let (_, _, tokens) = issue_tokens(&fleet.fake, Duration::from_secs(30));
+    // Issued together, 41 s into a 60 s life: all are due for their planned renewal (at 75 %,
+    // 45 s) together, a few seconds from now, after they are all stored.
+    let issued: Vec<_> = (0..credentials)
+        .map(|_| issue_aged_tokens(&fleet.fake, Duration::from_secs(60), Duration::from_secs(41)).2)
+        .collect();
+    for (i, tokens) in issued.into_iter().enumerate() {
         let put = pb::PutCredentialRequest {
             provider: "passolution".into(),
             subject: format!("storm-{i}"),
@@ -45,7 +49,7 @@ pub async fn run(credentials: usize) -> StormReport {
                     let request = pb::GetAuthorizationRequest {
                         provider: "passolution".into(),
                         subject: format!("storm-{i}"),
-                        min_validity: secs(60),
+                        min_validity: secs(20),
                     };
                     if client.get_authorization(request).await.is_ok() {
                         return Some(Instant::now());

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 use tonic::transport::Channel;
 
 pub const LEASE_TTL: Duration = Duration::from_secs(1);
+/// At least 2 × the lease TTL + the request timeout (2 s), as config validation demands.
 pub const RECONCILE_AFTER: Duration = Duration::from_secs(5);
 
 /// A real redis-server process on loopback, restartable on the same port and data directory.
@@ -86,10 +87,18 @@ pub struct Fleet {
     options: FleetOptions,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct FleetOptions {
     pub chaos_pause: &'static str,
     pub journal: bool,
+    /// More `CREDBROKER__…` settings for every replica.
+    pub env: Vec<(&'static str, &'static str)>,
+}
+
+impl FleetOptions {
+    pub fn new(chaos_pause: &'static str, journal: bool) -> Self {
+        Self { chaos_pause, journal, env: Vec::new() }
+    }
 }
 
 impl Fleet {
@@ -165,6 +174,9 @@ async fn spawn_replica(
         .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
         .env("CREDBROKER__UPSTREAM__REQUEST_TIMEOUT", "2s")
         .env("CREDBROKER__UPSTREAM__CONNECT_TIMEOUT", "500ms")
+        // Planned renewals exactly at 75 % of a token's life, so scenarios can time them.
+        .env("CREDBROKER__UPSTREAM__REFRESH_JITTER", "0")
+        .env("CREDBROKER__REFRESH__CLOCK_SKEW", "500ms")
         .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
         .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
         .env("CREDBROKER__TELEMETRY__LOG_FORMAT", "json")
@@ -176,6 +188,7 @@ async fn spawn_replica(
         command.env("CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL", "1");
     }
     configure(&mut command);
+    command.envs(options.env.iter().copied());
     let mut child = command.spawn().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());

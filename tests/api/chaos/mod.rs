@@ -2,7 +2,8 @@
 //! its redemption ledger; faults injected at the lease, after the journal reservation and
 //! while sending. After every run: no refresh token redeemed twice, the credential holds the
 //! newest refresh token or is flagged (INDETERMINATE / REAUTH_REQUIRED with an alert log),
-//! versions only grew, no secret in any replica's log.
+//! versions only grew, no secret in any replica's log — and each scenario ends in the state
+//! the README's table gives, with the probe having run (or not) where it says.
 //!
 //! `CHAOS_RUNS=N` repeats each scenario (CI runs each once); `CHAOS_BIN=target/release/credbroker`
 //! runs the release binary instead of the test build's. Each run's figures are appended to
@@ -11,7 +12,9 @@
 mod budget_storm;
 pub mod fleet;
 mod scenario;
+mod validity;
 
+use credbroker::grpc::pb::CredentialState;
 use fake_upstream::FailureMode;
 use scenario::{Fault, Report, run};
 use std::io::Write;
@@ -22,7 +25,7 @@ fn runs() -> usize {
 
 fn record(name: &str, report: &Report) {
     let line = format!(
-        "{name}: reuses={} lost_silently={} refreshes={} served={}/{} all_served_after_ms={} final={:?} versions_grew={} secrets_in_logs={}\n",
+        "{name}: reuses={} lost_silently={} refreshes={} served={}/{} all_served_after_ms={} final={:?} versions_grew={} secrets_in_logs={} transitions={:?}\n",
         report.reuses,
         report.lost_silently,
         report.refreshes,
@@ -32,6 +35,7 @@ fn record(name: &str, report: &Report) {
         report.final_state,
         report.versions_grew,
         report.secrets_in_logs,
+        report.transitions,
     );
     print!("{line}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.txt");
@@ -39,8 +43,21 @@ fn record(name: &str, report: &Report) {
     file.write_all(line.as_bytes()).unwrap();
 }
 
-/// The safety properties every run must keep.
-async fn safe(name: &str, fault: Fault) -> Vec<Report> {
+/// What the README's chaos table says a scenario ends in.
+struct Expect {
+    final_state: CredentialState,
+    /// The probe's transition (`probe_alive`, `probe_reauthorize`), or `None`: no probe ran.
+    probe: Option<&'static str>,
+    /// Whether another replica fenced the holder (`None`: timing decides, either is safe).
+    fence: Option<bool>,
+}
+
+const ACTIVE_UNPROBED: Expect = Expect { final_state: CredentialState::Active, probe: None, fence: Some(false) };
+const FENCED_PROBED_ALIVE: Expect =
+    Expect { final_state: CredentialState::Active, probe: Some("probe_alive"), fence: Some(true) };
+
+/// The safety properties every run must keep, and the final state and probe it must show.
+async fn safe(name: &str, fault: Fault, expect: Expect) -> Vec<Report> {
     let mut reports = Vec::new();
     for _ in 0..runs() {
         let report = run(fault.clone(), true).await;
@@ -50,6 +67,13 @@ async fn safe(name: &str, fault: Fault) -> Vec<Report> {
         assert!(report.versions_grew, "{name}: a version went backwards");
         assert_eq!(report.secrets_in_logs, 0, "{name}: a secret reached a log");
         assert!(report.refreshes <= 2, "{name}: one refresh per expiry (two when a probe reopened it): {report:?}");
+        assert_eq!(report.final_state, expect.final_state, "{name}: {report:?}");
+        let probes: Vec<&str> =
+            ["probe_alive", "probe_reauthorize"].into_iter().filter(|p| report.transitions.contains(*p)).collect();
+        assert_eq!(probes, expect.probe.into_iter().collect::<Vec<_>>(), "{name}: where the probe ran: {report:?}");
+        if let Some(fence) = expect.fence {
+            assert_eq!(report.transitions.contains("fence"), fence, "{name}: fenced? {report:?}");
+        }
         reports.push(report);
     }
     reports
@@ -57,7 +81,7 @@ async fn safe(name: &str, fault: Fault) -> Vec<Report> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_herd_over_three_replicas_makes_one_refresh() {
-    for report in safe("herd", Fault::None).await {
+    for report in safe("herd", Fault::None, ACTIVE_UNPROBED).await {
         assert_eq!(report.refreshes, 1, "{report:?}");
         assert_eq!(report.served, report.callers, "every caller is served: {report:?}");
     }
@@ -65,47 +89,60 @@ async fn chaos_herd_over_three_replicas_makes_one_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_sigstop_holder_after_lease() {
-    safe("sigstop after_lease", Fault::Stop("after_lease")).await;
+    safe("sigstop after_lease", Fault::Stop("after_lease"), ACTIVE_UNPROBED).await;
 }
 
+/// The paused holder is fenced; it wakes up, finds the attempt taken over and sends nothing;
+/// the probe finds the old token alive and the fencer refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_sigstop_holder_after_reserve() {
-    safe("sigstop after_reserve", Fault::Stop("after_reserve")).await;
+    safe("sigstop after_reserve", Fault::Stop("after_reserve"), FENCED_PROBED_ALIVE).await;
 }
 
+/// Paused after its last check: it sends when it wakes (within the pause tolerance) and
+/// stores its tokens over the fenced record (late commit) before any probe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_sigstop_holder_while_sending() {
-    safe("sigstop sending", Fault::Stop("sending")).await;
+    let expect = Expect { final_state: CredentialState::Active, probe: None, fence: None };
+    safe("sigstop sending", Fault::Stop("sending"), expect).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_holder_after_lease() {
-    safe("kill after_lease", Fault::Kill("after_lease")).await;
+    safe("kill after_lease", Fault::Kill("after_lease"), ACTIVE_UNPROBED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_holder_after_reserve() {
-    safe("kill after_reserve", Fault::Kill("after_reserve")).await;
+    safe("kill after_reserve", Fault::Kill("after_reserve"), FENCED_PROBED_ALIVE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_holder_while_sending() {
-    safe("kill sending", Fault::Kill("sending")).await;
+    safe("kill sending", Fault::Kill("sending"), FENCED_PROBED_ALIVE).await;
 }
 
+/// The refresh happened and its answer was lost: the probe finds the old token revoked
+/// within its lifetime — re-authorization, with an alert; the token is never resent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_provider_commits_then_drops_the_reply() {
-    safe("commit then drop", Fault::Upstream(FailureMode::CommitThenDrop)).await;
+    let expect =
+        Expect { final_state: CredentialState::ReauthRequired, probe: Some("probe_reauthorize"), fence: Some(false) };
+    safe("commit then drop", Fault::Upstream(FailureMode::CommitThenDrop), expect).await;
 }
 
+/// Never processed: after the timeout the probe finds the old token alive; reopened, sent
+/// again, redeemed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_provider_hangs() {
-    safe("provider hangs", Fault::Upstream(FailureMode::Hang)).await;
+    let expect = Expect { final_state: CredentialState::Active, probe: Some("probe_alive"), fence: Some(false) };
+    safe("provider hangs", Fault::Upstream(FailureMode::Hang), expect).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_redis_restarted_mid_refresh() {
-    safe("redis restart", Fault::RedisRestart).await;
+    let expect = Expect { final_state: CredentialState::Active, probe: None, fence: None };
+    safe("redis restart", Fault::RedisRestart, expect).await;
 }
 
 /// The negative control: with the journal switched off (a lease-only design), the same pause

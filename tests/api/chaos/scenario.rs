@@ -3,14 +3,14 @@
 //! the replicas' logs.
 
 use super::fleet::{Fleet, FleetOptions, LEASE_TTL, RECONCILE_AFTER};
-use crate::upstream::{CLIENT_SECRET, issue_tokens, secs};
+use crate::upstream::{CLIENT_SECRET, issue_aged_tokens, secs};
 use credbroker::crypto::{KeyMaterial, Keyring};
 use credbroker::domain::{CredentialId, ProviderName, SecretMaterial, Subject, Vault};
 use credbroker::grpc::pb::{self, CredentialState};
 use credbroker::store::StoredCredential;
 use fake_upstream::{FailureMode, Operation, Outcome, Provider, Times};
 use nix::sys::signal::Signal;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -37,10 +37,20 @@ pub struct Report {
     pub final_state: CredentialState,
     pub versions_grew: bool,
     pub secrets_in_logs: usize,
+    /// Every `transition` the replicas logged (`fence`, `probe_alive`, …).
+    pub transitions: BTreeSet<String>,
 }
 
 const SUBJECT: &str = "chaos";
 const CALLERS_PER_REPLICA: usize = 40;
+/// Tokens live 60 s; the imported one was issued 44 s ago, so its planned renewal (75 % of
+/// its life, no jitter in the fleet) comes ~1 s after the import, and the old access token
+/// stays alive long after any probe.
+const LIFETIME: Duration = Duration::from_secs(60);
+const AGE: Duration = Duration::from_secs(44);
+/// More than the imported token's promise (≤ 1 s left), well within a fresh one's (44.5 s):
+/// every caller needs the renewal.
+const MIN_VALIDITY: i64 = 20;
 
 pub async fn run(fault: Fault, journal: bool) -> Report {
     let chaos_pause = match &fault {
@@ -48,10 +58,9 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
         Fault::RedisRestart => "sending=300",
         _ => "",
     };
-    let mut fleet = Fleet::start(FleetOptions { chaos_pause, journal }).await;
-    // Valid for 30 s: callers asking for 60 s force a refresh, and the old token stays alive
-    // for a probe if the refresh did not happen.
-    let (_, first_refresh, tokens) = issue_tokens(&fleet.fake, Duration::from_secs(30));
+    let mut fleet = Fleet::start(FleetOptions::new(chaos_pause, journal)).await;
+    let (_, first_refresh, tokens) = issue_aged_tokens(&fleet.fake, LIFETIME, AGE);
+    fleet.fake.knobs().set_passolution_access_lifetime(LIFETIME);
     let put =
         pb::PutCredentialRequest { provider: "passolution".into(), subject: SUBJECT.into(), secret: Some(tokens) };
     fleet.replicas[0].admin.clone().put_credential(put).await.unwrap();
@@ -80,29 +89,41 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
         final_state,
         versions_grew,
         secrets_in_logs: secrets_in(&fleet, &logs),
+        transitions: transitions(&logs),
     }
+}
+
+/// The values of every `"transition":"…"` field in the logs.
+fn transitions(logs: &str) -> BTreeSet<String> {
+    const FIELD: &str = "\"transition\":\"";
+    logs.match_indices(FIELD)
+        .filter_map(|(at, _)| {
+            let rest = &logs[at + FIELD.len()..];
+            rest.find('"').map(|end| rest[..end].to_owned())
+        })
+        .collect()
 }
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// Callers on every replica; each retries until served or its 20 s run out.
+/// Callers on every replica; each retries until served or its 25 s run out.
 fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
     let mut tasks = Vec::new();
     for replica in &fleet.replicas {
         for _ in 0..CALLERS_PER_REPLICA {
             let mut client = replica.broker.clone();
             tasks.push(tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(20);
+                let deadline = Instant::now() + Duration::from_secs(25);
                 while Instant::now() < deadline {
                     let request = pb::GetAuthorizationRequest {
                         provider: "passolution".into(),
                         subject: SUBJECT.into(),
-                        min_validity: secs(60),
+                        min_validity: secs(MIN_VALIDITY),
                     };
                     let mut request = tonic::Request::new(request);
-                    request.set_timeout(Duration::from_secs(5));
+                    request.set_timeout(Duration::from_secs(10));
                     if client.get_authorization(request).await.is_ok() {
                         return Some(Instant::now());
                     }
@@ -189,7 +210,7 @@ async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool)
         let request = pb::GetAuthorizationRequest {
             provider: "passolution".into(),
             subject: SUBJECT.into(),
-            min_validity: secs(60),
+            min_validity: secs(MIN_VALIDITY),
         };
         let served = replica.broker.clone().get_authorization(request).await.is_ok();
         if (served && state == CredentialState::Active)
@@ -222,14 +243,15 @@ async fn stored_refresh_token(fleet: &Fleet) -> Option<String> {
     let client = redis::Client::open(fleet.redis.url()).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
     let keys: Vec<String> = redis::cmd("KEYS").arg("*:{passolution:chaos}:cred").query_async(&mut conn).await.ok()?;
-    let data: String = redis::cmd("HGET").arg(keys.first()?).arg("data").query_async(&mut conn).await.ok()?;
+    let (version, data): (u64, String) =
+        redis::cmd("HMGET").arg(keys.first()?).arg("version").arg("data").query_async(&mut conn).await.ok()?;
     let record: StoredCredential = serde_json::from_str(&data).ok()?;
     let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, crate::helpers::TEST_KEY).ok()?;
     let keyring =
         Keyring::new(vec![KeyMaterial { id: "primary".into(), bytes: zeroize::Zeroizing::new(key) }], "primary")
             .ok()?;
     let id = CredentialId::new(ProviderName::parse("p", "passolution").ok()?, Subject::parse("s", SUBJECT).ok()?);
-    let vault: Vault = keyring.open(&id, &record.sealed).ok()?;
+    let vault: Vault = keyring.open(&id, version, &record.sealed).ok()?;
     match vault.material {
         SecretMaterial::OAuthTokens { refresh_token, .. } => refresh_token.map(|t| t.expose().to_owned()),
         _ => None,

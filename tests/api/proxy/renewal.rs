@@ -1,8 +1,8 @@
-//! 401 → renew once (conditional on the header used, single flight) → retry once when the
-//! body can be replayed; PASS AppBearer 401s are returned untouched; successful PASS Bearer
-//! calls slide the known expiry.
+//! 401 (or another of the provider's `rejected_statuses`) → renew once (conditional on the
+//! header used, single flight) → retry once when the body can be replayed; PASS AppBearer 401s
+//! are returned untouched; successful PASS Bearer calls slide the known expiry.
 
-use super::support::{ProxyApp, json, request, sha256_hex, small_limits, spawn, spawn_on, stream_head};
+use super::support::{ProxyApp, json, request, sha256_hex, small_limits, spawn, spawn_on, spawn_with, stream_head};
 use crate::helpers::StoreKind;
 use crate::upstream::login;
 use credbroker::grpc::pb::put_credential_request::Secret as PutSecret;
@@ -116,4 +116,28 @@ async fn slides(store: StoreKind) {
     let ledger = app.fake.ledger();
     let renewals = ledger.count(|e| matches!(e.operation, Operation::Login | Operation::Refresh));
     assert_eq!(renewals, 1, "only the first login; the session was kept alive by use: {:?}", ledger.entries());
+}
+
+/// A provider instance whose API rejects dead tokens with 403: with `rejected_statuses`
+/// naming it, a 403 renews and retries like a 401; without, it is returned as it is.
+#[tokio::test]
+async fn rejected_statuses_decide_what_renews_and_retries() {
+    for (configured, retried) in [("401,403", true), ("401", false)] {
+        let app =
+            spawn_with(small_limits(), &[("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", configured)]).await;
+        app.fake.knobs().update(|c| c.passolution_unauthenticated_status = 403);
+        let (_, refresh) = app.fake.issue_passolution_tokens(crate::upstream::CLIENT_ID);
+        let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let tokens = credbroker::grpc::pb::OAuthTokens {
+            refresh_token: refresh.clone(),
+            access_token: "an-access-token-the-provider-does-not-know".into(),
+            access_expires_at: Some(prost_types::Timestamp { seconds: in_an_hour.unix_timestamp(), nanos: 0 }),
+        };
+        app.put("passolution", "u", PutSecret::OauthTokens(tokens)).await;
+        let response = app.call(request("passolution", "u", "GET", "data/echo")).await.unwrap();
+        let expected = if retried { 200 } else { 403 };
+        assert_eq!(response.status, expected, "rejected_statuses = {configured}");
+        assert_eq!(app.data_requests().len(), if retried { 2 } else { 1 }, "{configured}");
+        assert_eq!(app.fake.ledger().redemptions_of(&refresh), usize::from(retried), "{configured}");
+    }
 }

@@ -38,7 +38,7 @@ fn oauth_subject(i: usize) -> String {
 
 impl Rotation {
     async fn start() -> Self {
-        let fleet = Fleet::start(FleetOptions { chaos_pause: "", journal: true }).await;
+        let fleet = Fleet::start(FleetOptions::new("", true)).await;
         // Hour-long access tokens: nothing renews by itself during the test, so a changed
         // header is the work of a report.
         fleet.fake.knobs().set_passolution_access_lifetime(Duration::from_secs(3600));

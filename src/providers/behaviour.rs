@@ -1,0 +1,173 @@
+//! What the broker asks of a provider instance about renewing its credentials: how a
+//! credential is renewed, whether a refresh revokes the previous token, what a rejection looks
+//! like, whether use slides the expiry — and the upstream calls that go with it. The only
+//! place that matches on the provider kind for these questions.
+
+use super::http::{HttpClient, TokenSet, UpstreamError};
+use super::passolution::RefreshFailure;
+use super::{Provider, ProviderSettings, jouwomgeving, pass, passolution};
+use crate::domain::{Secret, SecretMaterial, Vault};
+use std::time::Duration;
+use url::Url;
+
+/// How a stored credential gets a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal<'a> {
+    /// It cannot: static headers (BRO, a PASS client number), or OAuth tokens without a
+    /// refresh token.
+    Static,
+    /// Log in again with the stored username and password: idempotent, safe to repeat.
+    Login,
+    /// Redeem this single-use refresh token: sent at most once (`broker::rotation`).
+    Rotation(&'a Secret),
+}
+
+/// What a probe with an access token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The provider accepted the token.
+    Alive,
+    /// The provider answered one of the instance's `rejected_statuses`.
+    Rejected { status: u16 },
+}
+
+impl Provider {
+    pub fn renewal<'a>(&self, vault: &'a Vault) -> Renewal<'a> {
+        match (&self.settings, &vault.material) {
+            (
+                ProviderSettings::Pass(_) | ProviderSettings::JouwOmgeving(_),
+                SecretMaterial::UsernamePassword { .. },
+            ) => Renewal::Login,
+            (ProviderSettings::Passolution(_), SecretMaterial::OAuthTokens { refresh_token: Some(token), .. }) => {
+                Renewal::Rotation(token)
+            }
+            _ => Renewal::Static,
+        }
+    }
+
+    /// Whether a refresh revokes the previous access token at once (Laravel Passport does).
+    /// Then a header stops being valid when the broker renews it, so the validity promised to
+    /// callers ends at the planned renewal — and an unknown refresh outcome can be resolved by
+    /// probing with the old token. Logins (PASS, JouwOmgeving) leave earlier tokens valid.
+    pub fn refresh_revokes_previous(&self) -> bool {
+        matches!(self.settings, ProviderSettings::Passolution(_))
+    }
+
+    /// Whether `status` from a data call means "this token was rejected".
+    pub fn rejects(&self, status: u16) -> bool {
+        self.rejected_statuses.contains(&status)
+    }
+
+    /// Whether a rejection of this credential's header is about the credential at all: PASS's
+    /// AppBearer 401 means "no record for this client number", which no renewal fixes.
+    pub fn rejection_renews(&self, vault: &Vault) -> bool {
+        !matches!(vault.material, SecretMaterial::ClientNumber { .. })
+    }
+
+    /// Whether a successful call with this credential extends its session (PASS's sliding
+    /// expiry of a pashouder AccessToken).
+    pub fn usage_slides(&self, vault: &Vault) -> bool {
+        matches!(self.settings, ProviderSettings::Pass(_))
+            && matches!(vault.material, SecretMaterial::UsernamePassword { .. })
+    }
+
+    /// Where the instance's API lives: proxied paths and the probe are joined to it.
+    pub fn api_base_url(&self) -> &Url {
+        match &self.settings {
+            ProviderSettings::Pass(s) => &s.api_base_url,
+            ProviderSettings::Bro(s) => &s.api_base_url,
+            ProviderSettings::Passolution(s) => &s.api_base_url,
+            ProviderSettings::JouwOmgeving(s) => &s.api_base_url,
+        }
+    }
+
+    /// The fleet-wide budget of token requests per minute, for rate-limited token endpoints.
+    pub fn token_budget_per_minute(&self) -> Option<u32> {
+        match &self.settings {
+            ProviderSettings::Passolution(s) => Some(s.token_budget_per_minute),
+            _ => None,
+        }
+    }
+
+    /// How long an unused refresh token lives upstream (rotating providers only).
+    pub fn refresh_token_lifetime(&self) -> Option<Duration> {
+        match &self.settings {
+            ProviderSettings::Passolution(s) => Some(s.refresh_token_lifetime),
+            _ => None,
+        }
+    }
+
+    /// A new session from the stored login (PASS extends the current one first).
+    pub async fn login(&self, http: &HttpClient, vault: &Vault) -> Result<TokenSet, UpstreamError> {
+        let SecretMaterial::UsernamePassword { username, password } = &vault.material else {
+            return Err(self.cannot("log in without a username and password"));
+        };
+        match &self.settings {
+            ProviderSettings::Pass(s) => pass::renew(http, s, username, password, vault.session.as_ref()).await,
+            ProviderSettings::JouwOmgeving(s) => jouwomgeving::obtain(http, s, username, password).await,
+            _ => Err(self.cannot("log in")),
+        }
+    }
+
+    /// Redeems a single-use refresh token: one request, never repeated by anything below.
+    pub async fn redeem(&self, http: &HttpClient, refresh_token: &Secret) -> Result<TokenSet, UpstreamError> {
+        match &self.settings {
+            ProviderSettings::Passolution(s) => passolution::refresh(http, s, refresh_token).await,
+            _ => Err(self.cannot("redeem refresh tokens")),
+        }
+    }
+
+    /// What a failed redemption means for the refresh token.
+    pub fn classify_refresh_failure(&self, error: &UpstreamError) -> RefreshFailure {
+        passolution::classify_refresh_error(error)
+    }
+
+    /// Tries `access_token` on the instance's probe path.
+    pub async fn probe(&self, http: &HttpClient, access_token: &Secret) -> Result<Probe, UpstreamError> {
+        match &self.settings {
+            ProviderSettings::Passolution(s) => {
+                passolution::probe(http, s, access_token, &self.rejected_statuses).await
+            }
+            _ => Err(self.cannot("be probed")),
+        }
+    }
+
+    /// Whether `material` must be exchanged before it can be stored (an authorization code).
+    pub fn exchanges(&self, material: &SecretMaterial) -> bool {
+        matches!(
+            (&self.settings, material),
+            (ProviderSettings::Passolution(_), SecretMaterial::AuthorizationCode { .. })
+        )
+    }
+
+    /// Exchanges what [`exchanges`](Self::exchanges) said must be exchanged.
+    pub async fn exchange(&self, http: &HttpClient, material: &SecretMaterial) -> Result<TokenSet, UpstreamError> {
+        match (&self.settings, material) {
+            (
+                ProviderSettings::Passolution(s),
+                SecretMaterial::AuthorizationCode { code, redirect_uri, code_verifier },
+            ) => passolution::exchange_code(http, s, code, redirect_uri, code_verifier.as_ref()).await,
+            _ => Err(self.cannot("exchange this secret")),
+        }
+    }
+
+    /// The instance's own token ([`OwnCredential::Obtained`](super::OwnCredential)).
+    pub async fn obtain_own_token(&self, http: &HttpClient) -> Result<TokenSet, UpstreamError> {
+        match &self.settings {
+            ProviderSettings::Passolution(s) => passolution::client_credentials(http, s).await,
+            _ => Err(self.cannot("obtain a token of its own")),
+        }
+    }
+
+    /// Ends the credential's session upstream where the provider has a logout (PASS).
+    pub async fn logout(&self, http: &HttpClient, vault: &Vault) -> Result<(), UpstreamError> {
+        match (&self.settings, &vault.session) {
+            (ProviderSettings::Pass(s), Some(session)) => pass::logout(http, s, &session.token).await,
+            _ => Ok(()),
+        }
+    }
+
+    fn cannot(&self, what: &str) -> UpstreamError {
+        UpstreamError::NotSent { detail: format!("provider {} (kind {}) cannot {what}", self.name, self.kind()) }
+    }
+}
