@@ -6,6 +6,7 @@ mod bad_input;
 mod budget;
 mod chaos;
 mod cluster;
+mod deploy;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
