@@ -34,11 +34,10 @@ impl Fleet {
             ("FAKE_UPSTREAM_IMAGE", format!("credbroker-fake-upstream:{tag}")),
             ("NGINX_IMAGE", format!("credbroker-nginx:{tag}")),
         ];
-        // Compose bind-mounts these files as they are, and the replicas run as 65532.
-        let key = readable(key_file());
-        let config = readable(tempfile::NamedTempFile::new().unwrap());
-        std::fs::write(config.path(), without_pending_keys(&read("deploy/config/credbroker.toml"))).unwrap();
-        let mut env: Vec<(String, String)> = images.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        // Guards first: a failed build still removes what it made.
+        let guards = images.iter().map(|(_, image)| ImageGuard(image.clone())).collect();
+        let [key, config] = mounted_files();
+        let mut env: Vec<(String, String)> = images.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         env.extend([
             ("CREDBROKER_KEY_FILE".to_owned(), key.path().display().to_string()),
             ("CREDBROKER_CONFIG".to_owned(), config.path().display().to_string()),
@@ -48,13 +47,7 @@ impl Fleet {
         run_ok(Command::new(repo().join("scripts/fleet-images.sh")).arg(&binaries).envs(env.iter().cloned()));
         let redis_port = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(redis_port.path(), "services:\n  redis:\n    ports: [\"127.0.0.1:0:6379\"]\n").unwrap();
-        Fleet {
-            project: unique("credbroker-fleet"),
-            env,
-            redis_port,
-            _images: images.into_iter().map(|(_, image)| ImageGuard(image)).collect(),
-            _files: [key, config],
-        }
+        Fleet { project: unique("credbroker-fleet"), env, redis_port, _images: guards, _files: [key, config] }
     }
 
     fn image(&self, variable: &str) -> &str {
@@ -96,10 +89,17 @@ impl Drop for Fleet {
     }
 }
 
-fn readable(file: tempfile::NamedTempFile) -> tempfile::NamedTempFile {
+/// The shared key and the replicas' configuration (without keys this binary does not know
+/// yet). Compose bind-mounts them as they are, and the replicas run as 65532: world-readable.
+fn mounted_files() -> [tempfile::NamedTempFile; 2] {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    file
+    let key = key_file();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), without_pending_keys(&read("deploy/config/credbroker.toml"))).unwrap();
+    for file in [&key, &config] {
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    [key, config]
 }
 
 #[tokio::test]
@@ -107,21 +107,38 @@ async fn compose_fleet_serves_through_the_balancer() {
     let started = std::time::Instant::now();
     let fleet = Fleet::build();
     eprintln!("fleet: images built after {:?}", started.elapsed());
-    assert_eq!(
-        image_config(fleet.image("FAKE_UPSTREAM_IMAGE")),
-        dockerfile_config("deploy/Dockerfile", Some("fake-upstream"))
-    );
+    let fake = fleet.image("FAKE_UPSTREAM_IMAGE");
+    assert_eq!(image_config(fake), dockerfile_config("deploy/Dockerfile", Some("fake-upstream")));
     assert_eq!(image_config(fleet.image("NGINX_IMAGE")), dockerfile_config("deploy/nginx/Dockerfile", None));
     fleet.compose(&["up", "-d"]);
 
     let redis = redis::Client::open(format!("redis://{}", fleet.published("redis", 6379))).unwrap();
     assert_redis_is_durable(&redis).await;
-
     let channel = serving_channel(&fleet.published("lb", 50051), "credbroker.v1.CredentialBroker").await;
     eprintln!("fleet: serving through the balancer after {:?}", started.elapsed());
     let status = put_until_served(&channel).await;
     assert_eq!(status.state(), pb::CredentialState::Active, "the PASS login at the fake upstream succeeded");
 
+    let token = calls_spread_over_every_replica(&fleet, channel).await;
+    for service in REPLICAS.into_iter().chain(["lb"]) {
+        let logs = fleet.logs(service);
+        for secret in [crate::helpers::TEST_KEY, "demo-password-1", token.as_str()] {
+            assert!(!logs.contains(secret), "{service} logged a secret");
+        }
+    }
+    eprintln!("fleet: checks done after {:?}", started.elapsed());
+
+    fleet.compose(&["stop", "-t", "60"]);
+    eprintln!("fleet: stopped after {:?}", started.elapsed());
+    for service in REPLICAS.into_iter().chain(["lb", "redis", "fake-upstream"]) {
+        let exit = docker(&["inspect", "--format", "{{.State.ExitCode}}", &fleet.container(service)]);
+        assert_eq!(exit.trim(), "0", "{service} did not stop cleanly:\n{}", fleet.logs(service));
+    }
+}
+
+/// 30 calls over one HTTP/2 connection to nginx: every replica serves some (L7 balancing),
+/// all with the same header (one store, one key). Returns the bearer token.
+async fn calls_spread_over_every_replica(fleet: &Fleet, channel: Channel) -> String {
     let mut broker = CredentialBrokerClient::new(channel);
     let mut headers = BTreeSet::new();
     for _ in 0..30 {
@@ -131,24 +148,10 @@ async fn compose_fleet_serves_through_the_balancer() {
         headers.insert(answer.headers.iter().map(|h| format!("{}: {}", h.name, h.value)).collect::<Vec<_>>());
     }
     assert_eq!(headers.len(), 1, "every replica serves the same stored session");
-    let served_by = replicas_that_served(&fleet).await;
-    assert_eq!(served_by.len(), 3, "one HTTP/2 connection, calls spread over every replica: {served_by:?}");
-
-    let token = headers.first().unwrap()[0].strip_prefix("authorization: Bearer ").expect("a PASS bearer token");
-    for service in REPLICAS.into_iter().chain(["lb"]) {
-        let logs = fleet.logs(service);
-        for secret in [crate::helpers::TEST_KEY, "demo-password-1", token] {
-            assert!(!logs.contains(secret), "{service} logged a secret");
-        }
-    }
-
-    eprintln!("fleet: checks done after {:?}", started.elapsed());
-    fleet.compose(&["stop", "-t", "60"]);
-    eprintln!("fleet: stopped after {:?}", started.elapsed());
-    for service in REPLICAS.into_iter().chain(["lb", "redis", "fake-upstream"]) {
-        let exit = docker(&["inspect", "--format", "{{.State.ExitCode}}", &fleet.container(service)]);
-        assert_eq!(exit.trim(), "0", "{service} did not stop cleanly:\n{}", fleet.logs(service));
-    }
+    let served_by = replicas_that_served(fleet).await;
+    assert_eq!(served_by.len(), 3, "calls spread over every replica: {served_by:?}");
+    let authorization = headers.first().unwrap()[0].strip_prefix("authorization: Bearer ");
+    authorization.expect("a PASS bearer token").to_owned()
 }
 
 async fn assert_redis_is_durable(client: &redis::Client) {
