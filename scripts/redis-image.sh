@@ -41,7 +41,8 @@ fi
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 [ "$build" -eq 1 ] || exit 0
 
-command -v ldd >/dev/null 2>&1 || die "ldd not found"
+# shellcheck source=lib/rootfs.sh
+. "$(dirname "$0")/lib/rootfs.sh"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -55,15 +56,8 @@ chmod 0777 "$root/data"   # writable for `docker run --user` too (RDB, AOF dir)
 real="$(readlink -f /usr/bin/redis-server)"
 cp "$real" "$root/usr/bin/redis-server"
 
-# Shared libraries, each at the path ldd prints (symlinks resolved), and the
-# loader at the path the binary asks for (PT_INTERP).
-copy_lib() {
-    mkdir -p "$root$(dirname "$1")"
-    cp -L "$1" "$root$1"
-}
-while read -r lib; do
-    copy_lib "$lib"
-done < <(ldd "$real" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+# Shared libraries and the loader (scripts/lib/rootfs.sh).
+rootfs_add_libs "$root" "$real"
 
 # Redis needs no config file; these keep tools like `id` or getpwuid happy.
 printf 'root:x:0:0:root:/data:/bin/sh\n' >"$root/etc/passwd"

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod contract;
+mod deploy;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
