@@ -129,6 +129,9 @@ def broker_target(fake):
             "CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL": fake.url("passolution/api/v2/"),
             "CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL": fake.url("passolution/oauth/token"),
             "CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__API_BASE_URL": fake.url("jouwomgeving/api/"),
+            # The 401 tests log a session out right after it was handed out; the broker
+            # ignores reports of headers younger than this (2 s by default, against abuse).
+            "CREDBROKER__REFRESH__REJECTED_MIN_AGE": "0s",
         }
     )
     process = _Process([_binary("CREDBROKER_BIN", "credbroker"), "serve"], env=env)

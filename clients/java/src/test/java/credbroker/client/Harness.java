@@ -49,7 +49,10 @@ final class Harness {
         "CREDBROKER__PROVIDERS__BRO__API_BASE_URL", fakeBase + "bro/api/v2/",
         "CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", fakeBase + "passolution/api/v2/",
         "CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", fakeBase + "passolution/oauth/token",
-        "CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__API_BASE_URL", fakeBase + "jouwomgeving/api/"));
+        "CREDBROKER__PROVIDERS__JOUWOMGEVING_DEMO__API_BASE_URL", fakeBase + "jouwomgeving/api/",
+        // The 401 tests log a session out right after it was handed out; the broker ignores
+        // reports of headers younger than this (2 s by default, against abuse).
+        "CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s"));
     brokerTarget = new Child(broker).waitFor("(?=.*credbroker listening).*\"addr\":\"([0-9.:]+)\"");
   }
 
