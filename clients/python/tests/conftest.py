@@ -6,6 +6,7 @@ build produced (``target/debug/``). The generated code is regenerated first, fro
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pathlib
@@ -22,11 +23,16 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = HERE.parent
 REPO = PACKAGE.parent.parent
-sys.path[:0] = [str(PACKAGE), str(PACKAGE / "src")]
+sys.path.insert(0, str(PACKAGE))
 
 import generate  # noqa: E402
 
 generate.generate()
+# src/ is put on the path only once it exists: a directory that was missing when first looked
+# up stays cached as "nothing here" (sys.path_importer_cache), so on a fresh checkout
+# `import credbroker` would fail even after generate() created it.
+sys.path.insert(1, str(PACKAGE / "src"))
+importlib.invalidate_caches()
 
 DEADLINE = 60.0  # generous: the machine is shared and loaded
 
