@@ -67,10 +67,9 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     if let Fault::Upstream(mode) = &fault {
         fleet.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
     }
-    let mut lines = fleet.lines.subscribe();
     let started = Instant::now();
     let callers = spawn_callers(&fleet);
-    let killed = inject(&mut fleet, &fault, &mut lines).await;
+    let killed = inject(&mut fleet, &fault).await;
     let (served, last_served) = collect(callers).await;
     let (final_state, versions_grew) = settle(&fleet, killed).await;
     let newest = newest_refresh_token(&fleet, &first_refresh);
@@ -137,28 +136,14 @@ fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>>
 }
 
 /// Waits for the fault's chaos point and injects the fault; returns the killed replica.
-async fn inject(
-    fleet: &mut Fleet,
-    fault: &Fault,
-    lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>,
-) -> Option<usize> {
+async fn inject(fleet: &mut Fleet, fault: &Fault) -> Option<usize> {
     let point = match fault {
         Fault::Stop(point) | Fault::Kill(point) => *point,
         Fault::RedisRestart => "sending",
         _ => return None,
     };
     let needle = format!("\"chaos_point\":\"{point}\"");
-    let index = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match lines.recv().await {
-                Ok((index, line)) if line.contains(&needle) => return index,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("log stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no replica reached chaos point {point}"));
+    let index = reached(fleet, &needle).await.unwrap_or_else(|| panic!("no replica reached chaos point {point}"));
     match fault {
         Fault::Stop(_) => {
             fleet.replicas[index].signal(Signal::SIGSTOP);
@@ -175,6 +160,25 @@ async fn inject(
             None
         }
     }
+}
+
+/// The replica whose log shows `needle` first, read from the logs the fleet keeps (not the
+/// live broadcast, which drops lines for a slow reader on a loaded machine). The replica waits
+/// at the chaos point, so polling every 10 ms loses nothing; bounded at 60 s.
+async fn reached(fleet: &Fleet, needle: &str) -> Option<usize> {
+    let mut scanned = vec![0; fleet.replicas.len()];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        for (index, replica) in fleet.replicas.iter().enumerate() {
+            let log = replica.log.lock().unwrap();
+            if log[scanned[index]..].iter().any(|line| line.contains(needle)) {
+                return Some(index);
+            }
+            scanned[index] = log.len();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
 }
 
 async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {
