@@ -123,3 +123,20 @@ async fn admin_rpcs_on_their_own_listener_and_reflection_switched_off() {
     let reflection = ServerReflectionClient::new(writer).server_reflection_info(futures::stream::iter([request])).await;
     assert_eq!(reflection.unwrap_err().code(), Code::Unimplemented, "server.reflection = false");
 }
+
+#[tokio::test]
+async fn clients_that_never_speak_neither_block_others_nor_stay_past_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let ca = Ca::new("credbroker test CA");
+    let broker = mtls_broker(&ca, "").await; // handshake_timeout = "2s"
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(("127.0.0.1", broker.port)).await.unwrap());
+    }
+    assert!(can_call(broker.channel(&ca, Some(&ca.client(BILLING))).await).await, "served while others stay silent");
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), socket.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the broker closes a silent connection: {closed:?}");
+    }
+}
