@@ -1,15 +1,14 @@
 package credbroker_test
 
-// TLS/mTLS and the bearer token against the real broker with [server.tls]: client
-// certificates from the test CA (../testdata/tls) required, a policy that lets the test
-// client's SPIFFE ID (spiffe://credbroker.test/client) read and write bro credentials under
-// go/, and bearer tokens verified against a JWKS — grpc-go's TLS stack against rustls.
+// TLS/mTLS and the bearer token against the real broker with ../testdata/tls/broker.toml:
+// client certificates from the test CA required, the test client's SPIFFE ID
+// (spiffe://credbroker.test/client) may read and write bro credentials under client-suite/,
+// bearer tokens are verified against a JWKS — grpc-go's TLS stack against rustls.
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +26,6 @@ import (
 
 var certs = filepath.Join("..", "testdata", "tls")
 
-// A P-256 public key nobody holds the private half of: any bearer token fails to verify.
-const jwks = `{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"n_azk13MCE9JKp73RZo0TOU4NDVmLtjiWdRPTJyxBMM","y":"L83Gi0XbU-hBlI9XQiAKNRcRYmXynPOYgbRrt0N6Mjc"}]}`
-
 const broCode = "9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e"
 
 func cert(name string) string {
@@ -42,39 +38,11 @@ var mtls = credbroker.TLSConfig{CAFile: cert("ca.pem"), CertFile: cert("client.p
 // mtlsBroker starts the broker binary with TLS, mTLS, a JWKS and a policy, and stores a BRO
 // token for go/a through the admin API (over mTLS).
 func mtlsBroker(t *testing.T) string {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), []byte(jwks), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := fmt.Sprintf(`[server]
-listen = "127.0.0.1:0"
-[server.tls]
-cert_file = %q
-key_file = %q
-client_ca_file = %q
-[telemetry]
-log_format = "json"
-[auth.jwt]
-jwks_file = %q
-issuer = "https://issuer.test"
-audience = "credbroker"
-
-[[policy]]
-callers = ["spiffe://credbroker.test/client"]
-rpcs = ["*", "PutCredential"]
-providers = ["bro"]
-subjects = ["go/*"]
-
-[[providers]]
-name = "bro"
-kind = "bro"
-api_base_url = "http://127.0.0.1:9/bro/api/v2/"
-`, cert("server.pem"), cert("server.key"), cert("ca.pem"), filepath.Join(dir, "jwks.json"))
-	path := filepath.Join(dir, "credbroker.toml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	broker, err := start(exec.Command(binary("CREDBROKER_BIN", "credbroker"), "serve", "--config", path))
+	bin, _ := filepath.Abs(binary("CREDBROKER_BIN", "credbroker"))
+	// Run from the certificates' directory: broker.toml names its files relative to it.
+	cmd := exec.Command(bin, "serve", "--config", "broker.toml")
+	cmd.Dir = certs
+	broker, err := start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +80,7 @@ func putBro(t *testing.T, target string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	secret := &pb.PutCredentialRequest_BroToken{BroToken: &pb.BroToken{Username: "u|1", Code: broCode}}
-	if _, err := pb.NewCredentialAdminClient(conn).PutCredential(ctx, &pb.PutCredentialRequest{Provider: "bro", Subject: "go/a", Secret: secret}); err != nil {
+	if _, err := pb.NewCredentialAdminClient(conn).PutCredential(ctx, &pb.PutCredentialRequest{Provider: "bro", Subject: "client-suite/a", Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -124,7 +92,7 @@ func TestMTLSCallerAllowedByPolicyGetsTheHeaderOthersAreDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	a, err := c.Authorization(context.Background(), "bro", "go/a", time.Second)
+	a, err := c.Authorization(context.Background(), "bro", "client-suite/a", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +112,7 @@ func TestABearerTokenThatDoesNotVerifyIsUnauthenticatedAndNotEchoed(t *testing.T
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, err = c.Authorization(context.Background(), "bro", "go/a", time.Second)
+	_, err = c.Authorization(context.Background(), "bro", "client-suite/a", time.Second)
 	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "bearer token") || strings.Contains(err.Error(), "tok-1") {
 		t.Fatalf("want UNAUTHENTICATED naming the bearer token without echoing it, got %v", err)
 	}
@@ -160,7 +128,7 @@ func TestRefusedWithoutTheRightCertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Authorization(context.Background(), "bro", "go/a", time.Second); err == nil {
+		if _, err := c.Authorization(context.Background(), "bro", "client-suite/a", time.Second); err == nil {
 			t.Fatalf("%s: the call succeeded", name)
 		}
 		c.Close()
