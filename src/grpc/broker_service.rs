@@ -82,8 +82,11 @@ impl CredentialBroker for BrokerService {
     ) -> Result<Response<pb::ReportRejectedResponse>, Status> {
         let passed =
             self.gate.check(&request, Rpc::ReportRejected, &request.get_ref().provider, &request.get_ref().subject)?;
-        let result = self.report(request.into_inner()).await;
-        self.gate.finish(&passed, result.as_ref().map(|()| None))?;
+        let report = request.into_inner();
+        let fingerprint = report.token_fingerprint.clone();
+        let result = self.report(report).await;
+        // The reported fingerprint ties the report to the GetAuthorization that served it.
+        self.gate.finish(&passed, result.as_ref().map(|()| Some(fingerprint.as_str())))?;
         result.map(|()| Response::new(pb::ReportRejectedResponse {}))
     }
 

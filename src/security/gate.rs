@@ -72,7 +72,12 @@ impl Gate {
     fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, String> {
         let bearer = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
         if let (Some(jwt), Some(value)) = (&self.jwt, bearer) {
-            let token = value.strip_prefix("Bearer ").ok_or("authorization metadata: expected \"Bearer <JWT>\"")?;
+            // The scheme is case-insensitive (RFC 7235).
+            let token = value
+                .get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &value[7..])
+                .ok_or("authorization metadata: expected \"Bearer <JWT>\"")?;
             return identity::verify_jwt(jwt, token.trim()).map(Some);
         }
         let certs = request.peer_certs();
