@@ -2,7 +2,7 @@
 //! the audit trail records every decision and never a secret.
 
 use super::pki::Ca;
-use super::support::{BILLING, Broker, POLICY, SALES, WRITER, can_call, get, put_bro};
+use super::support::{BILLING, Broker, OPERATOR, POLICY, SALES, WRITER, can_call, get, put_bro};
 use credbroker::grpc::pb::{self, credential_admin_client::CredentialAdminClient};
 use tonic::Code;
 
@@ -50,8 +50,12 @@ async fn an_allowed_spiffe_id_gets_the_header_and_an_audit_line_others_are_denie
     let list = pb::ListCredentialsRequest { provider: "bro".into(), page_size: 10, page_token: String::new() };
     let refused = CredentialAdminClient::new(billing.clone()).list_credentials(list.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let listed = CredentialAdminClient::new(writer.clone()).list_credentials(list).await.unwrap().into_inner();
+    let listed = CredentialAdminClient::new(writer.clone()).list_credentials(list.clone()).await.unwrap().into_inner();
     assert_eq!(listed.credentials.len(), 2, "the writer's rule covers every subject");
+    let operator = broker.channel(&ca, Some(&ca.client(OPERATOR))).await.unwrap();
+    let seen = CredentialAdminClient::new(operator).list_credentials(list).await.unwrap().into_inner();
+    let subjects: Vec<_> = seen.credentials.iter().map(|c| c.subject.as_str()).collect();
+    assert_eq!(subjects, ["tenant-42/a"], "a listing shows only what the caller's rules cover");
 
     let events = broker.audit();
     let allowed = events

@@ -15,10 +15,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 pub const BILLING: &str = "spiffe://example.org/ns/billing/sa/api";
 pub const SALES: &str = "spiffe://example.org/ns/sales/sa/api";
 pub const WRITER: &str = "spiffe://example.org/ns/onboarding/sa/writer";
+pub const OPERATOR: &str = "spiffe://example.org/ns/ops/sa/operator";
 pub const BRO_USER: &str = "0dce6fc98256|123456789|1234";
 
 /// Rules used by several tests: billing reads its tenant, the onboarding writer manages
-/// credentials, batch jobs are rate-limited.
+/// credentials, an operator reads the status of one tenant's, batch jobs are rate-limited.
 pub const POLICY: &str = r#"
 [[policy]]
 callers = ["spiffe://example.org/ns/billing/*"]
@@ -31,6 +32,12 @@ callers = ["spiffe://example.org/ns/onboarding/sa/writer"]
 rpcs = ["PutCredential", "GetCredentialStatus", "ListCredentials"]
 providers = ["*"]
 subjects = ["*"]
+
+[[policy]]
+callers = ["spiffe://example.org/ns/ops/sa/operator"]
+rpcs = ["GetCredentialStatus", "ListCredentials"]
+providers = ["bro"]
+subjects = ["tenant-42/*"]
 
 [[policy]]
 callers = ["spiffe://example.org/ns/batch/*"]
