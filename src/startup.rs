@@ -12,26 +12,39 @@ use crate::crypto::Keyring;
 use crate::grpc;
 use crate::providers::Registry;
 use crate::providers::http::HttpClient;
+use crate::security::Gate;
+use crate::security::tls::ReloadingTls;
 use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore, RedisStoreConfig};
+use futures::FutureExt;
+use listeners::Listener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+
+mod listeners;
 
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
+    /// `[admin] listen`: the admin API apart from the main listener.
+    admin: Option<Listener>,
     broker: Arc<Broker>,
-    shutdown_grace: Duration,
+    gate: Arc<Gate>,
+    server: crate::config::ServerSettings,
     proxy: crate::proxy::ProxySettings,
 }
 
 impl Application {
-    /// Wires everything and binds `server.listen`; does not serve yet.
+    /// Wires everything and binds `server.listen` (and `admin.listen`); does not serve yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.server.listen).await?;
+        let tls = settings.server.tls.clone().map(ReloadingTls::new).transpose().map_err(anyhow::Error::msg)?;
+        if let Some(tls) = &tls {
+            tokio::spawn(tls.clone().watch());
+        }
+        let listener = Listener::bind(settings.server.listen, tls.clone()).await?;
+        let admin = match settings.security.admin_listen {
+            Some(addr) => Some(Listener::bind(addr, tls).await?),
+            None => None,
+        };
         let upstream = &settings.upstream;
         let (scheduler, plans) = Scheduler::new();
         let store = store(&settings.store)?;
@@ -56,11 +69,19 @@ impl Application {
         }));
         // The scheduler holds only a weak reference: it ends when the broker is dropped.
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
-        Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace, proxy: settings.proxy })
+        let gate = Gate::new(&settings.security, broker.replica())
+            .map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
+        listeners::announce(&settings.server, &settings.security);
+        Ok(Self { listener, admin, broker, gate: Arc::new(gate), server: settings.server, proxy: settings.proxy })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when `[admin] listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Listener::local_addr)
     }
 
     pub fn broker(&self) -> Arc<Broker> {
@@ -71,19 +92,28 @@ impl Application {
     /// for at most the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let routes = grpc::routes_with_proxy(self.broker, self.proxy).await;
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let surface =
+            grpc::Surface { gate: self.gate.clone(), reflection: self.server.reflection, admin: self.admin.is_none() };
+        let routes = grpc::routes_with(self.broker.clone(), self.proxy, surface).await;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
+        }
+        .boxed()
+        .shared();
+        tracing::info!(%addr, tls = self.server.tls.is_some(), "credbroker listening");
+        let main = self.listener.serve(routes, &self.server, signal.clone());
+        let admin = async {
+            let Some(admin) = self.admin else { return Ok(()) };
+            tracing::info!(addr = %admin.local_addr(), "admin API listening");
+            admin.serve(grpc::admin_routes(self.broker.clone(), self.gate.clone()).await, &self.server, signal).await
         };
-        tracing::info!(%addr, "credbroker listening");
-        let server = Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
-        let grace = self.shutdown_grace;
+        let server = futures::future::try_join(main, admin);
+        let grace = self.server.shutdown_grace;
         tokio::select! {
-            result = server => result?,
+            result = server => { result?; }
             _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
             }

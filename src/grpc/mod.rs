@@ -15,6 +15,7 @@ pub use broker_service::BrokerService;
 
 use crate::broker::Broker;
 use crate::proxy::ProxySettings;
+use crate::security::Gate;
 use std::sync::Arc;
 use tonic::service::Routes;
 
@@ -35,12 +36,42 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 /// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
 /// older grpcurl releases work too).
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
+    let surface = Surface { gate: Arc::new(Gate::open()), reflection: true, admin: true };
+    routes_with(broker, proxy, surface).await
+}
+
+/// What one listener serves, and through which gate.
+pub struct Surface {
+    pub gate: Arc<Gate>,
+    pub reflection: bool,
+    /// The admin API here too (`false` when `[admin] listen` serves it apart).
+    pub admin: bool,
+}
+
+/// The admin API alone, for the `[admin] listen` listener (with health).
+pub async fn admin_routes(broker: Arc<Broker>, gate: Arc<Gate>) -> Routes {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
+    Routes::new(health_service).add_service(admin_server(broker, gate))
+}
+
+fn admin_server(
+    broker: Arc<Broker>,
+    gate: Arc<Gate>,
+) -> pb::credential_admin_server::CredentialAdminServer<AdminService> {
+    pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker).with_gate(gate))
+}
+
+/// The main listener's services, per `surface`.
+pub async fn routes_with(broker: Arc<Broker>, proxy: ProxySettings, surface: Surface) -> Routes {
     let max_message = proxy.max_message_size();
-    let broker_service = BrokerService::with_proxy(broker.clone(), proxy);
+    let broker_service = BrokerService::with_proxy(broker.clone(), proxy).with_gate(surface.gate.clone());
     let in_flight = broker_service.in_flight();
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
-    health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
+    if surface.admin {
+        health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -51,7 +82,7 @@ pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Rou
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the embedded descriptor set is valid");
-    Routes::new(health_service)
+    let routes = Routes::new(health_service)
         // ProxyCall messages are refused past the proxy's limit (tonic's default is 4 MiB), and
         // proxied calls are admitted against the global caps before their request is read.
         .add_service(proxy_admission::ProxyAdmission {
@@ -60,8 +91,7 @@ pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Rou
                     .max_decoding_message_size(max_message),
             ),
             in_flight,
-        })
-        .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        });
+    let routes = if surface.admin { routes.add_service(admin_server(broker, surface.gate)) } else { routes };
+    if surface.reflection { routes.add_service(reflection_v1).add_service(reflection_v1alpha) } else { routes }
 }

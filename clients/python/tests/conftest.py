@@ -47,9 +47,9 @@ def _binary(var: str, name: str) -> str:
 class _Process:
     """A child process whose output is collected by a thread into a log file."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, cwd=None):
         self.log = tempfile.NamedTemporaryFile("w+", prefix="credbroker-client-test-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list = []
         self._seen = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()
