@@ -72,7 +72,12 @@ impl Application {
         let gate = Gate::new(&settings.security, broker.replica())
             .map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
         listeners::announce(&settings.server, &settings.security);
-        Ok(Self { listener, admin, broker, gate: Arc::new(gate), server: settings.server, proxy: settings.proxy })
+        let gate = Arc::new(gate);
+        tokio::spawn(crate::security::gate::sweep(Arc::downgrade(&gate)));
+        if let Some(jwks) = gate.jwks() {
+            tokio::spawn(jwks.keep_fresh());
+        }
+        Ok(Self { listener, admin, broker, gate, server: settings.server, proxy: settings.proxy })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
