@@ -69,10 +69,9 @@ impl Application {
         }));
         // The scheduler holds only a weak reference: it ends when the broker is dropped.
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
-        let gate = Gate::new(&settings.security, broker.replica())
-            .map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
+        let gate = gate(&settings.security, broker.replica())?;
         listeners::announce(&settings.server, &settings.security);
-        Ok(Self { listener, admin, broker, gate: Arc::new(gate), server: settings.server, proxy: settings.proxy })
+        Ok(Self { listener, admin, broker, gate, server: settings.server, proxy: settings.proxy })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -121,6 +120,19 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The trust boundary's gate, with its housekeeping: idle rate-limit entries swept, a JWKS
+/// URL kept fresh (both end with the gate).
+fn gate(settings: &crate::security::SecuritySettings, replica: &str) -> anyhow::Result<Arc<Gate>> {
+    let gate =
+        Gate::new(settings, replica).map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
+    let gate = Arc::new(gate);
+    tokio::spawn(crate::security::gate::sweep(Arc::downgrade(&gate)));
+    if let Some(jwks) = gate.jwks() {
+        tokio::spawn(jwks.keep_fresh());
+    }
+    Ok(gate)
 }
 
 /// How renewals are timed and coordinated, from `[store]`, `[upstream]` and `[refresh]`.

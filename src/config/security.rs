@@ -7,12 +7,13 @@ use super::ServerSettings;
 use crate::security::SecuritySettings;
 use crate::security::audit::AuditSettings;
 use crate::security::identity::JwtSettings;
+use crate::security::jwks::{JwksSource, MIN_REFETCH};
 use crate::security::policy::{self, Policy, RateLimit, Rpc, Rule};
 use crate::security::tls::{self, TlsSettings};
 use figment::Figment;
 use serde::Deserialize;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -71,11 +72,18 @@ struct RawAuth {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJwt {
-    jwks_file: PathBuf,
+    jwks_file: Option<PathBuf>,
+    jwks_url: Option<String>,
+    #[serde(default = "five_minutes", with = "humantime_serde")]
+    jwks_refresh: Duration,
     issuer: String,
     audience: String,
     #[serde(default = "thirty_seconds", with = "humantime_serde")]
     leeway: Duration,
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn thirty_seconds() -> Duration {
@@ -130,17 +138,49 @@ pub(super) fn parse(figment: &Figment, errors: &mut Vec<String>) -> Option<Secur
 }
 
 fn validate_jwt(raw: RawJwt, errors: &mut Vec<String>) -> Option<JwtSettings> {
-    let text = std::fs::read_to_string(&raw.jwks_file)
-        .map_err(|e| errors.push(format!("auth.jwt.jwks_file: cannot read {}: {e}", raw.jwks_file.display())))
+    if raw.issuer.is_empty() || raw.audience.is_empty() {
+        errors.push("auth.jwt: issuer and audience must be non-empty".into());
+        return None;
+    }
+    let keys = match (raw.jwks_file, raw.jwks_url) {
+        (Some(file), None) => JwksSource::File(jwks_file(&file, errors)?),
+        (None, Some(url)) => {
+            JwksSource::Url { url: jwks_url(&url, raw.jwks_refresh, errors)?, refresh: raw.jwks_refresh }
+        }
+        _ => {
+            errors.push("auth.jwt: give exactly one of jwks_file or jwks_url".into());
+            return None;
+        }
+    };
+    Some(JwtSettings { keys, issuer: raw.issuer, audience: raw.audience, leeway: raw.leeway })
+}
+
+fn jwks_file(file: &Path, errors: &mut Vec<String>) -> Option<jsonwebtoken::jwk::JwkSet> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| errors.push(format!("auth.jwt.jwks_file: cannot read {}: {e}", file.display())))
         .ok()?;
     let keys: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
         .map_err(|e| errors.push(format!("auth.jwt.jwks_file: not a JWKS (JSON with \"keys\"): {e}")))
         .ok()?;
-    if keys.keys.is_empty() || raw.issuer.is_empty() || raw.audience.is_empty() {
-        errors.push("auth.jwt: jwks_file needs at least one key; issuer and audience must be non-empty".into());
+    if keys.keys.is_empty() {
+        errors.push("auth.jwt.jwks_file: no key in the set".into());
         return None;
     }
-    Some(JwtSettings { keys, issuer: raw.issuer, audience: raw.audience, leeway: raw.leeway })
+    Some(keys)
+}
+
+fn jwks_url(url: &str, refresh: Duration, errors: &mut Vec<String>) -> Option<url::Url> {
+    if refresh < MIN_REFETCH {
+        errors.push(format!("auth.jwt.jwks_refresh: at least {}s", MIN_REFETCH.as_secs()));
+    }
+    match url::Url::parse(url) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") && refresh >= MIN_REFETCH => Some(url),
+        Ok(_) if refresh < MIN_REFETCH => None,
+        _ => {
+            errors.push(format!("auth.jwt.jwks_url: {url:?} is not an http(s) URL"));
+            None
+        }
+    }
 }
 
 fn validate_policy(rules: Vec<RawRule>, errors: &mut Vec<String>) -> Policy {

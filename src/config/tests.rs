@@ -213,3 +213,25 @@ fn policy_problems_name_their_rule_and_key() {
         assert!(errors.contains(key), "{key}: {errors}");
     }
 }
+
+#[test]
+fn connection_limits_have_defaults_and_are_configurable() {
+    let settings = Settings::embedded_default();
+    assert_eq!(settings.server.max_concurrent_streams, 256);
+    assert_eq!(settings.server.keepalive_interval, std::time::Duration::from_secs(30));
+    assert!(settings.server.reflection && !settings.server.allow_insecure && settings.server.tls.is_none());
+    let settings = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__SERVER__MAX_CONCURRENT_STREAMS", "8"),
+            ("CREDBROKER__SERVER__KEEPALIVE_TIMEOUT", "3s"),
+            ("CREDBROKER__SERVER__REFLECTION", "false"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.server.max_concurrent_streams, 8);
+    assert_eq!(settings.server.keepalive_timeout, std::time::Duration::from_secs(3));
+    assert!(!settings.server.reflection);
+    let errors = Settings::load(None, env(&[("CREDBROKER__SERVER__MAX_CONCURRENT_STREAMS", "0")])).unwrap_err();
+    assert!(errors.to_string().contains("server.max_concurrent_streams"), "{errors}");
+}

@@ -5,15 +5,17 @@
 
 use super::audit::{AuditLog, Event};
 use super::identity::{self, JwtSettings};
+use super::jwks::Jwks;
 use super::policy::{Enforcer, Rpc, Verdict};
 use super::{SecurityError, SecuritySettings};
 use crate::grpc::status::{code_name, security_status};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tonic::{Code, Request, Status};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub struct Gate {
-    jwt: Option<JwtSettings>,
+    jwt: Option<(JwtSettings, Arc<Jwks>)>,
     policy: Option<Enforcer>,
     audit: Option<AuditLog>,
     replica: String,
@@ -47,7 +49,10 @@ impl Gate {
     pub fn new(settings: &SecuritySettings, replica: &str) -> std::io::Result<Self> {
         let audit = settings.audit.as_ref().map(AuditLog::open).transpose()?;
         Ok(Self {
-            jwt: settings.jwt.clone(),
+            jwt: settings.jwt.clone().map(|jwt| {
+                let keys = Jwks::new(jwt.keys.clone());
+                (jwt, keys)
+            }),
             policy: settings.policy.clone().map(Enforcer::new),
             audit,
             replica: replica.to_owned(),
@@ -71,14 +76,14 @@ impl Gate {
 
     fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, String> {
         let bearer = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
-        if let (Some(jwt), Some(value)) = (&self.jwt, bearer) {
+        if let (Some((jwt, keys)), Some(value)) = (&self.jwt, bearer) {
             // The scheme is case-insensitive (RFC 7235).
             let token = value
                 .get(..7)
                 .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
                 .map(|_| &value[7..])
                 .ok_or("authorization metadata: expected \"Bearer <JWT>\"")?;
-            return identity::verify_jwt(jwt, token.trim()).map(Some);
+            return identity::verify_jwt(jwt, &keys.current(), token.trim(), || keys.unknown_key_id()).map(Some);
         }
         let certs = request.peer_certs();
         Ok(certs.as_ref().and_then(|chain| chain.first()).and_then(identity::from_certificate))
@@ -171,6 +176,24 @@ impl Gate {
             code: code_name(code),
             trace_id: caller.trace_id.clone(),
             replica: &self.replica,
+        }
+    }
+}
+
+impl Gate {
+    /// Keeps a JWKS fetched from a URL fresh while the gate lives (nothing for a file).
+    pub fn jwks(&self) -> Option<Arc<Jwks>> {
+        self.jwt.as_ref().map(|(_, keys)| keys.clone())
+    }
+}
+
+/// Sweeps the rate limiters' idle callers every minute while the gate lives.
+pub async fn sweep(gate: std::sync::Weak<Gate>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let Some(gate) = gate.upgrade() else { return };
+        if let Some(policy) = &gate.policy {
+            policy.sweep();
         }
     }
 }

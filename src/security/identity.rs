@@ -5,6 +5,7 @@
 //! bad token is a refusal, never a silent fallback. Errors say what was wrong in words and
 //! never include the token.
 
+use super::jwks::JwksSource;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use rustls::pki_types::CertificateDer;
@@ -12,10 +13,10 @@ use serde::Deserialize;
 use std::time::Duration;
 use x509_parser::extensions::GeneralName;
 
-/// `[auth.jwt]`, validated: the keys are loaded at start-up.
+/// `[auth.jwt]`, validated.
 #[derive(Clone)]
 pub struct JwtSettings {
-    pub keys: JwkSet,
+    pub keys: JwksSource,
     pub issuer: String,
     pub audience: String,
     pub leeway: Duration,
@@ -23,7 +24,10 @@ pub struct JwtSettings {
 
 impl std::fmt::Debug for JwtSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = self.keys.keys.len();
+        let keys = match &self.keys {
+            JwksSource::File(keys) => format!("{} key(s) from a file", keys.keys.len()),
+            JwksSource::Url { url, .. } => format!("from {url}"),
+        };
         f.debug_struct("JwtSettings")
             .field("keys", &keys)
             .field("issuer", &self.issuer)
@@ -68,9 +72,15 @@ const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
-/// Verifies a bearer token: signature by a JWKS key (by `kid`, else every key), `iss`,
-/// `aud`, `exp`/`nbf` with leeway. Returns `sub`.
-pub fn verify_jwt(settings: &JwtSettings, token: &str) -> Result<String, String> {
+/// Verifies a bearer token: signature by a key of `keys` (by `kid`, else every key), `iss`,
+/// `aud`, `exp`/`nbf` with leeway. Returns `sub`. `unknown_kid` is called when the token
+/// names a key id the set lacks (the issuer may have rotated).
+pub fn verify_jwt(
+    settings: &JwtSettings,
+    keys: &JwkSet,
+    token: &str,
+    unknown_kid: impl FnOnce(),
+) -> Result<String, String> {
     let header = decode_header(token).map_err(|_| {
         "bearer token: not a JWT with a supported signature algorithm (\"none\" is never accepted)".to_owned()
     })?;
@@ -83,7 +93,10 @@ pub fn verify_jwt(settings: &JwtSettings, token: &str) -> Result<String, String>
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
     validation.leeway = settings.leeway.as_secs();
-    let candidates = settings.keys.keys.iter().filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
+    if header.kid.is_some() && !keys.keys.iter().any(|k| k.common.key_id == header.kid) {
+        unknown_kid();
+    }
+    let candidates = keys.keys.iter().filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
     let mut last = "bearer token: no key in the JWKS matches its key id".to_owned();
     for jwk in candidates {
         let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };

@@ -5,6 +5,7 @@
 //!   their files change, so rotation needs no restart and drops no connection.
 //! - [`identity`]: the caller's identity — a bearer JWT's `sub`, else the client
 //!   certificate's first URI SAN (a SPIFFE ID), else its first DNS SAN.
+//! - [`jwks`]: the keys JWTs are checked against — a file, or a URL fetched and refreshed.
 //! - [`policy`]: `[[policy]]` rules compiled once at start-up; default deny once any exists;
 //!   per-rule rate limits keyed by caller.
 //! - [`audit`]: one JSON line per decision, to a file or stdout; `fail_closed` holds back
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod error;
 pub mod gate;
 pub mod identity;
+pub mod jwks;
 pub mod policy;
 pub mod tls;
 

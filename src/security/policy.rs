@@ -140,6 +140,15 @@ impl Enforcer {
         }
     }
 
+    /// Forgets callers whose limit has fully recovered: the keyed limiters would otherwise
+    /// keep an entry for every identity ever seen.
+    pub fn sweep(&self) {
+        for limiter in self.rules.iter().filter_map(|(_, limiter)| limiter.as_ref()) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     /// Whether any rule lets `caller` see `subject` of `provider` through `rpc` (for
     /// filtering listings; not rate-limited: the listing call itself was).
     pub fn may_see(&self, caller: &str, rpc: Rpc, provider: &str, subject: &str) -> bool {

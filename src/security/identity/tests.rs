@@ -29,9 +29,9 @@ fn es256(kid: &str) -> (EncodingKey, jsonwebtoken::jwk::Jwk) {
     (EncodingKey::from_ec_der(&key.serialize_der()), serde_json::from_value(jwk).unwrap())
 }
 
-fn settings(jwk: jsonwebtoken::jwk::Jwk) -> JwtSettings {
+fn settings() -> JwtSettings {
     JwtSettings {
-        keys: JwkSet { keys: vec![jwk] },
+        keys: JwksSource::File(JwkSet { keys: Vec::new() }),
         issuer: "https://kubernetes.default.svc".into(),
         audience: "credbroker".into(),
         leeway: Duration::from_secs(5),
@@ -52,7 +52,9 @@ fn claims(aud: &str, exp_in: i64) -> serde_json::Value {
 #[test]
 fn a_valid_jwt_yields_its_sub_and_every_bad_one_is_refused_in_words() {
     let (key, jwk) = es256("k1");
-    let s = settings(jwk);
+    let s = settings();
+    let keys = JwkSet { keys: vec![jwk] };
+    let verify_jwt = |s: &JwtSettings, token: &str| super::verify_jwt(s, &keys, token, || ());
     assert_eq!(
         verify_jwt(&s, &token(&key, "k1", claims("credbroker", 600))).unwrap(),
         "system:serviceaccount:billing:api"

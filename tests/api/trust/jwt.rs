@@ -8,6 +8,7 @@ use credbroker::grpc::pb::{self, credential_broker_client::CredentialBrokerClien
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use rcgen::KeyPair;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use tonic::Code;
 
 const ISSUER: &str = "https://kubernetes.default.svc";
@@ -17,12 +18,16 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// An ES256 signing key and its JWK.
+/// An ES256 signing key and its JWK (key id `k1`).
 fn es256() -> (EncodingKey, Value) {
+    es256_with_id("k1")
+}
+
+fn es256_with_id(kid: &str) -> (EncodingKey, Value) {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let raw = key.public_key_raw(); // 0x04 || x || y
     let jwk =
-        json!({"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "x": b64(&raw[1..33]), "y": b64(&raw[33..])});
+        json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "x": b64(&raw[1..33]), "y": b64(&raw[33..])});
     (EncodingKey::from_ec_der(&key.serialize_der()), jwk)
 }
 
@@ -32,8 +37,12 @@ fn claims(aud: &str, expires_in: i64) -> Value {
 }
 
 fn sign(key: &EncodingKey, claims: &Value) -> String {
+    sign_with_id(key, "k1", claims)
+}
+
+fn sign_with_id(key: &EncodingKey, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("k1".into());
+    header.kid = Some(kid.into());
     encode(&header, claims, key).unwrap()
 }
 
@@ -86,4 +95,67 @@ async fn jwts_are_verified_and_bad_ones_refused_in_words_without_echo() {
     let anonymous = get(&channel, "bro", "tenant-42/a").await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated, "a policy needs an identity");
     assert!(!broker.logs().contains(&valid[valid.len() - 30..]), "no token in the logs");
+}
+
+/// A JWKS served over HTTP (HTTP/1.1, one request per connection); the test changes it.
+async fn serve_jwks(keys: Arc<Mutex<Value>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/openid/v1/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = keys.lock().unwrap().to_string();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_jwks_url_is_fetched_and_fetched_again_when_a_token_names_a_new_key() {
+    let (first, first_jwk) = es256_with_id("k1");
+    let (second, second_jwk) = es256_with_id("k2");
+    let served = Arc::new(Mutex::new(json!({"keys": [first_jwk.clone()]})));
+    let url = serve_jwks(served.clone()).await;
+    // Refreshed hourly: only the unknown key id can make it fetch again within the test.
+    let config = format!(
+        "[auth.jwt]\njwks_url = \"{url}\"\njwks_refresh = \"1h\"\nissuer = \"{ISSUER}\"\naudience = \"credbroker\"\n\n\
+         [[policy]]\ncallers = [\"system:serviceaccount:billing:*\"]\nrpcs = [\"*\"]\nproviders = [\"bro\"]\nsubjects = [\"tenant-42/*\"]\n"
+    );
+    let ca = Ca::new("server CA");
+    let broker = Broker::start(&ca.server(), None, &config).await;
+    let channel = broker.channel(&ca, None).await.unwrap();
+    let accepted = |token: String| {
+        let channel = channel.clone();
+        async move { get_with(&channel, Some(&token)).await.unwrap_err().code() == Code::NotFound }
+    };
+    wait_until("the first key is fetched", || accepted(sign(&first, &claims("credbroker", 600)))).await;
+
+    let rotated = sign_with_id(&second, "k2", &claims("credbroker", 600));
+    assert!(!accepted(rotated.clone()).await, "k2 is not published yet");
+    *served.lock().unwrap() = json!({"keys": [first_jwk, second_jwk]});
+    wait_until("the rotated key is fetched after a token named it", || accepted(rotated.clone())).await;
+}
+
+/// Polls `check` until it holds (at most 60 s).
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

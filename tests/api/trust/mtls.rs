@@ -144,3 +144,49 @@ async fn clients_that_never_speak_neither_block_others_nor_stay_past_the_handsha
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the broker closes a silent connection: {closed:?}");
     }
 }
+
+#[tokio::test]
+async fn proxied_calls_are_authorized_before_the_upstream_and_audited_before_the_credential_is_used() {
+    use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
+    use credbroker::grpc::pb::proxy_call_chunk::Part;
+    let ca = Ca::new("credbroker test CA");
+    let broker = mtls_broker(&ca, "").await;
+    let writer = broker.channel(&ca, Some(&ca.client(WRITER))).await.unwrap();
+    put_bro(&writer, "tenant-42/a").await.unwrap();
+    put_bro(&writer, "tenant-7/b").await.unwrap();
+    let mut client = CredentialBrokerClient::new(broker.channel(&ca, Some(&ca.client(BILLING))).await.unwrap());
+    let call = |subject: &str| pb::ProxyCallRequest {
+        provider: "bro".into(),
+        subject: subject.into(),
+        method: "GET".into(),
+        path: "registrations".into(),
+        ..Default::default()
+    };
+    let denied = client.proxy_call(call("tenant-7/b")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let head = pb::ProxyCallHead {
+        provider: "bro".into(),
+        subject: "tenant-7/b".into(),
+        method: "GET".into(),
+        path: "registrations".into(),
+        ..Default::default()
+    };
+    let chunks = futures::stream::iter([pb::ProxyCallChunk { part: Some(Part::Head(head)) }]);
+    let denied = client.proxy_call_stream(chunks).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "streamed: {denied:?}");
+
+    // Allowed; the upstream (port 9) is unreachable: the decision is audited before the call,
+    // the failure after it.
+    let failed = client.proxy_call(call("tenant-42/a")).await.unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    let events: Vec<_> = broker.audit().into_iter().filter(|e| e["rpc"] == "ProxyCall").collect();
+    let outcomes: Vec<_> = events.iter().map(|e| (e["subject"].as_str(), e["outcome"].as_str())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Some("tenant-7/b"), Some("denied")),
+            (Some("tenant-42/a"), Some("allowed")),
+            (Some("tenant-42/a"), Some("failed"))
+        ]
+    );
+}
