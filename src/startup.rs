@@ -12,7 +12,7 @@ use crate::crypto::Keyring;
 use crate::grpc;
 use crate::providers::Registry;
 use crate::providers::http::HttpClient;
-use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore, RedisStoreConfig};
+use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,19 +111,11 @@ fn coordination(settings: &Settings) -> Coordination {
 }
 
 fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
-    Ok(match &settings.redis_url {
-        None => {
-            tracing::info!("store: in memory (one replica only; nothing survives a restart)");
-            AnyStore::Memory(MemoryStore::new())
-        }
-        Some(url) => AnyStore::Redis(RedisStore::new(RedisStoreConfig {
-            url: url.clone(),
-            cluster: settings.cluster,
-            key_prefix: settings.key_prefix.clone(),
-            connect_timeout: settings.connect_timeout,
-            response_timeout: settings.response_timeout,
-        })?),
-    })
+    if !settings.uses_redis() {
+        tracing::info!("store: in memory (one replica only; nothing survives a restart)");
+        return Ok(AnyStore::Memory(MemoryStore::new()));
+    }
+    Ok(AnyStore::Redis(RedisStore::from_settings(settings)?))
 }
 
 /// Start-up check, off the start-up path: Redis may well be down right now.

@@ -187,3 +187,29 @@ fn rejected_statuses_are_4xx_from_a_file_or_the_environment() {
     let errors = Settings::load(Some(&path), []).unwrap_err();
     assert!(errors.to_string().contains("providers[0].probe_path: not used by kind bro"), "{errors}");
 }
+
+/// Environment values are strings: numeric provider keys must still read as numbers.
+#[test]
+fn numeric_provider_keys_come_from_the_environment() {
+    let settings = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_BUDGET_PER_MINUTE", "60"),
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", "403"),
+            // A string that looks like a number stays a string where a string is wanted.
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__CLIENT_SECRET", "12345"),
+        ]),
+    )
+    .unwrap();
+    let passolution = settings.providers.iter().find(|p| p.name.as_str() == "passolution").unwrap();
+    assert_eq!(passolution.token_budget_per_minute(), Some(60));
+    assert_eq!(passolution.rejected_statuses, [403]);
+    let ProviderSettings::Passolution(p) = &passolution.settings else { panic!() };
+    assert_eq!(p.client_secret.expose(), "12345");
+    let errors = Settings::load(None, env(&[("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_BUDGET_PER_MINUTE", "lots")]))
+        .unwrap_err();
+    assert!(errors.to_string().contains("token_budget_per_minute"), "{errors}");
+}
+
+#[path = "store_tests.rs"]
+mod store_tests;
