@@ -38,6 +38,7 @@ impl Application {
         let feed = match &store {
             AnyStore::Memory(_) => ChangeFeed::memory(),
             AnyStore::Redis(redis) => {
+                redis.check_access().await?;
                 tokio::spawn(warn_about_durability(redis.clone()));
                 ChangeFeed::redis(redis.clone())
             }

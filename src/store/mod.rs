@@ -25,7 +25,7 @@ pub mod target;
 
 pub use self::changes::{Change, ChangeFeed};
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisStore, RedisStoreConfig};
+pub use self::redis::{AccessRefused, RedisStore, RedisStoreConfig};
 pub use self::target::{ClientCert, RedisAccess, RedisTls, SentinelSettings};
 
 use crate::domain::{CredentialId, CredentialState, ProviderName, Reason, Subject};

@@ -21,8 +21,11 @@
 //!
 //! Writes are Lua scripts: a version check and the write happen atomically on the server.
 
+mod access;
 mod replication;
 mod scripts;
+
+pub use access::AccessRefused;
 
 /// Script arguments, each as the bytes Redis receives.
 macro_rules! args {

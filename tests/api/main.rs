@@ -17,6 +17,7 @@ mod journal_memory;
 mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
+mod redis_security;
 mod redis_store;
 mod refresh_limits;
 mod rotation;
