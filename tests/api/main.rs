@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod contract;
 mod deploy;
+mod failover;
 mod get_authorization;
 mod health_reflection;
 mod helpers;
