@@ -16,22 +16,29 @@ pub const MASTER: &str = "credbroker-test";
 pub struct Node {
     pub port: u16,
     child: Option<Child>,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Node {
     /// A data node (AOF, fsync always), replicating `primary` if given.
     pub async fn data(primary: Option<u16>) -> Self {
+        Self::data_with(primary, &[]).await
+    }
+
+    /// A data node with more `redis-server` arguments.
+    pub async fn data_with(primary: Option<u16>, args: &[&str]) -> Self {
         let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
-        let mut command = Command::new("redis-server");
-        command
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(dir.path());
+        let mut all: Vec<String> = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""]
+            .into_iter()
+            .chain(["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path().to_str().unwrap()])
+            .map(str::to_owned)
+            .collect();
         if let Some(primary) = primary {
-            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+            all.extend(["--replicaof".to_owned(), "127.0.0.1".to_owned(), primary.to_string()]);
         }
-        Self::spawn(command, port, dir).await
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::spawn(all, port, dir).await
     }
 
     /// A sentinel watching `primary` with a quorum of 2 and quick failure detection.
@@ -50,19 +57,31 @@ impl Node {
             ),
         )
         .unwrap();
-        let mut command = Command::new("redis-server");
-        command.arg(&conf).arg("--sentinel");
-        Self::spawn(command, port, dir).await
+        Self::spawn(vec![conf.to_str().unwrap().to_owned(), "--sentinel".into()], port, dir).await
     }
 
-    async fn spawn(mut command: Command, port: u16, dir: tempfile::TempDir) -> Self {
-        let child = command
+    async fn spawn(args: Vec<String>, port: u16, dir: tempfile::TempDir) -> Self {
+        let mut node = Self { port, child: None, args, _dir: dir };
+        node.launch().await;
+        node
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(&self.args)
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server on PATH (Debian: apt-get install redis-server)");
-        wait_for_port(port).await;
-        Self { port, child: Some(child), _dir: dir }
+        self.child = Some(child);
+        wait_for_port(self.port).await;
+    }
+
+    /// Starts a killed node again, same port and data directory (as a supervisor would).
+    /// A former primary comes back as it was; Sentinel then turns it into a replica.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        self.launch().await;
     }
 
     pub fn url(&self) -> String {
@@ -91,12 +110,30 @@ impl Node {
     pub async fn wait_until_master(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let role: Option<Vec<redis::Value>> =
-                redis::cmd("ROLE").query_async(&mut self.connection().await).await.ok();
+            // Sentinel drops clients of a node it reconfigures: errors here mean "not yet".
+            let client = redis::Client::open(self.url()).unwrap();
+            let role: Option<Vec<redis::Value>> = match client.get_multiplexed_async_connection().await {
+                Ok(mut conn) => redis::cmd("ROLE").query_async(&mut conn).await.ok(),
+                Err(_) => None,
+            };
             if matches!(role.as_deref(), Some([redis::Value::BulkString(r), ..]) if r == b"master") {
                 return;
             }
             assert!(Instant::now() < deadline, "port {} was not promoted within {within:?}", self.port);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until this primary has no replica connected (it dropped a stopped one).
+    pub async fn wait_until_alone(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String =
+                redis::cmd("INFO").arg("replication").query_async(&mut self.connection().await).await.unwrap();
+            if info.contains("connected_slaves:0") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "primary on {} kept its replica: {info}", self.port);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
