@@ -73,9 +73,31 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     let killed = inject(&mut fleet, &fault, &mut lines).await;
     let (served, last_served) = collect(callers).await;
     let (final_state, versions_grew) = settle(&fleet, killed).await;
-    let newest = newest_refresh_token(&fleet, &first_refresh);
     let stored = stored_refresh_token(&fleet).await;
     let logs = fleet.logs();
+    let ended = Ended { served, last_served, final_state, versions_grew };
+    report(&fleet, &first_refresh, stored, &logs, started, ended)
+}
+
+/// How a run ended, as the callers and the settling saw it.
+pub(super) struct Ended {
+    pub served: usize,
+    pub last_served: Instant,
+    pub final_state: CredentialState,
+    pub versions_grew: bool,
+}
+
+/// The run's report: the ledger, the stored refresh token and the logs against the invariants.
+pub(super) fn report(
+    fleet: &Fleet,
+    first_refresh: &str,
+    stored: Option<String>,
+    logs: &str,
+    started: Instant,
+    ended: Ended,
+) -> Report {
+    let Ended { served, last_served, final_state, versions_grew } = ended;
+    let newest = newest_refresh_token(fleet, first_refresh);
     let flagged = matches!(final_state, CredentialState::Indeterminate | CredentialState::ReauthRequired)
         && logs.contains("\"alert\"");
     let holds_newest = final_state == CredentialState::Active && stored.as_deref() == Some(newest.as_str());
@@ -88,8 +110,8 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
         all_served_after: (served == CALLERS_PER_REPLICA * 3).then(|| last_served.duration_since(started)),
         final_state,
         versions_grew,
-        secrets_in_logs: secrets_in(&fleet, &logs),
-        transitions: transitions(&logs),
+        secrets_in_logs: secrets_in(fleet, logs),
+        transitions: transitions(logs),
     }
 }
 
