@@ -16,6 +16,9 @@
 //!    finds the hash and sends nothing. The entry stays while the token is the current or
 //!    previous one, then `refresh.journal_horizon` (≥ the token's lifetime upstream: config
 //!    validation), after which the token is dead upstream whatever is sent.
+//!    "Recorded" means durable: on a single AOF-always Redis, acknowledged; with replicas,
+//!    acknowledged by `store.journal_replicas` of them (`WAIT`) — a reservation they do not
+//!    acknowledge is reopened and never sent, since a failover could forget it.
 //! 2. **Ownership checked right before sending.** The reserving task sends only if the
 //!    journal still names it as the attempt's owner. Another replica takes the attempt over
 //!    (FENCE, in the same write that flags the record) only when the record says REFRESHING
