@@ -190,10 +190,16 @@ impl Rotation<'_> {
                     self.chaos.point("after_commit", self.id).await;
                     return Ok((record, vault));
                 }
+                // Written over at once (no back-off: nothing is down), but within the same
+                // patience, so writers racing us cannot keep this loop going.
                 Ok(None) => match self.ours_at(attempt, renewed.as_deref()).await {
-                    Ok(next) => {
+                    Ok(next) if tokio::time::Instant::now() < deadline => {
                         (expected, transition) = next;
                         continue;
+                    }
+                    Ok(_) => {
+                        tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", "the credential kept changing during its commit; the renewed tokens were dropped");
+                        return Err(BrokerError::Conflict(self.id.clone()));
                     }
                     Err(BrokerError::Store(e)) => e,
                     Err(e) => return Err(e),
