@@ -65,12 +65,18 @@ pub struct RedisStoreConfig {
     pub journal_wait_timeout: Duration,
 }
 
+/// Cheap to clone: everything is shared.
 #[derive(Clone)]
 pub struct RedisStore {
+    config: Arc<RedisStoreConfig>,
+    links: Arc<Links>,
+}
+
+/// How the store reaches Redis.
+struct Links {
     /// For pub/sub, which a cluster broadcasts to every node: one node is enough. `None`
     /// with Sentinel: the connector names the master at each subscription.
     client: Option<redis::Client>,
-    config: Arc<RedisStoreConfig>,
     connector: Connector,
     /// With `journal_replicas`: a connection of its own for writes that `WAIT`, since WAIT
     /// blocks the connection it is sent on and reads must not queue behind it.
@@ -98,7 +104,7 @@ impl RedisStore {
         let durable = (config.journal_replicas > 0)
             .then(|| Connector::new(topology, &config.access, connect, response + config.journal_wait_timeout))
             .transpose()?;
-        Ok(Self { client, config: Arc::new(config), connector, durable })
+        Ok(Self { config: Arc::new(config), links: Arc::new(Links { client, connector, durable }) })
     }
 
     /// The store `[store]` describes; logs where it is (password redacted).
@@ -123,7 +129,7 @@ impl RedisStore {
 
     /// A connection, established on first use.
     pub(crate) async fn connection(&self) -> StoreResult<Conn> {
-        self.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
+        self.links.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
     }
 
     /// What in this Redis's configuration could lose or evict acknowledged writes — which, for
@@ -171,9 +177,9 @@ impl RedisStore {
 
     /// A client for pub/sub (which opens its own connection): the current master's.
     pub(crate) async fn pubsub_client(&self) -> redis::RedisResult<redis::Client> {
-        match &self.client {
+        match &self.links.client {
             Some(client) => Ok(client.clone()),
-            None => self.connector.master_client().await.expect("no client only with Sentinel"),
+            None => self.links.connector.master_client().await.expect("no client only with Sentinel"),
         }
     }
 

@@ -40,7 +40,7 @@ impl RedisStore {
         for arg in &args {
             invocation.arg(arg.as_slice());
         }
-        let Some(durable) = &self.durable else {
+        let Some(durable) = &self.links.durable else {
             let mut conn = self.connection().await?;
             let reply = invocation.invoke_async(&mut conn).await.map_err(unavailable)?;
             return Ok(Written { reply, replicated: true });
