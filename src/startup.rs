@@ -14,7 +14,7 @@ use crate::providers::Registry;
 use crate::providers::http::HttpClient;
 use crate::security::Gate;
 use crate::security::tls::ReloadingTls;
-use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore, RedisStoreConfig};
+use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore};
 use futures::FutureExt;
 use listeners::Listener;
 use std::future::Future;
@@ -51,6 +51,7 @@ impl Application {
         let feed = match &store {
             AnyStore::Memory(_) => ChangeFeed::memory(),
             AnyStore::Redis(redis) => {
+                redis.check_access().await?;
                 tokio::spawn(warn_about_durability(redis.clone()));
                 ChangeFeed::redis(redis.clone())
             }
@@ -153,19 +154,11 @@ fn coordination(settings: &Settings) -> Coordination {
 }
 
 fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
-    Ok(match &settings.redis_url {
-        None => {
-            tracing::info!("store: in memory (one replica only; nothing survives a restart)");
-            AnyStore::Memory(MemoryStore::new())
-        }
-        Some(url) => AnyStore::Redis(RedisStore::new(RedisStoreConfig {
-            url: url.clone(),
-            cluster: settings.cluster,
-            key_prefix: settings.key_prefix.clone(),
-            connect_timeout: settings.connect_timeout,
-            response_timeout: settings.response_timeout,
-        })?),
-    })
+    if !settings.uses_redis() {
+        tracing::info!("store: in memory (one replica only; nothing survives a restart)");
+        return Ok(AnyStore::Memory(MemoryStore::new()));
+    }
+    Ok(AnyStore::Redis(RedisStore::from_settings(settings)?))
 }
 
 /// Start-up check, off the start-up path: Redis may well be down right now.

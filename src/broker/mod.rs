@@ -154,7 +154,7 @@ impl Broker {
         };
         match (result, cached) {
             // The store is away: headers still valid for the caller are better than nothing.
-            (Err(BrokerError::Store(StoreError::Unavailable(_))), Some(stale)) => Ok(stale),
+            (Err(BrokerError::Store(StoreError::Unavailable(_) | StoreError::NotReplicated)), Some(stale)) => Ok(stale),
             (result, _) => result,
         }
     }

@@ -11,6 +11,7 @@ mod proxy;
 mod raw;
 mod refresh;
 mod security;
+mod store;
 
 use crate::crypto::Keyring;
 use crate::providers::Provider;
@@ -87,10 +88,17 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    /// `None`: the in-memory store (one replica only).
+    /// `None` (and no `sentinel`): the in-memory store (one replica only).
     pub redis_url: Option<String>,
     /// `redis_url` names one node of a Redis Cluster.
     pub cluster: bool,
+    /// Find the master through Redis Sentinel (`redis+sentinel://…` or `[store.sentinel]`).
+    pub sentinel: Option<crate::store::SentinelSettings>,
+    /// TLS (`rediss://`) and the ACL user and password.
+    pub access: crate::store::RedisAccess,
+    /// Journal writes wait for this many replicas to acknowledge them (Redis `WAIT`).
+    pub journal_replicas: u32,
+    pub journal_wait_timeout: Duration,
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,

@@ -7,6 +7,7 @@ use crate::providers::pass::PassSettings;
 use crate::providers::passolution::PassolutionSettings;
 use crate::providers::{Provider, ProviderSettings};
 use figment::Figment;
+use figment::providers::Serialized;
 use figment::value::Value;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -53,7 +54,9 @@ pub(super) fn parse(
     let mut providers = Vec::new();
     for (i, table) in tables.iter().enumerate() {
         let at = format!("providers[{i}]");
-        match table.deserialize::<RawProvider>() {
+        // Lossy, like the other sections: values from the environment are strings, so
+        // `TOKEN_BUDGET_PER_MINUTE=60` must still read as a number.
+        match Figment::from(Serialized::defaults(table)).extract_lossy::<RawProvider>() {
             Ok(raw) => {
                 if !seen.insert(raw.name.clone()) {
                     errors.push(format!("{at}.name: {:?} is configured twice", raw.name));

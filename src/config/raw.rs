@@ -49,36 +49,6 @@ impl Default for RawServer {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawStore {
-    redis_url: Option<String>,
-    cluster: bool,
-    key_prefix: String,
-    #[serde(with = "humantime_serde")]
-    connect_timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    response_timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    lease_ttl: Duration,
-    #[serde(with = "humantime_serde")]
-    reconcile_after: Duration,
-}
-
-impl Default for RawStore {
-    fn default() -> Self {
-        Self {
-            redis_url: None,
-            cluster: false,
-            key_prefix: "credbroker".into(),
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(2),
-            lease_ttl: Duration::from_secs(10),
-            reconcile_after: Duration::from_secs(60),
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawEncryption {
@@ -185,7 +155,7 @@ pub(super) fn load(
     let figment = base.merge(Serialized::globals(globals));
 
     let server = section::<RawServer>(&figment, "server", &mut errors);
-    let store = section::<RawStore>(&figment, "store", &mut errors);
+    let store = section::<super::store::RawStore>(&figment, "store", &mut errors);
     let encryption = section::<RawEncryption>(&figment, "encryption", &mut errors);
     let cache = section::<RawCache>(&figment, "cache", &mut errors);
     let telemetry = section::<RawTelemetry>(&figment, "telemetry", &mut errors);
@@ -197,8 +167,8 @@ pub(super) fn load(
     if let (Some(server), Some(security)) = (&server, &security) {
         super::security::check_exposure(server, security, &mut errors);
     }
-    let store = store.and_then(|s| validate_store(s, &mut errors));
-    let redis = store.as_ref().is_some_and(|s| s.redis_url.is_some());
+    let store = store.and_then(|s| super::store::validate(s, &mut errors));
+    let redis = store.as_ref().is_some_and(StoreSettings::uses_redis);
     let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
     let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
@@ -293,31 +263,6 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
         max_concurrent_streams: raw.max_concurrent_streams.max(1),
         keepalive_interval: raw.keepalive_interval,
         keepalive_timeout: raw.keepalive_timeout,
-    })
-}
-
-fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettings> {
-    let before = errors.len();
-    if let Some(url) = &raw.redis_url {
-        if redis::Client::open(url.as_str()).is_err() {
-            errors.push("store.redis_url: not a Redis URL (redis://, rediss:// or redis+unix://)".into());
-        }
-    }
-    if raw.lease_ttl < Duration::from_millis(300) {
-        errors.push("store.lease_ttl: at least 300ms (it is renewed every third of itself)".into());
-    }
-    if raw.key_prefix.is_empty() || raw.key_prefix.contains(['{', '}']) || raw.key_prefix.chars().any(char::is_control)
-    {
-        errors.push("store.key_prefix: must be non-empty, without braces or control characters".into());
-    }
-    (errors.len() == before).then(|| StoreSettings {
-        redis_url: raw.redis_url,
-        cluster: raw.cluster,
-        key_prefix: raw.key_prefix,
-        connect_timeout: raw.connect_timeout,
-        response_timeout: raw.response_timeout,
-        lease_ttl: raw.lease_ttl,
-        reconcile_after: raw.reconcile_after,
     })
 }
 

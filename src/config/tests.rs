@@ -235,3 +235,28 @@ fn connection_limits_have_defaults_and_are_configurable() {
     let errors = Settings::load(None, env(&[("CREDBROKER__SERVER__MAX_CONCURRENT_STREAMS", "0")])).unwrap_err();
     assert!(errors.to_string().contains("server.max_concurrent_streams"), "{errors}");
 }
+/// Environment values are strings: numeric provider keys must still read as numbers.
+#[test]
+fn numeric_provider_keys_come_from_the_environment() {
+    let settings = Settings::load(
+        None,
+        env(&[
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_BUDGET_PER_MINUTE", "60"),
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__REJECTED_STATUSES", "403"),
+            // A string that looks like a number stays a string where a string is wanted.
+            ("CREDBROKER__PROVIDERS__PASSOLUTION__CLIENT_SECRET", "12345"),
+        ]),
+    )
+    .unwrap();
+    let passolution = settings.providers.iter().find(|p| p.name.as_str() == "passolution").unwrap();
+    assert_eq!(passolution.token_budget_per_minute(), Some(60));
+    assert_eq!(passolution.rejected_statuses, [403]);
+    let ProviderSettings::Passolution(p) = &passolution.settings else { panic!() };
+    assert_eq!(p.client_secret.expose(), "12345");
+    let errors = Settings::load(None, env(&[("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_BUDGET_PER_MINUTE", "lots")]))
+        .unwrap_err();
+    assert!(errors.to_string().contains("token_budget_per_minute"), "{errors}");
+}
+
+#[path = "store_tests.rs"]
+mod store_tests;

@@ -36,7 +36,7 @@ pub fn code(error: &BrokerError) -> Code {
         BrokerError::RenewalPlanned { .. } => Code::Unavailable,
         BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
         BrokerError::Budget { .. } => Code::Unavailable,
-        BrokerError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+        BrokerError::Store(StoreError::Unavailable(_) | StoreError::NotReplicated) => Code::Unavailable,
         BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,
     }
 }
@@ -117,6 +117,9 @@ pub fn to_status(error: BrokerError) -> Status {
         // The cause of a store failure stays in the log: it can name hosts and keys.
         BrokerError::Store(StoreError::Unavailable(_)) => "credential store unavailable; retry later".to_owned(),
         BrokerError::Store(StoreError::Corrupt(_)) => "stored credential record is unreadable".to_owned(),
+        BrokerError::Store(StoreError::NotReplicated) => {
+            "credential store could not replicate the write in time; retry later".to_owned()
+        }
         other => other.to_string(),
     };
     Status::new(code, message)

@@ -86,7 +86,7 @@ async fn subscribe(store: RedisStore, local: broadcast::WeakSender<Change>) {
 }
 
 async fn listen(store: &RedisStore, local: &broadcast::WeakSender<Change>) -> redis::RedisResult<()> {
-    let mut pubsub = store.client().get_async_pubsub().await?;
+    let mut pubsub = store.pubsub_client().await?.get_async_pubsub().await?;
     pubsub.subscribe(store.changes_channel()).await?;
     match local.upgrade() {
         Some(sender) => drop(sender.send(Change::Resync)),

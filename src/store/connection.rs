@@ -1,9 +1,12 @@
-//! One connection type for a single Redis server or a Redis Cluster.
+//! One connection type for a single Redis server, a Redis Cluster, or the master that Redis
+//! Sentinel names (`sentinel.rs`), each with TLS and ACL credentials (`target.rs`).
 //!
-//! Both connect lazily (the broker starts, and serves cached headers, while Redis is down) and
+//! All connect lazily (the broker starts, and serves cached headers, while Redis is down) and
 //! reconnect by themselves. In a cluster, scripts are routed by their first key's slot: every
 //! key of one credential shares a hash tag, so the journal's multi-key scripts stay atomic.
 
+use super::sentinel::{SentinelConn, SentinelConnector};
+use super::target::{RedisAccess, SentinelSettings};
 use super::{StoreError, StoreResult};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -17,6 +20,7 @@ use tokio::sync::OnceCell;
 pub enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(SentinelConn),
 }
 
 impl ConnectionLike for Conn {
@@ -24,6 +28,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -36,6 +41,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -43,8 +49,19 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
+}
+
+/// Where Redis is, as configuration names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Topology<'a> {
+    /// One server (or a primary with replicas behind a fixed address).
+    Single(&'a str),
+    /// One node of a Redis Cluster; the others are discovered.
+    Cluster(&'a str),
+    Sentinel(&'a SentinelSettings),
 }
 
 /// How to connect, decided once from configuration.
@@ -52,23 +69,37 @@ impl ConnectionLike for Conn {
 pub enum Connector {
     Single { client: redis::Client, manager: Arc<OnceCell<ConnectionManager>> },
     Cluster { client: ClusterClient, connection: Arc<OnceCell<ClusterConnection>> },
+    Sentinel(SentinelConnector),
 }
 
 impl Connector {
     pub fn new(
-        url: &str,
-        cluster: bool,
+        topology: Topology<'_>,
+        access: &RedisAccess,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> redis::RedisResult<Self> {
-        if !cluster {
-            return Ok(Self::Single { client: redis::Client::open(url)?, manager: Arc::new(OnceCell::new()) });
-        }
-        let client = ClusterClient::builder(vec![url])
-            .connection_timeout(connect_timeout)
-            .response_timeout(response_timeout)
-            .build()?;
-        Ok(Self::Cluster { client, connection: Arc::new(OnceCell::new()) })
+        Ok(match topology {
+            Topology::Single(url) => Self::Single { client: access.client(url)?, manager: Arc::new(OnceCell::new()) },
+            Topology::Cluster(url) => {
+                let mut builder = ClusterClient::builder(vec![url])
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout);
+                if let Some(username) = &access.username {
+                    builder = builder.username(username);
+                }
+                if let Some(password) = &access.password {
+                    builder = builder.password(password.expose());
+                }
+                if let Some(tls) = &access.tls {
+                    builder = builder.certs(access.certificates(tls));
+                }
+                Self::Cluster { client: builder.build()?, connection: Arc::new(OnceCell::new()) }
+            }
+            Topology::Sentinel(sentinel) => {
+                Self::Sentinel(SentinelConnector::new(sentinel, access, connect_timeout, response_timeout)?)
+            }
+        })
     }
 
     pub async fn connect(&self, connect_timeout: Duration, response_timeout: Duration) -> StoreResult<Conn> {
@@ -90,6 +121,16 @@ impl Connector {
                     connection.get_or_try_init(|| client.get_async_connection()).await.map_err(unavailable)?;
                 Ok(Conn::Cluster(connection.clone()))
             }
+            Self::Sentinel(sentinel) => sentinel.connect().await.map(Conn::Sentinel).map_err(unavailable),
+        }
+    }
+
+    /// With Sentinel, a client for the master the sentinels name now (pub/sub opens its own
+    /// connection); `None` otherwise.
+    pub async fn master_client(&self) -> Option<redis::RedisResult<redis::Client>> {
+        match self {
+            Self::Sentinel(sentinel) => Some(sentinel.master_client().await),
+            _ => None,
         }
     }
 }

@@ -20,10 +20,13 @@ mod changes;
 mod connection;
 mod memory;
 mod redis;
+mod sentinel;
+pub mod target;
 
 pub use self::changes::{Change, ChangeFeed};
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisStore, RedisStoreConfig};
+pub use self::redis::{AccessRefused, RedisStore, RedisStoreConfig};
+pub use self::target::{ClientCert, RedisAccess, RedisTls, SentinelSettings};
 
 use crate::domain::{CredentialId, CredentialState, ProviderName, Reason, Subject};
 use std::future::Future;
@@ -98,6 +101,10 @@ pub enum Reservation {
     VersionChanged,
     /// This refresh token was already sent once: it must never be sent again.
     AlreadyAttempted,
+    /// Reserved and written on the primary, but fewer than `store.journal_replicas` replicas
+    /// acknowledged it in time: a failover could forget it, so the token must not be sent.
+    /// The caller reopens the attempt (at `version`) and tries again later.
+    NotReplicated { version: u64 },
 }
 
 /// One refresh attempt to journal: which token (a hash), who sends it, and how long its
@@ -124,6 +131,10 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored record is unreadable")]
     Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Written on the primary, not acknowledged by `store.journal_replicas` replicas in time
+    /// (`WAIT`): a failover could still undo it.
+    #[error("write not acknowledged by enough replicas in time")]
+    NotReplicated,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -21,9 +21,23 @@
 //!
 //! Writes are Lua scripts: a version check and the write happen atomically on the server.
 
+mod access;
+mod replication;
 mod scripts;
 
-use super::connection::{Conn, Connector};
+pub use access::AccessRefused;
+
+/// Script arguments, each as the bytes Redis receives.
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {{
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        $(args.extend(redis::ToRedisArgs::to_redis_args(&$arg));)*
+        args
+    }};
+}
+
+use super::connection::{Conn, Connector, Topology};
+use super::target::{RedisAccess, SentinelSettings};
 use super::{Attempt, CredentialStore, JournalEntry, Listed, Reservation, StoreError, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
 use redis::AsyncCommands;
@@ -32,35 +46,90 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How to reach Redis.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RedisStoreConfig {
+    /// Unused with `sentinel`.
     pub url: String,
     /// `url` names one node of a Redis Cluster; the others are discovered.
     pub cluster: bool,
+    /// Ask these sentinels for the master instead of connecting to `url`.
+    pub sentinel: Option<SentinelSettings>,
+    /// TLS and the ACL user.
+    pub access: RedisAccess,
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// Journal writes return only once this many replicas acknowledged them (`WAIT`).
+    pub journal_replicas: u32,
+    /// How long a journal write waits for those acknowledgements.
+    pub journal_wait_timeout: Duration,
 }
 
+/// Cheap to clone: everything is shared.
 #[derive(Clone)]
 pub struct RedisStore {
-    /// For pub/sub, which a cluster broadcasts to every node: one node is enough.
-    client: redis::Client,
     config: Arc<RedisStoreConfig>,
+    links: Arc<Links>,
+}
+
+/// How the store reaches Redis.
+struct Links {
+    /// For pub/sub, which a cluster broadcasts to every node: one node is enough. `None`
+    /// with Sentinel: the connector names the master at each subscription.
+    client: Option<redis::Client>,
     connector: Connector,
+    /// With `journal_replicas`: a connection of its own for writes that `WAIT`, since WAIT
+    /// blocks the connection it is sent on and reads must not queue behind it.
+    durable: Option<Connector>,
 }
 
 impl RedisStore {
     /// Checks the URL; does not connect.
     pub fn new(config: RedisStoreConfig) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
-        let connector = Connector::new(&config.url, config.cluster, config.connect_timeout, config.response_timeout)?;
-        Ok(Self { client, config: Arc::new(config), connector })
+        // rediss:// needs a process-wide crypto provider when several are linked in (tests
+        // link ring too); aws-lc is the one the rest of the broker uses. Installing twice is
+        // harmless.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let topology = match (&config.sentinel, config.cluster) {
+            (Some(sentinel), _) => Topology::Sentinel(sentinel),
+            (None, true) => Topology::Cluster(&config.url),
+            (None, false) => Topology::Single(&config.url),
+        };
+        let client = match &config.sentinel {
+            Some(_) => None,
+            None => Some(config.access.client(&config.url)?),
+        };
+        let (connect, response) = (config.connect_timeout, config.response_timeout);
+        let connector = Connector::new(topology, &config.access, connect, response)?;
+        let durable = (config.journal_replicas > 0)
+            .then(|| Connector::new(topology, &config.access, connect, response + config.journal_wait_timeout))
+            .transpose()?;
+        Ok(Self { config: Arc::new(config), links: Arc::new(Links { client, connector, durable }) })
+    }
+
+    /// The store `[store]` describes; logs where it is (password redacted).
+    pub fn from_settings(settings: &crate::config::StoreSettings) -> Result<Self, redis::RedisError> {
+        let url = settings.redis_url.clone().unwrap_or_default();
+        match &settings.sentinel {
+            Some(s) => tracing::info!(master = %s.master_name, sentinels = ?s.addresses, "store: redis via sentinel"),
+            None => tracing::info!(url = %super::target::redact(&url), cluster = settings.cluster, "store: redis"),
+        }
+        Self::new(RedisStoreConfig {
+            url,
+            cluster: settings.cluster,
+            sentinel: settings.sentinel.clone(),
+            access: settings.access.clone(),
+            key_prefix: settings.key_prefix.clone(),
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+            journal_replicas: settings.journal_replicas,
+            journal_wait_timeout: settings.journal_wait_timeout,
+        })
     }
 
     /// A connection, established on first use.
     pub(crate) async fn connection(&self) -> StoreResult<Conn> {
-        self.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
+        self.links.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
     }
 
     /// What in this Redis's configuration could lose or evict acknowledged writes — which, for
@@ -106,8 +175,12 @@ impl RedisStore {
         format!("{}:changes", self.config.key_prefix)
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for pub/sub (which opens its own connection): the current master's.
+    pub(crate) async fn pubsub_client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.links.client {
+            Some(client) => Ok(client.clone()),
+            None => self.links.connector.master_client().await.expect("no client only with Sentinel"),
+        }
     }
 
     /// The prefix of every key this store writes; the token budget keeps its key under it too.
@@ -199,7 +272,7 @@ impl CredentialStore for RedisStore {
         // Index first: a crash between the two leaves an index entry without a record,
         // which listings skip, rather than a record that listings never show.
         let _: () = conn.zadd(self.index_key(&id.provider), id.subject.as_str(), 0).await.map_err(unavailable)?;
-        PUT.key(self.cred_key(id)).arg(expected).arg(encode(record)).invoke_async(&mut conn).await.map_err(unavailable)
+        self.write_replicated(&PUT, &[self.cred_key(id)], args!(expected, encode(record))).await
     }
 
     #[tracing::instrument(name = "store.compare_and_swap", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
@@ -209,14 +282,7 @@ impl CredentialStore for RedisStore {
         expected: u64,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        let mut conn = self.connection().await?;
-        COMPARE_AND_SWAP
-            .key(self.cred_key(id))
-            .arg(expected)
-            .arg(encode(record))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+        self.write_replicated(&COMPARE_AND_SWAP, &[self.cred_key(id)], args!(expected, encode(record))).await
     }
 
     #[tracing::instrument(name = "store.reserve_refresh", skip_all, fields(store = "redis", credential = %id, expected), err(level = "warn"))]
@@ -227,22 +293,13 @@ impl CredentialStore for RedisStore {
         attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
-        let mut conn = self.connection().await?;
-        let result: i64 = RESERVE_REFRESH
-            .key(self.cred_key(id))
-            .key(self.journal_key(id))
-            .key(self.legacy_attempt_key(id, attempt.id))
-            .arg(expected)
-            .arg(encode(record))
-            .arg(attempt.id)
-            .arg(attempt.owner)
-            .arg(attempt.horizon.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(match result {
+        let keys = [self.cred_key(id), self.journal_key(id), self.legacy_attempt_key(id, attempt.id)];
+        let args = args!(expected, encode(record), attempt.id, attempt.owner, attempt.horizon.as_millis() as u64);
+        let written = Box::pin(self.write_script::<i64>(&RESERVE_REFRESH, &keys, args)).await?;
+        Ok(match written.reply {
             0 => Reservation::VersionChanged,
             -1 => Reservation::AlreadyAttempted,
+            version if !written.replicated => Reservation::NotReplicated { version: version as u64 },
             version => Reservation::Reserved { version: version as u64 },
         })
     }
@@ -267,18 +324,9 @@ impl CredentialStore for RedisStore {
         attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        let mut conn = self.connection().await?;
-        FENCE_REFRESH
-            .key(self.cred_key(id))
-            .key(self.journal_key(id))
-            .arg(expected)
-            .arg(encode(record))
-            .arg(attempt.id)
-            .arg(attempt.owner)
-            .arg(attempt.horizon.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+        let keys = [self.cred_key(id), self.journal_key(id)];
+        let args = args!(expected, encode(record), attempt.id, attempt.owner, attempt.horizon.as_millis() as u64);
+        self.write_replicated(&FENCE_REFRESH, &keys, args).await
     }
 
     #[tracing::instrument(name = "store.acquire_lease", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]
@@ -324,17 +372,8 @@ impl CredentialStore for RedisStore {
         attempt: &str,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        let mut conn = self.connection().await?;
-        REOPEN_REFRESH
-            .key(self.cred_key(id))
-            .key(self.journal_key(id))
-            .key(self.legacy_attempt_key(id, attempt))
-            .arg(expected)
-            .arg(encode(record))
-            .arg(attempt)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+        let keys = [self.cred_key(id), self.journal_key(id), self.legacy_attempt_key(id, attempt)];
+        self.write_replicated(&REOPEN_REFRESH, &keys, args!(expected, encode(record), attempt)).await
     }
 
     #[tracing::instrument(name = "store.journal", skip_all, fields(store = "redis", credential = %id), err(level = "warn"))]

@@ -24,6 +24,7 @@ fn replicas(url: &str, prefix: &str, per_minute: u32, count: usize) -> Vec<Token
             key_prefix: prefix.to_owned(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
+            ..Default::default()
         })
         .unwrap()
     };
@@ -130,6 +131,7 @@ async fn budget_fails_closed_when_redis_is_unreachable() {
         key_prefix: random_prefix(),
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
+        ..Default::default()
     })
     .unwrap();
     let budget = TokenBudget::new(BudgetBackend::Redis(store), &passolution(), 240);

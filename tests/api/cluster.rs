@@ -75,6 +75,7 @@ impl LocalCluster {
             key_prefix: random_prefix(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
+            ..Default::default()
         })
         .unwrap()
     }

@@ -113,6 +113,7 @@ async fn durability_settings_are_checked_against_the_real_redis() {
         key_prefix: crate::helpers::random_prefix(),
         connect_timeout: std::time::Duration::from_secs(2),
         response_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
     })
     .unwrap();
     let problems = store.durability_warnings().await.unwrap();

@@ -208,6 +208,7 @@ pub fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
         key_prefix: prefix.to_owned(),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(2),
+        ..Default::default()
     })
     .unwrap()
 }

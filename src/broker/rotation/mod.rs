@@ -16,6 +16,9 @@
 //!    finds the hash and sends nothing. The entry stays while the token is the current or
 //!    previous one, then `refresh.journal_horizon` (≥ the token's lifetime upstream: config
 //!    validation), after which the token is dead upstream whatever is sent.
+//!    "Recorded" means durable: on a single AOF-always Redis, acknowledged; with replicas,
+//!    acknowledged by `store.journal_replicas` of them (`WAIT`) — a reservation they do not
+//!    acknowledge is reopened and never sent, since a failover could forget it.
 //! 2. **Ownership checked right before sending.** The reserving task sends only if the
 //!    journal still names it as the attempt's owner. Another replica takes the attempt over
 //!    (FENCE, in the same write that flags the record) only when the record says REFRESHING
@@ -39,9 +42,9 @@
 //! | from | transition | to | when |
 //! |---|---|---|---|
 //! | ACTIVE | `reserve` | REFRESHING | the planned renewal is due, a caller needs it, or a forced renewal |
-//! | REFRESHING | `commit` | ACTIVE | 200: the new tokens are stored |
+//! | REFRESHING | `commit` | ACTIVE | 200: the new tokens are stored (written again over ACTIVE while too few replicas acknowledged it, `store.journal_replicas`) |
 //! | REFRESHING, INDETERMINATE, REAUTH_REQUIRED | `late_commit` | ACTIVE | 200 after a fence/probe; the record still holds the redeemed token |
-//! | REFRESHING | `reopen` | ACTIVE | provably not processed: connect error, 429, `invalid_client` |
+//! | REFRESHING | `reopen` | ACTIVE | provably not processed: connect error, 429, `invalid_client`; or never sent, its RESERVE not replicated in time |
 //! | ACTIVE, REFRESHING | `unknown_outcome` | INDETERMINATE | sent, no usable answer (timeout, reset, 5xx, unreadable 200); or the journal already has the token |
 //! | REFRESHING | `fence` | INDETERMINATE | the holder's lease lapsed mid-refresh |
 //! | INDETERMINATE | `probe_alive` | ACTIVE | at `probe_at`: the old access token works → never redeemed |
@@ -61,7 +64,7 @@ use crate::providers::Provider;
 use crate::providers::http::{HttpClient, TokenSet, UpstreamError};
 use crate::providers::passolution::RefreshFailure;
 use crate::store::budget::TokenBudget;
-use crate::store::{Attempt, Reservation, StoredCredential};
+use crate::store::{Attempt, Reservation, StoreError, StoredCredential};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -132,6 +135,7 @@ impl Rotation<'_> {
                 Ok(version)
             }
             Reservation::VersionChanged => Err(BrokerError::Conflict(self.id.clone())),
+            Reservation::NotReplicated { version } => Err(self.unreplicated(version, vault, attempt).await),
             Reservation::AlreadyAttempted => {
                 let flag = Transition::Unknown(Reason::AlreadySent);
                 let probe_at = OffsetDateTime::now_utc() + self.coordination.reconcile_after;
@@ -155,50 +159,79 @@ impl Rotation<'_> {
         })
     }
 
+    /// A reservation that too few replicas acknowledged (`store.journal_replicas`): a
+    /// failover could forget it and let another replica send the same token, so it is never
+    /// acted on. The token has not left: the attempt is reopened (a reopen that fails leaves a
+    /// REFRESHING record that the usual fence and probe resolve), and the caller retries later.
+    async fn unreplicated(&self, version: u64, vault: &Vault, attempt: &str) -> BrokerError {
+        tracing::warn!(credential = %self.id, "refresh reservation not replicated in time; not sending");
+        let meta = self.meta(&Transition::Reopen, None);
+        if let Err(e) = self.records.reopen(self.id, version, attempt, &meta, vault).await {
+            tracing::warn!(credential = %self.id, error = %e, "could not reopen the unreplicated reservation");
+        }
+        BrokerError::Store(StoreError::NotReplicated)
+    }
+
     /// COMMIT: we now hold the only valid refresh token, so this must not be lost. Redis
-    /// being briefly away is waited out; a record that moved on is still ours to update if it
-    /// holds the very token we redeemed.
+    /// being briefly away is waited out. A record that moved on is still ours to update if it
+    /// holds the very token we redeemed (LATE COMMIT) — or the one we got, when our commit
+    /// landed but its answer was lost or too few replicas acknowledged it: then it is written
+    /// again until replicas have it (a failover in between may have undone it; the new
+    /// primary's record then holds the redeemed token, and the same rule applies).
     async fn commit(&self, version: u64, attempt: &str, vault: Vault) -> BrokerResult<(StoredCredential, Vault)> {
         let deadline = tokio::time::Instant::now() + COMMIT_PATIENCE;
+        let renewed = refresh_token(&vault).map(attempt_id);
+        let (mut expected, mut transition) = (version, Transition::Commit);
         let mut backoff = Duration::from_millis(100);
-        let meta = self.meta(&Transition::Commit, None);
         loop {
-            match self.records.write(self.id, version, &meta, &vault).await {
+            let retry = match self.records.write(self.id, expected, &self.meta(&transition, None), &vault).await {
                 Ok(Some(record)) => {
-                    Transition::Commit.log(self.id);
+                    transition.log(self.id);
+                    self.chaos.point("after_commit", self.id).await;
                     return Ok((record, vault));
                 }
-                Ok(None) => return self.late_commit(attempt, vault).await,
-                Err(BrokerError::Store(e)) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(credential = %self.id, error = %e, "store unavailable while committing a refresh; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", error = %e, "renewed tokens could not be stored");
-                    return Err(e);
-                }
+                // Written over at once (no back-off: nothing is down), but within the same
+                // patience, so writers racing us cannot keep this loop going.
+                Ok(None) => match self.ours_at(attempt, renewed.as_deref()).await {
+                    Ok(next) if tokio::time::Instant::now() < deadline => {
+                        (expected, transition) = next;
+                        continue;
+                    }
+                    Ok(_) => {
+                        tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", "the credential kept changing during its commit; the renewed tokens were dropped");
+                        return Err(BrokerError::Conflict(self.id.clone()));
+                    }
+                    Err(BrokerError::Store(e)) => e,
+                    Err(e) => return Err(e),
+                },
+                Err(BrokerError::Store(e)) => e,
+                Err(e) => return Err(e),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", error = %retry, "renewed tokens could not be stored");
+                return Err(BrokerError::Store(retry));
             }
+            tracing::warn!(credential = %self.id, error = %retry, "store unavailable or not replicating while committing a refresh; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
-    /// The record changed under us (another replica fenced or probed it while we were
-    /// paused). If it still holds the refresh token we redeemed, our tokens are the newest.
-    async fn late_commit(&self, attempt: &str, vault: Vault) -> BrokerResult<(StoredCredential, Vault)> {
+    /// The version to write our tokens over, and as what: a LATE COMMIT if the record still
+    /// holds the refresh token we redeemed, the COMMIT again if it already holds the one we
+    /// got (made durable once more). Otherwise the credential was replaced meanwhile (a
+    /// PutCredential) and our tokens are dropped, loudly.
+    async fn ours_at(&self, attempt: &str, renewed: Option<&str>) -> BrokerResult<(u64, Transition)> {
         let (current, stored) = self.records.read(self.id).await?;
-        let same_token = refresh_token(&stored).is_some_and(|rt| attempt_id(rt) == attempt);
-        if !same_token {
-            tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", "the credential was replaced during its refresh; the renewed tokens were dropped");
-            return Err(BrokerError::Conflict(self.id.clone()));
+        let held = refresh_token(&stored).map(attempt_id);
+        if held.as_deref() == Some(attempt) {
+            return Ok((current.version, Transition::LateCommit));
         }
-        let meta = self.meta(&Transition::LateCommit, None);
-        match self.records.write(self.id, current.version, &meta, &vault).await? {
-            Some(record) => {
-                Transition::LateCommit.log(self.id);
-                Ok((record, vault))
-            }
-            None => Err(BrokerError::Conflict(self.id.clone())),
+        if held.is_some() && held.as_deref() == renewed {
+            return Ok((current.version, Transition::Commit));
         }
+        tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", "the credential was replaced during its refresh; the renewed tokens were dropped");
+        Err(BrokerError::Conflict(self.id.clone()))
     }
 
     /// What a failed refresh means for the credential (the classification is the provider's).

@@ -41,13 +41,13 @@ pub struct Report {
     pub transitions: BTreeSet<String>,
 }
 
-const SUBJECT: &str = "chaos";
-const CALLERS_PER_REPLICA: usize = 40;
+pub(super) const SUBJECT: &str = "chaos";
+pub(super) const CALLERS_PER_REPLICA: usize = 40;
 /// Tokens live 60 s; the imported one was issued 44 s ago, so its planned renewal (75 % of
 /// its life, no jitter in the fleet) comes ~1 s after the import, and the old access token
 /// stays alive long after any probe.
-const LIFETIME: Duration = Duration::from_secs(60);
-const AGE: Duration = Duration::from_secs(44);
+pub(super) const LIFETIME: Duration = Duration::from_secs(60);
+pub(super) const AGE: Duration = Duration::from_secs(44);
 /// More than the imported token's promise (≤ 1 s left), well within a fresh one's (44.5 s):
 /// every caller needs the renewal.
 const MIN_VALIDITY: i64 = 20;
@@ -72,9 +72,31 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     let killed = inject(&mut fleet, &fault).await;
     let (served, last_served) = collect(callers).await;
     let (final_state, versions_grew) = settle(&fleet, killed).await;
-    let newest = newest_refresh_token(&fleet, &first_refresh);
     let stored = stored_refresh_token(&fleet).await;
     let logs = fleet.logs();
+    let ended = Ended { served, last_served, final_state, versions_grew };
+    report(&fleet, &first_refresh, stored, &logs, started, ended)
+}
+
+/// How a run ended, as the callers and the settling saw it.
+pub(super) struct Ended {
+    pub served: usize,
+    pub last_served: Instant,
+    pub final_state: CredentialState,
+    pub versions_grew: bool,
+}
+
+/// The run's report: the ledger, the stored refresh token and the logs against the invariants.
+pub(super) fn report(
+    fleet: &Fleet,
+    first_refresh: &str,
+    stored: Option<String>,
+    logs: &str,
+    started: Instant,
+    ended: Ended,
+) -> Report {
+    let Ended { served, last_served, final_state, versions_grew } = ended;
+    let newest = newest_refresh_token(fleet, first_refresh);
     let flagged = matches!(final_state, CredentialState::Indeterminate | CredentialState::ReauthRequired)
         && logs.contains("\"alert\"");
     let holds_newest = final_state == CredentialState::Active && stored.as_deref() == Some(newest.as_str());
@@ -87,13 +109,13 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
         all_served_after: (served == CALLERS_PER_REPLICA * 3).then(|| last_served.duration_since(started)),
         final_state,
         versions_grew,
-        secrets_in_logs: secrets_in(&fleet, &logs),
-        transitions: transitions(&logs),
+        secrets_in_logs: secrets_in(fleet, logs),
+        transitions: transitions(logs),
     }
 }
 
 /// The values of every `"transition":"…"` field in the logs.
-fn transitions(logs: &str) -> BTreeSet<String> {
+pub(super) fn transitions(logs: &str) -> BTreeSet<String> {
     const FIELD: &str = "\"transition\":\"";
     logs.match_indices(FIELD)
         .filter_map(|(at, _)| {
@@ -103,12 +125,12 @@ fn transitions(logs: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn leak(s: String) -> &'static str {
+pub(super) fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
 /// Callers on every replica; each retries until served or its 25 s run out.
-fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
+pub(super) fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
     let mut tasks = Vec::new();
     for replica in &fleet.replicas {
         for _ in 0..CALLERS_PER_REPLICA {
@@ -181,7 +203,7 @@ async fn reached(fleet: &Fleet, needle: &str) -> Option<usize> {
     None
 }
 
-async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {
+pub(super) async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {
     let (mut served, mut last) = (0, Instant::now());
     let mut latest: Option<Instant> = None;
     for caller in callers {
@@ -198,7 +220,7 @@ async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usi
 
 /// Drives the credential to a settled state (reconciling INDETERMINATE after its quiet
 /// period) through the live replicas; returns the final state and whether versions only grew.
-async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool) {
+pub(super) async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool) {
     let deadline = Instant::now() + RECONCILE_AFTER + Duration::from_secs(8);
     let live: Vec<_> = fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != killed).map(|(_, r)| r).collect();
     let (mut last_version, mut grew, mut state) = (0, true, CredentialState::Unspecified);
@@ -229,7 +251,7 @@ async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool)
 }
 
 /// Follows the ledger from the first refresh token to the newest one the provider issued.
-fn newest_refresh_token(fleet: &Fleet, first: &str) -> String {
+pub(super) fn newest_refresh_token(fleet: &Fleet, first: &str) -> String {
     let entries = fleet.fake.ledger().entries();
     let mut current = first.to_owned();
     while let Some(next) = entries.iter().find(|e| {
@@ -244,7 +266,12 @@ fn newest_refresh_token(fleet: &Fleet, first: &str) -> String {
 
 /// The refresh token the store holds now, decrypted with the fleet's key.
 async fn stored_refresh_token(fleet: &Fleet) -> Option<String> {
-    let client = redis::Client::open(fleet.redis.url()).ok()?;
+    stored_refresh_token_at(&fleet.redis.url()).await
+}
+
+/// The refresh token the Redis at `url` holds for the scenario's credential.
+pub(super) async fn stored_refresh_token_at(url: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
     let keys: Vec<String> = redis::cmd("KEYS").arg("*:{passolution:chaos}:cred").query_async(&mut conn).await.ok()?;
     let (version, data): (u64, String) =
@@ -263,7 +290,7 @@ async fn stored_refresh_token(fleet: &Fleet) -> Option<String> {
 }
 
 /// How many secrets (the client secret, any token the fake issued) appear in the logs.
-fn secrets_in(fleet: &Fleet, logs: &str) -> usize {
+pub(super) fn secrets_in(fleet: &Fleet, logs: &str) -> usize {
     let mut secrets: HashSet<String> =
         fleet.fake.ledger().entries().into_iter().flat_map(|e| [e.presented_token, e.issued_token]).flatten().collect();
     secrets.insert(CLIENT_SECRET.to_owned());

@@ -1,0 +1,185 @@
+//! Redis failover under a refresh: one primary, one replica and three sentinels (real
+//! processes on loopback), three credbroker replicas finding the master through Sentinel
+//! (`redis+sentinel://…`). The primary is SIGKILLed right after RESERVE or right after
+//! COMMIT; Sentinel promotes the replica; callers keep asking. With
+//! `store.journal_replicas = 1` no refresh token may be redeemed twice and nothing may be
+//! lost silently. With 0, and a replica that lags (SIGSTOPped across the refresh, as a slow
+//! or partitioned replica would), the promoted replica has neither the reservation nor the
+//! commit: the scenario shows the loss the README's table describes. The killed primary is
+//! restarted after the failover (Sentinel makes it a replica): until then the new primary has
+//! no replica, and `journal_replicas = 1` rightly refuses every reservation.
+
+use super::fleet::{Fleet, FleetOptions};
+use super::scenario::*;
+use crate::failover::nodes::{MASTER, Node};
+use crate::upstream::issue_aged_tokens;
+use credbroker::grpc::pb;
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+/// Longer-lived tokens than the other scenarios': a failover, the old primary's return and a
+/// fence take seconds, and the probe must still find the old access token within its life.
+/// Imported 1 s before its planned renewal (75 %), 31 s left.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+const AGE_AT_IMPORT: Duration = Duration::from_secs(89);
+
+/// Where the primary is killed.
+#[derive(Debug, Clone, Copy)]
+pub enum KillAt {
+    AfterReserve,
+    AfterCommit,
+}
+
+impl KillAt {
+    fn point(self) -> &'static str {
+        match self {
+            Self::AfterReserve => "after_reserve",
+            Self::AfterCommit => "after_commit",
+        }
+    }
+}
+
+/// One primary, one replica, three sentinels that know each other and the replica.
+struct Topology {
+    primary: Node,
+    replica: Node,
+    sentinels: Vec<Node>,
+}
+
+impl Topology {
+    /// `lagging`: the primary drops a silent replica after 1 s (`repl-timeout`), so writes
+    /// made while the replica is stopped never reach it — not even its socket buffer.
+    async fn start(lagging: bool) -> Self {
+        let primary = Node::data_with(None, if lagging { &["--repl-timeout", "1"] } else { &[] }).await;
+        let replica = Node::data(Some(primary.port)).await;
+        replica.wait_until_in_sync().await;
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(Node::sentinel(primary.port).await);
+        }
+        let topology = Self { primary, replica, sentinels };
+        topology.wait_until_sentinels_agree().await;
+        topology
+    }
+
+    /// A failover needs a quorum of sentinels that have found each other (hello messages,
+    /// every 2 s) and the replica.
+    async fn wait_until_sentinels_agree(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for sentinel in &self.sentinels {
+            loop {
+                let mut conn = sentinel.connection().await;
+                let peers: Vec<redis::Value> =
+                    redis::cmd("SENTINEL").arg("SENTINELS").arg(MASTER).query_async(&mut conn).await.unwrap();
+                let replicas: Vec<redis::Value> =
+                    redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER).query_async(&mut conn).await.unwrap();
+                if peers.len() == 2 && replicas.len() == 1 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "sentinels never found each other and the replica");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Until every sentinel names `port` as the master (the new configuration spreads by
+    /// hello messages), so the old primary, restarted, is turned into a replica by all.
+    async fn wait_until_sentinels_name(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for sentinel in &self.sentinels {
+            loop {
+                let mut conn = sentinel.connection().await;
+                let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(MASTER)
+                    .query_async(&mut conn)
+                    .await
+                    .ok()
+                    .flatten();
+                if addr.is_some_and(|(_, p)| p == port) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "sentinel {} never learned the new master", sentinel.port);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+    }
+}
+
+/// One failover run; `lagging`: the replica is stopped from before the refresh until the
+/// primary is gone, so it has none of the refresh's writes.
+pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Report {
+    let mut topology = Topology::start(lagging).await;
+    let env = vec![
+        ("CREDBROKER__STORE__REDIS_URL", leak(topology.url())),
+        ("CREDBROKER__STORE__JOURNAL_REPLICAS", leak(journal_replicas.to_string())),
+        ("CREDBROKER__STORE__JOURNAL_WAIT_TIMEOUT", "500ms"),
+    ];
+    let options = FleetOptions { env, ..FleetOptions::new(leak(format!("{}=400", kill_at.point())), true) };
+    let mut fleet = Fleet::start(options).await;
+    // A lagging replica is stopped and dropped (a few seconds) before the refresh: the
+    // planned renewal is put off by as much, so the callers' need starts it.
+    let age = if lagging { AGE_AT_IMPORT - Duration::from_secs(6) } else { AGE_AT_IMPORT };
+    let (_, first_refresh, tokens) = issue_aged_tokens(&fleet.fake, TOKEN_LIFETIME, age);
+    fleet.fake.knobs().set_passolution_access_lifetime(TOKEN_LIFETIME);
+    let put =
+        pb::PutCredentialRequest { provider: "passolution".into(), subject: SUBJECT.into(), secret: Some(tokens) };
+    fleet.replicas[0].admin.clone().put_credential(put).await.unwrap();
+    if lagging {
+        topology.replica.signal(Signal::SIGSTOP);
+        topology.primary.wait_until_alone().await;
+    }
+    let mut lines = fleet.lines.subscribe();
+    let started = Instant::now();
+    let callers = spawn_callers(&fleet);
+    let name = format!("{}-{journal_replicas}-{lagging}", kill_at.point());
+    let Some(holder) = wait_for_point(&mut lines, kill_at.point()).await else {
+        keep_logs(&name, &fleet.logs());
+        panic!("no replica reached chaos point {}", kill_at.point());
+    };
+    topology.primary.kill().await;
+    topology.replica.signal(Signal::SIGCONT);
+    topology.replica.wait_until_master(Duration::from_secs(20)).await;
+    topology.wait_until_sentinels_name(topology.replica.port).await;
+    // The old primary is restarted, as a supervisor would; Sentinel makes it the new
+    // primary's replica, so `journal_replicas = 1` can be met again.
+    topology.primary.restart().await;
+    let (served, last_served) = collect(callers).await;
+    // A replica with an empty cache reads only what the promoted node has (not the holder:
+    // its log tells what it did).
+    let mut logs = fleet.logs();
+    fleet.restart_replica((holder + 1) % 3, |_| {}).await;
+    let (final_state, versions_grew) = settle(&fleet, None).await;
+    let stored = stored_refresh_token_at(&topology.replica.url()).await;
+    logs.push('\n');
+    logs.push_str(&fleet.logs());
+    keep_logs(&name, &logs);
+    report(&fleet, &first_refresh, stored, &logs, started, Ended { served, last_served, final_state, versions_grew })
+}
+
+/// The index of the replica that reached `point`, or `None` within 15 s.
+async fn wait_for_point(lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>, point: &str) -> Option<usize> {
+    let needle = format!("\"chaos_point\":\"{point}\"");
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match lines.recv().await {
+                Ok((index, line)) if line.contains(&needle) => return index,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("log stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Keeps the run's logs for reading after a failure.
+fn keep_logs(name: &str, logs: &str) {
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("failover-{name}.log")), logs)
+        .unwrap();
+}
