@@ -2,7 +2,10 @@
 //!
 //! `Application::build` binds the listener (port 0 works, for tests) and wires the store,
 //! keyring, cache and providers; `run_until_stopped` serves until the given future resolves,
-//! lets in-flight RPCs finish, and gives up after the configured grace period.
+//! lets in-flight RPCs finish, and gives up after the configured grace period; `drain.rs` holds
+//! the steps before (readiness, drain delay) and after (running renewals).
+
+mod drain;
 
 use crate::broker::chaos::Chaos;
 use crate::broker::scheduler::{self, Scheduler};
@@ -25,6 +28,8 @@ pub struct Application {
     listener: TcpListener,
     broker: Arc<Broker>,
     shutdown_grace: Duration,
+    drain_delay: Duration,
+    renewal_bound: Duration,
     proxy: crate::proxy::ProxySettings,
 }
 
@@ -56,7 +61,14 @@ impl Application {
         }));
         // The scheduler holds only a weak reference: it ends when the broker is dropped.
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
-        Ok(Self { listener, broker, shutdown_grace: settings.server.shutdown_grace, proxy: settings.proxy })
+        Ok(Self {
+            listener,
+            broker,
+            shutdown_grace: settings.server.shutdown_grace,
+            drain_delay: settings.server.drain_delay,
+            renewal_bound: drain::renewal_bound(settings.upstream.request_timeout),
+            proxy: settings.proxy,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -67,15 +79,18 @@ impl Application {
         self.broker.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight RPCs finish,
-    /// for at most the grace period.
+    /// Serves (ready once the store answered) until `shutdown` resolves; then reports
+    /// NOT_SERVING, serves on for the drain delay, stops accepting, lets in-flight RPCs finish
+    /// for at most the grace period, and waits for running renewals.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let routes = grpc::routes_with_proxy(self.broker, self.proxy).await;
+        let readiness = grpc::Readiness::new().await;
+        let routes = grpc::routes_with_readiness(self.broker.clone(), self.proxy, &readiness);
+        drain::watch_store(self.broker.store().clone(), readiness.clone()).await;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
         let signal = async move {
-            shutdown.await;
+            drain::until_stop_accepting(shutdown, readiness, self.drain_delay).await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
         };
@@ -88,6 +103,7 @@ impl Application {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
             }
         }
+        drain::finish_renewals(self.broker.renewals(), self.renewal_bound).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -13,7 +13,7 @@
 //!   the safety invariant and its proof sketch). `records.rs`: sealing and writing records.
 //! - `report.rs`: ReportRejected, limited. `offline.rs`: the store is away.
 //! - `lease.rs`, `flight.rs`, `coherence.rs`, `cache.rs`, `scheduler.rs`, `budget.rs`: the
-//!   coordination devices. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
+//!   coordination devices; `renewals.rs`: the running renewals a shutdown waits for. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
 //!   asks of the broker. `chaos.rs`: test-only hooks (the `chaos` feature).
 
 mod admin;
@@ -29,6 +29,7 @@ pub mod plan;
 mod proxy;
 mod records;
 mod renew;
+pub mod renewals;
 mod report;
 mod rewrap;
 pub mod rotation;
@@ -87,6 +88,8 @@ pub struct Broker {
     /// When each provider's own token was last renewed on a caller's report (not stored:
     /// limited per replica).
     own_forced: std::sync::Mutex<std::collections::HashMap<ProviderName, std::time::Instant>>,
+    /// Leased renewals running in detached tasks; a shutdown closes it and waits for them.
+    renewals: Arc<renewals::Renewals>,
 }
 
 impl Broker {
@@ -114,11 +117,17 @@ impl Broker {
             offline: moka::future::Cache::builder().max_capacity(1_000_000).build(),
             budgets,
             own_forced: Default::default(),
+            renewals: Default::default(),
         }
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The running renewals (what a draining replica waits for).
+    pub fn renewals(&self) -> &renewals::Renewals {
+        &self.renewals
     }
 
     pub fn store(&self) -> &AnyStore {

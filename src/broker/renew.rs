@@ -60,9 +60,13 @@ impl Broker {
         ask: Ask,
         forced: Option<u64>,
     ) -> BrokerResult<Step> {
+        // Counted before the lease is taken, so a shutdown that closed the gate after this
+        // point waits for the renewal (and one that closed it before refuses it).
+        let Some(running) = self.renewals.start() else { return Err(BrokerError::Draining) };
         let Some(lease) = self.try_lease(id).await? else { return Ok(Step::Busy) };
         let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
         let renewal = tokio::spawn(async move {
+            let _running = running;
             let result = broker.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
             lease.release().await;
             if result.is_err() {
@@ -230,6 +234,8 @@ impl Broker {
                 self.scheduler.plan(key, again, version);
             }
             Ok(_) => {}
+            // Shutting down: another replica's scheduler renews it.
+            Err(BrokerError::Draining) => {}
             Err(e) => tracing::warn!(credential = %id, error = %e, "scheduled renewal failed"),
         }
     }

@@ -69,6 +69,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// How long in-flight RPCs may run on after SIGTERM before the server stops anyway.
     pub shutdown_grace: Duration,
+    /// How long the replica keeps serving after SIGTERM while it reports NOT_SERVING, so
+    /// balancers and Kubernetes endpoints stop routing to it before it stops accepting.
+    pub drain_delay: Duration,
 }
 
 #[derive(Debug, Clone)]

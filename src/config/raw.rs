@@ -23,11 +23,14 @@ struct RawServer {
     listen: String,
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    drain_delay: Duration,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:50051".into(), shutdown_grace: Duration::from_secs(30) }
+        // No drain delay by default: nothing routes around a lone replica; deploy/ sets one.
+        Self { listen: "127.0.0.1:50051".into(), shutdown_grace: Duration::from_secs(30), drain_delay: Duration::ZERO }
     }
 }
 
@@ -250,7 +253,7 @@ fn describe(prefix: &str, error: &figment::Error) -> String {
 
 fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSettings> {
     match raw.listen.parse() {
-        Ok(listen) => Some(ServerSettings { listen, shutdown_grace: raw.shutdown_grace }),
+        Ok(listen) => Some(ServerSettings { listen, shutdown_grace: raw.shutdown_grace, drain_delay: raw.drain_delay }),
         Err(_) => {
             errors.push(format!("server.listen: {:?} is not an address like 127.0.0.1:50051", raw.listen));
             None

@@ -6,12 +6,14 @@ pub mod convert;
 mod proxy_admission;
 mod proxy_convert;
 mod proxy_rpc;
+pub mod readiness;
 mod rewrap_convert;
 mod size_limit;
 pub mod status;
 
 pub use admin_service::AdminService;
 pub use broker_service::BrokerService;
+pub use readiness::Readiness;
 
 use crate::broker::Broker;
 use crate::proxy::ProxySettings;
@@ -33,14 +35,20 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 
 /// Every gRPC service credbroker serves, ready for `Server::builder().add_routes(...)`:
 /// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
-/// older grpcurl releases work too).
+/// older grpcurl releases work too). Health reports ready at once (a broker built in a test);
+/// the application reports readiness through [`routes_with_readiness`].
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
+    let readiness = Readiness::new().await;
+    readiness.store_reached().await;
+    routes_with_readiness(broker, proxy, &readiness)
+}
+
+/// [`routes_with_proxy`], its health service reporting `readiness` (the application's).
+pub fn routes_with_readiness(broker: Arc<Broker>, proxy: ProxySettings, readiness: &Readiness) -> Routes {
     let max_message = proxy.max_message_size();
     let broker_service = BrokerService::with_proxy(broker.clone(), proxy);
     let in_flight = broker_service.in_flight();
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
-    health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
+    let health_service = readiness.health_service();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -75,6 +75,11 @@ impl Replica {
     pub fn signal(&self, signal: Signal) {
         let _ = kill(Pid::from_raw(self.pid as i32), signal);
     }
+
+    /// Its exit status, if it exits within `within`.
+    pub async fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait()).await.ok()?.ok()
+    }
 }
 
 pub struct Fleet {

@@ -10,6 +10,7 @@
 //! `target/tmp/chaos-report.txt`.
 
 mod budget_storm;
+mod drain;
 pub mod fleet;
 mod scenario;
 mod validity;

@@ -20,6 +20,9 @@ pub enum Fault {
     Stop(&'static str),
     /// SIGKILL the replica that reaches this chaos point.
     Kill(&'static str),
+    /// SIGTERM the replica that reaches this chaos point (a rolling deploy) and wait for it
+    /// to exit; at `sending` the provider answers after 1 s, so the request is in flight.
+    Term(&'static str),
     /// The token endpoint misbehaves on the refresh.
     Upstream(FailureMode),
     /// Redis is killed and restarted while the refresh is being sent.
@@ -39,6 +42,11 @@ pub struct Report {
     pub secrets_in_logs: usize,
     /// Every `transition` the replicas logged (`fence`, `probe_alive`, …).
     pub transitions: BTreeSet<String>,
+    /// `Term`: whether the signalled replica exited with status 0 (within 30 s).
+    pub clean_exit: Option<bool>,
+    /// Whether a live replica (not the killed or terminated one) served the credential at
+    /// the end.
+    pub served_at_end: bool,
 }
 
 const SUBJECT: &str = "chaos";
@@ -55,6 +63,8 @@ const MIN_VALIDITY: i64 = 20;
 pub async fn run(fault: Fault, journal: bool) -> Report {
     let chaos_pause = match &fault {
         Fault::Stop(point) | Fault::Kill(point) => leak(format!("{point}=400")),
+        Fault::Term("sending") => "sending=0",
+        Fault::Term(point) => leak(format!("{point}=400")),
         Fault::RedisRestart => "sending=300",
         _ => "",
     };
@@ -64,15 +74,26 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     let put =
         pb::PutCredentialRequest { provider: "passolution".into(), subject: SUBJECT.into(), secret: Some(tokens) };
     fleet.replicas[0].admin.clone().put_credential(put).await.unwrap();
+    if let Fault::Term("sending") = &fault {
+        fleet.fake.knobs().set_latency(Provider::Passolution, Duration::from_secs(1));
+    }
     if let Fault::Upstream(mode) = &fault {
         fleet.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
     }
     let mut lines = fleet.lines.subscribe();
     let started = Instant::now();
-    let callers = spawn_callers(&fleet);
-    let killed = inject(&mut fleet, &fault, &mut lines).await;
+    // Term: no caller waits on the renewal (an RPC in flight would hold the drain open by
+    // itself): the scheduler's renewal is what a shutdown could cut. Callers come afterwards,
+    // to the replicas still running.
+    let term = matches!(fault, Fault::Term(_));
+    let mut callers = if term { Vec::new() } else { spawn_callers(&fleet, None) };
+    let (killed, clean_exit) = inject(&mut fleet, &fault, &mut lines).await;
+    if term {
+        callers = spawn_callers(&fleet, killed);
+    }
+    let caller_count = callers.len();
     let (served, last_served) = collect(callers).await;
-    let (final_state, versions_grew) = settle(&fleet, killed).await;
+    let (final_state, versions_grew, served_at_end) = settle(&fleet, killed).await;
     let newest = newest_refresh_token(&fleet, &first_refresh);
     let stored = stored_refresh_token(&fleet).await;
     let logs = fleet.logs();
@@ -83,13 +104,15 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
         reuses: fleet.fake.ledger().violations().len(),
         lost_silently: usize::from(!holds_newest && !flagged),
         refreshes: fleet.fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant),
-        callers: CALLERS_PER_REPLICA * 3,
+        callers: caller_count,
         served,
-        all_served_after: (served == CALLERS_PER_REPLICA * 3).then(|| last_served.duration_since(started)),
+        all_served_after: (served == caller_count).then(|| last_served.duration_since(started)),
         final_state,
         versions_grew,
         secrets_in_logs: secrets_in(&fleet, &logs),
         transitions: transitions(&logs),
+        clean_exit,
+        served_at_end,
     }
 }
 
@@ -108,10 +131,10 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// Callers on every replica; each retries until served or its 25 s run out.
-fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
+/// Callers on every replica but `skip`; each retries until served or its 25 s run out.
+fn spawn_callers(fleet: &Fleet, skip: Option<usize>) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
     let mut tasks = Vec::new();
-    for replica in &fleet.replicas {
+    for (_, replica) in fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != skip) {
         for _ in 0..CALLERS_PER_REPLICA {
             let mut client = replica.broker.clone();
             tasks.push(tokio::spawn(async move {
@@ -136,16 +159,17 @@ fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>>
     tasks
 }
 
-/// Waits for the fault's chaos point and injects the fault; returns the killed replica.
+/// Waits for the fault's chaos point and injects the fault; returns the killed (or
+/// terminated) replica and, for `Term`, whether it exited cleanly.
 async fn inject(
     fleet: &mut Fleet,
     fault: &Fault,
     lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>,
-) -> Option<usize> {
+) -> (Option<usize>, Option<bool>) {
     let point = match fault {
-        Fault::Stop(point) | Fault::Kill(point) => *point,
+        Fault::Stop(point) | Fault::Kill(point) | Fault::Term(point) => *point,
         Fault::RedisRestart => "sending",
-        _ => return None,
+        _ => return (None, None),
     };
     let needle = format!("\"chaos_point\":\"{point}\"");
     let index = tokio::time::timeout(Duration::from_secs(10), async {
@@ -164,15 +188,20 @@ async fn inject(
             fleet.replicas[index].signal(Signal::SIGSTOP);
             tokio::time::sleep(LEASE_TTL * 2).await;
             fleet.replicas[index].signal(Signal::SIGCONT);
-            None
+            (None, None)
         }
         Fault::Kill(_) => {
             fleet.replicas[index].signal(Signal::SIGKILL);
-            Some(index)
+            (Some(index), None)
+        }
+        Fault::Term(_) => {
+            fleet.replicas[index].signal(Signal::SIGTERM);
+            let status = fleet.replicas[index].exited(Duration::from_secs(30)).await;
+            (Some(index), Some(status.is_some_and(|s| s.success())))
         }
         _ => {
             fleet.redis.restart(Duration::from_secs(1)).await;
-            None
+            (None, None)
         }
     }
 }
@@ -193,8 +222,9 @@ async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usi
 }
 
 /// Drives the credential to a settled state (reconciling INDETERMINATE after its quiet
-/// period) through the live replicas; returns the final state and whether versions only grew.
-async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool) {
+/// period) through the live replicas; returns the final state, whether versions only grew and
+/// whether a live replica served it at the end.
+async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool, bool) {
     let deadline = Instant::now() + RECONCILE_AFTER + Duration::from_secs(8);
     let live: Vec<_> = fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != killed).map(|(_, r)| r).collect();
     let (mut last_version, mut grew, mut state) = (0, true, CredentialState::Unspecified);
@@ -217,7 +247,7 @@ async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool)
             || state == CredentialState::ReauthRequired
             || Instant::now() > deadline
         {
-            return (state, grew);
+            return (state, grew, served && state == CredentialState::Active);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
