@@ -6,6 +6,7 @@
 //! the steps before (readiness, drain delay) and after (running renewals).
 
 mod drain;
+mod monitoring;
 
 use crate::broker::chaos::Chaos;
 use crate::broker::scheduler::{self, Scheduler};
@@ -26,6 +27,8 @@ use tonic::transport::server::TcpIncoming;
 
 pub struct Application {
     listener: TcpListener,
+    /// `[metrics] listen`, bound at build time (port 0 works, for tests).
+    metrics_listener: Option<TcpListener>,
     broker: Arc<Broker>,
     shutdown_grace: Duration,
     drain_delay: Duration,
@@ -37,6 +40,10 @@ impl Application {
     /// Wires everything and binds `server.listen`; does not serve yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen).await?;
+        let metrics_listener = match settings.telemetry.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         let upstream = &settings.upstream;
         let (scheduler, plans) = Scheduler::new();
         let store = store(&settings.store)?;
@@ -63,6 +70,7 @@ impl Application {
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
         Ok(Self {
             listener,
+            metrics_listener,
             broker,
             shutdown_grace: settings.server.shutdown_grace,
             drain_delay: settings.server.drain_delay,
@@ -73,6 +81,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn broker(&self) -> Arc<Broker> {
@@ -87,6 +100,7 @@ impl Application {
         let readiness = grpc::Readiness::new().await;
         let routes = grpc::routes_with_readiness(self.broker.clone(), self.proxy, &readiness);
         drain::watch_store(self.broker.store().clone(), readiness.clone()).await;
+        let monitoring = self.metrics_listener.map(|listener| monitoring::spawn(listener, self.broker.clone()));
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
         let signal = async move {
@@ -95,7 +109,10 @@ impl Application {
             let _ = stopping_tx.send(());
         };
         tracing::info!(%addr, "credbroker listening");
-        let server = Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
+        let server = Server::builder()
+            .layer(crate::telemetry::rpc_metrics::RpcMetricsLayer)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal);
         let grace = self.shutdown_grace;
         tokio::select! {
             result = server => result?,
@@ -104,6 +121,8 @@ impl Application {
             }
         }
         drain::finish_renewals(self.broker.renewals(), self.renewal_bound).await;
+        // Scraped until the very end: the drain is what operators watch.
+        monitoring.inspect(|task| task.abort());
         tracing::info!("stopped");
         Ok(())
     }

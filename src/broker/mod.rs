@@ -46,6 +46,7 @@ use crate::domain::{CredentialId, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
 use crate::providers::{Authorization, OwnCredential, Provider, Registry, Renewal, bearer};
 use crate::store::{AnyStore, ChangeFeed, StoreError, StoredCredential};
+use crate::telemetry::metrics;
 use flight::Flights;
 use plan::Ask;
 use records::Records;
@@ -150,17 +151,24 @@ impl Broker {
         let key = (provider.name.clone(), subject.cloned());
         let cached = self.cache.get(&key).await.filter(|s| s.valid_until(until));
         if let Some(served) = cached.as_ref().filter(|s| self.cache.fresh(s)) {
+            metrics::cache_lookup(true);
+            metrics::handed_out(&provider.name, served);
             return Ok(served.clone());
         }
+        metrics::cache_lookup(false);
         let result = match subject {
             None => self.own_cached(provider, &key, until).await,
             Some(subject) => self.credential(provider, subject, &key, until).await,
         };
-        match (result, cached) {
+        let result = match (result, cached) {
             // The store is away: headers still valid for the caller are better than nothing.
             (Err(BrokerError::Store(StoreError::Unavailable(_))), Some(stale)) => Ok(stale),
             (result, _) => result,
+        };
+        if let Ok(served) = &result {
+            metrics::handed_out(&provider.name, served);
         }
+        result
     }
 
     /// A subject's credential. Each round runs inside the credential's single flight; waits
@@ -177,6 +185,9 @@ impl Broker {
         // Subscribed before the first read, so no announcement can slip between read and wait.
         let mut changes = self.feed.subscribe();
         let deadline = tokio::time::Instant::now() + self.coordination.max_wait;
+        // Started when another replica's lease first makes this caller wait; recorded however
+        // the wait ends.
+        let mut lease_wait = metrics::LeaseWait::new(&provider.name);
         loop {
             let step = {
                 let _flight = self.flights.enter(key).await;
@@ -196,7 +207,10 @@ impl Broker {
                     return Err(BrokerError::RenewalPlanned { renew_at: at });
                 }
                 Ok(Step::Renewal(at)) => wall_clock(at),
-                Ok(Step::Busy) => tokio::time::Instant::now() + self.coordination.lease_ttl,
+                Ok(Step::Busy) => {
+                    lease_wait.started();
+                    tokio::time::Instant::now() + self.coordination.lease_ttl
+                }
                 // Someone wrote between our read and our write: read again.
                 Err(BrokerError::Conflict(_)) => tokio::time::Instant::now(),
                 Err(e) => return Err(e),
@@ -230,7 +244,10 @@ impl Broker {
         let (authorization, renewable) = match provider.own_credential()? {
             OwnCredential::Static(headers) => (headers, false),
             OwnCredential::Obtained => {
-                let tokens = self.budgeted(&provider.name, provider.obtain_own_token(&self.http)).await?;
+                let started = std::time::Instant::now();
+                let tokens = self.budgeted(&provider.name, provider.obtain_own_token(&self.http)).await;
+                metrics::renewal(&provider.name, "client_credentials", tokens.is_ok(), started.elapsed());
+                let tokens = tokens?;
                 (bearer(&tokens.access_token, tokens.expires_at), true)
             }
         };

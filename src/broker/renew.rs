@@ -14,6 +14,7 @@ use crate::domain::{CredentialId, CredentialState, Reason, Vault};
 use crate::providers::http::UpstreamError;
 use crate::providers::{Provider, Renewal};
 use crate::store::{CredentialStore, StoreError, StoredCredential};
+use crate::telemetry::metrics;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -101,7 +102,10 @@ impl Broker {
             Decision::Probe => {
                 let rotation = self.rotation(provider, id, owner, forced_at);
                 let refresh_token = rotation_token(provider, &vault)?;
-                let (record, vault) = rotation.probe(&record, vault.clone(), &refresh_token).await?;
+                let started = std::time::Instant::now();
+                let probed = rotation.probe(&record, vault.clone(), &refresh_token).await;
+                metrics::renewal(&id.provider, "probe", probed.is_ok(), started.elapsed());
+                let (record, vault) = probed?;
                 self.renew(provider, id, &record, vault, owner, forced_at).await?
             }
             Decision::Renew => self.renew(provider, id, &record, vault, owner, forced_at).await?,
@@ -132,8 +136,9 @@ impl Broker {
         owner: &str,
         forced_at: Option<OffsetDateTime>,
     ) -> BrokerResult<(StoredCredential, Vault)> {
-        match provider.renewal(&vault) {
-            Renewal::Login => self.login(provider, id, record, vault, forced_at).await,
+        let started = std::time::Instant::now();
+        let (kind, result) = match provider.renewal(&vault) {
+            Renewal::Login => ("login", self.login(provider, id, record, vault, forced_at).await),
             Renewal::Rotation(refresh_token) => {
                 let refresh_token = refresh_token.clone();
                 let rotation = self.rotation(provider, id, owner, forced_at);
@@ -142,10 +147,12 @@ impl Broker {
                 if record.state == CredentialState::Refreshing && !self.chaos.journal_off() {
                     return Err(rotation.fence(record, &vault, &refresh_token).await);
                 }
-                rotation.run(record, vault, &refresh_token).await
+                ("rotation", rotation.run(record, vault, &refresh_token).await)
             }
-            Renewal::Static => Err(BrokerError::NoSession),
-        }
+            Renewal::Static => return Err(BrokerError::NoSession),
+        };
+        metrics::renewal(&id.provider, kind, result.is_ok(), started.elapsed());
+        result
     }
 
     fn rotation<'a>(

@@ -31,7 +31,9 @@ pub struct Running(Arc<Renewals>);
 
 impl Default for Renewals {
     fn default() -> Self {
-        Self { state: watch::Sender::new(State::default()) }
+        let renewals = Self { state: watch::Sender::new(State::default()) };
+        renewals.publish();
+        renewals
     }
 }
 
@@ -44,7 +46,13 @@ impl Renewals {
             state.running += usize::from(admitted);
             admitted
         });
+        self.publish();
         admitted.then(|| Running(self.clone()))
+    }
+
+    /// The running count as the `credbroker_renewals_in_flight` gauge.
+    fn publish(&self) {
+        crate::telemetry::metrics::instruments().renewals_in_flight.record(self.running() as u64, &[]);
     }
 
     /// Renewals running now.
@@ -67,6 +75,7 @@ impl Renewals {
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.state.send_modify(|state| state.running -= 1);
+        self.0.publish();
     }
 }
 

@@ -6,6 +6,7 @@
 //! like `client_secret` can come from the environment. Every problem is reported at once,
 //! each naming its key.
 
+mod metrics;
 mod providers;
 mod proxy;
 mod raw;
@@ -114,6 +115,8 @@ pub struct TelemetrySettings {
     /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
     pub log_filter: String,
     pub service_name: String,
+    /// `[metrics] listen`: serve Prometheus text at `/metrics` here (`None`: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// All configuration problems found, each naming its key.

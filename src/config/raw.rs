@@ -182,7 +182,12 @@ pub(super) fn load(
     let redis = store.as_ref().is_some_and(|s| s.redis_url.is_some());
     let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
-    let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
+    let metrics = section::<super::metrics::RawMetrics>(&figment, "metrics", &mut errors)
+        .and_then(|m| super::metrics::validate(m, &mut errors));
+    let telemetry = telemetry
+        .and_then(|t| validate_telemetry(t, &mut errors))
+        .zip(metrics)
+        .map(|(t, metrics_listen)| TelemetrySettings { metrics_listen, ..t });
     let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
     let proxy = section::<super::proxy::RawProxy>(&figment, "proxy", &mut errors)
         .and_then(|p| super::proxy::validate(p, &mut errors));
@@ -395,5 +400,10 @@ fn validate_telemetry(raw: RawTelemetry, errors: &mut Vec<String>) -> Option<Tel
             return None;
         }
     };
-    Some(TelemetrySettings { log_format, log_filter: raw.log_filter, service_name: raw.service_name })
+    Some(TelemetrySettings {
+        log_format,
+        log_filter: raw.log_filter,
+        service_name: raw.service_name,
+        metrics_listen: None,
+    })
 }

@@ -75,6 +75,9 @@ impl Readiness {
     async fn apply(&self) {
         let _update = self.inner.update.lock().await;
         let status = if self.is_ready() { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let metrics = crate::telemetry::metrics::instruments();
+        metrics.ready.record(u64::from(self.is_ready()), &[]);
+        metrics.draining.record(u64::from(self.is_draining()), &[]);
         for service in SERVICES {
             self.reporter.set_service_status(service, status).await;
         }

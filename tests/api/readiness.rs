@@ -37,12 +37,7 @@ async fn readiness_waits_for_the_store_and_ends_when_draining_begins() {
     assert_eq!(status(&mut health, BROKER).await, ServingStatus::NotServing);
     assert_eq!(status(&mut health, ADMIN).await, ServingStatus::NotServing);
 
-    let _redis = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string(), "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server on PATH (Debian: apt-get install redis-server)");
+    let _redis = redis_server(redis_port);
     wait_for_status(&mut health, BROKER, ServingStatus::Serving).await;
     assert_eq!(status(&mut health, ADMIN).await, ServingStatus::Serving);
 
@@ -74,4 +69,14 @@ async fn wait_for_status(health: &mut HealthClient<Channel>, service: &str, expe
         assert!(Instant::now() < deadline, "{service} never became {expected:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A throw-away redis-server on loopback `port` (no persistence), killed when dropped.
+pub fn redis_server(port: u16) -> tokio::process::Child {
+    Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server on PATH (Debian: apt-get install redis-server)")
 }
