@@ -12,6 +12,7 @@
 mod budget_storm;
 mod drain;
 pub mod fleet;
+mod rolling;
 mod scenario;
 mod validity;
 
