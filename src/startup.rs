@@ -110,6 +110,7 @@ impl Application {
         };
         tracing::info!(%addr, "credbroker listening");
         let server = Server::builder()
+            .trace_fn(crate::telemetry::rpc_trace::server_span)
             .layer(crate::telemetry::rpc_metrics::RpcMetricsLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);

@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod rpc_metrics;
+pub mod rpc_trace;
 
 use crate::config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;

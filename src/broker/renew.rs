@@ -66,7 +66,8 @@ impl Broker {
         let Some(running) = self.renewals.start() else { return Err(BrokerError::Draining) };
         let Some(lease) = self.try_lease(id).await? else { return Ok(Step::Busy) };
         let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
-        let renewal = tokio::spawn(async move {
+        // In the caller's span (its trace), though detached from the caller.
+        let renewal = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let _running = running;
             let result = broker.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
             lease.release().await;
@@ -75,7 +76,7 @@ impl Broker {
                 broker.replan(&id).await;
             }
             result
-        });
+        }));
         renewal.await.map_err(|e| BrokerError::Renewal(e.to_string()))?
     }
 

@@ -28,7 +28,7 @@ pub mod headers;
 pub mod settings;
 mod stream;
 pub mod target;
-mod trace;
+pub(crate) mod trace;
 mod upload;
 mod upstreams;
 
