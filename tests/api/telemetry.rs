@@ -3,6 +3,10 @@
 
 use crate::shutdown::{free_port, wait_for_port};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use std::sync::{Arc, Mutex};
@@ -224,4 +228,55 @@ async fn clients(port: u16) -> Clients {
         pb::credential_admin_client::CredentialAdminClient::new(channel.clone()),
         pb::credential_broker_client::CredentialBrokerClient::new(channel),
     )
+}
+
+/// Receives OTLP metrics: the instrument names of every export.
+#[derive(Clone, Default)]
+struct MetricsCollector {
+    names: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let metrics = request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+        self.names.lock().unwrap().extend(metrics.map(|m| m.name.clone()));
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+/// The metrics `/metrics` shows also go over OTLP when the standard endpoint variable is set
+/// (flushed at shutdown at the latest), without a `[metrics]` listener.
+#[tokio::test]
+async fn metrics_reach_an_otlp_collector() {
+    let collector = MetricsCollector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder().add_service(MetricsServiceServer::new(collector.clone()));
+    tokio::spawn(server.serve_with_incoming(TcpListenerStream::new(listener)));
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://{addr}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port).await;
+    let (_, mut broker) = clients(port).await;
+    let request = pb::GetAuthorizationRequest { provider: "pass".into(), ..Default::default() };
+    broker.get_authorization(request).await.unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    assert!(exit.status.success());
+    let names = collector.names.lock().unwrap().clone();
+    for name in ["rpc.server.call.duration", "credbroker.cache.requests", "credbroker.ready", "credbroker.draining"] {
+        assert!(names.contains(name), "{name} not exported over OTLP: {names:?}");
+    }
 }
