@@ -100,7 +100,7 @@ impl Application {
         let readiness = grpc::Readiness::new().await;
         let routes = grpc::routes_with_readiness(self.broker.clone(), self.proxy, &readiness);
         drain::watch_store(self.broker.store().clone(), readiness.clone()).await;
-        let monitoring = self.metrics_listener.map(|listener| monitoring::spawn(listener, self.broker.clone()));
+        let monitoring = monitoring::spawn(self.metrics_listener, self.broker.clone());
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
         let signal = async move {

@@ -25,19 +25,26 @@ const STATES: [CredentialState; 5] = [
     CredentialState::Revoked,
 ];
 
-/// Serves `/metrics` on `listener` and counts credentials, until the returned task is aborted.
-pub(super) fn spawn(listener: TcpListener, broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let router = axum::Router::new().route("/metrics", get(|| async { scrape() }));
+/// Serves `/metrics` on `listener` (if any) and counts credentials while metrics are read
+/// (Prometheus or OTLP), until the returned task is aborted.
+pub(super) fn spawn(listener: Option<TcpListener>, broker: Arc<Broker>) -> Option<tokio::task::JoinHandle<()>> {
+    if !metrics::enabled() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
         tokio::select! {
-            served = axum::serve(listener, router) => {
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the metrics listener failed");
-                }
-            }
+            () = serve(listener) => {}
             () = count_credentials(broker) => {}
         }
-    })
+    }))
+}
+
+async fn serve(listener: Option<TcpListener>) {
+    let Some(listener) = listener else { return std::future::pending().await };
+    let router = axum::Router::new().route("/metrics", get(|| async { scrape() }));
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
 }
 
 fn scrape() -> ([(axum::http::HeaderName, &'static str); 1], String) {

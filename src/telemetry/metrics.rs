@@ -27,6 +27,13 @@ const VALIDITY: [f64; 12] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 18
 
 /// The Prometheus registry `/metrics` renders (set by [`init`] when `[metrics] listen` is).
 static REGISTRY: OnceLock<prometheus::Registry> = OnceLock::new();
+/// Whether [`init`] installed a meter provider (a reader of either kind).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether anything reads the instruments: worth counting credentials for.
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Installs the global meter provider: a Prometheus reader when `prometheus` (the
 /// `/metrics` listener is configured), an OTLP exporter when `otlp`. `None` when neither.
@@ -51,6 +58,7 @@ pub fn init(service_name: &str, prometheus: bool, otlp: bool) -> anyhow::Result<
     }
     let provider = builder.build();
     opentelemetry::global::set_meter_provider(provider.clone());
+    ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Some(provider))
 }
 

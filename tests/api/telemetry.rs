@@ -276,7 +276,9 @@ async fn metrics_reach_an_otlp_collector() {
     let exit = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
     assert!(exit.status.success());
     let names = collector.names.lock().unwrap().clone();
-    for name in ["rpc.server.call.duration", "credbroker.cache.requests", "credbroker.ready", "credbroker.draining"] {
+    let expected =
+        ["rpc.server.call.duration", "credbroker.cache.requests", "credbroker.ready", "credbroker.credentials"];
+    for name in expected {
         assert!(names.contains(name), "{name} not exported over OTLP: {names:?}");
     }
 }
