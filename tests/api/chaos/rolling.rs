@@ -168,12 +168,22 @@ async fn serving(port: u16) {
     }
 }
 
+/// Each credential's state once no refresh is under way (tokens rotate every 6 s, so one may
+/// be REFRESHING at any moment: that is transient, not a failure).
 async fn final_states(channel: &Channel) -> Vec<CredentialState> {
     let mut admin = credbroker::grpc::pb::credential_admin_client::CredentialAdminClient::new(channel.clone());
     let mut states = Vec::new();
     for n in 0..CREDENTIALS {
-        let reference = pb::CredentialRef { provider: "passolution".into(), subject: subject(n) };
-        states.push(admin.get_credential_status(reference).await.unwrap().into_inner().state());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let state = loop {
+            let reference = pb::CredentialRef { provider: "passolution".into(), subject: subject(n) };
+            let state = admin.get_credential_status(reference).await.unwrap().into_inner().state();
+            if state != CredentialState::Refreshing || Instant::now() > deadline {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        states.push(state);
     }
     states
 }
