@@ -3,12 +3,15 @@
 //!
 //!   cargo bench --bench grpc_load                      # throughput, latency at half load, RSS
 //!   cargo bench --bench grpc_load -- --seconds 10 --concurrency 128
+//!   cargo bench --bench grpc_load -- --tls             # mTLS: baseline vs broker, + policy, + audit
 //!
 //! Each server runs on its own 2-worker runtime, the load generator on another; they share the
 //! machine's cores, so only ratios within one run mean anything. Rounds alternate
 //! baseline/credbroker to spread drift over both.
 
 mod load;
+#[path = "grpc_load/tls.rs"]
+mod tls;
 
 use credbroker::config::Settings;
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
@@ -103,6 +106,9 @@ fn get_authorization(clients: Vec<CredentialBrokerClient<Channel>>) -> Call {
 fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
+    if std::env::args().any(|a| a == "--tls") {
+        return tls::run(seconds, concurrency);
+    }
     let (baseline_rt, broker_rt) = (server_runtime(), server_runtime());
     let client_rt = server_runtime();
 

@@ -12,6 +12,8 @@
 //! - [`proxy`]: `ProxyCall` — the broker makes the upstream call: the SSRF boundary, header
 //!   hygiene, limits, 401 → renew → retry, streaming bodies.
 //! - [`store`]: where credentials live — Redis (shared by replicas) or memory (one replica).
+//! - [`security`]: the trust boundary — TLS/mTLS, caller identity (SPIFFE ID, JWT),
+//!   per-caller policy and rate limits, the audit trail.
 //! - [`crypto`]: sealing secrets with AES-256-GCM before they reach a store; fingerprints.
 //! - [`domain`]: validated types (`ProviderName`, `Subject`, redacted `Secret`, …).
 //! - [`config`]: layered, validated configuration.
@@ -28,6 +30,7 @@ pub mod domain;
 pub mod grpc;
 pub mod providers;
 pub mod proxy;
+pub mod security;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

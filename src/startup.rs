@@ -16,32 +16,43 @@ use crate::crypto::Keyring;
 use crate::grpc;
 use crate::providers::Registry;
 use crate::providers::http::HttpClient;
+use crate::security::Gate;
+use crate::security::tls::ReloadingTls;
 use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore, RedisStoreConfig};
+use futures::FutureExt;
+use listeners::Listener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+
+mod listeners;
 
 pub struct Application {
-    listener: TcpListener,
+    listener: Listener,
+    /// `[admin] listen`: the admin API apart from the main listener.
+    admin: Option<Listener>,
+    broker: Arc<Broker>,
+    gate: Arc<Gate>,
+    server: crate::config::ServerSettings,
     /// `[metrics] listen`, bound at build time (port 0 works, for tests).
     metrics_listener: Option<TcpListener>,
-    broker: Arc<Broker>,
-    shutdown_grace: Duration,
-    drain_delay: Duration,
+    /// How long running renewals may take to end after the server stopped.
     renewal_bound: Duration,
     proxy: crate::proxy::ProxySettings,
 }
 
 impl Application {
-    /// Wires everything and binds `server.listen`; does not serve yet.
+    /// Wires everything and binds `server.listen` (and `admin.listen`); does not serve yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.server.listen).await?;
-        let metrics_listener = match settings.telemetry.metrics_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+        let tls = settings.server.tls.clone().map(ReloadingTls::new).transpose().map_err(anyhow::Error::msg)?;
+        if let Some(tls) = &tls {
+            tokio::spawn(tls.clone().watch());
+        }
+        let listener = Listener::bind(settings.server.listen, tls.clone()).await?;
+        let admin = match settings.security.admin_listen {
+            Some(addr) => Some(Listener::bind(addr, tls).await?),
             None => None,
         };
         let upstream = &settings.upstream;
@@ -68,19 +79,26 @@ impl Application {
         }));
         // The scheduler holds only a weak reference: it ends when the broker is dropped.
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
-        Ok(Self {
-            listener,
-            metrics_listener,
-            broker,
-            shutdown_grace: settings.server.shutdown_grace,
-            drain_delay: settings.server.drain_delay,
-            renewal_bound: drain::renewal_bound(settings.upstream.request_timeout),
-            proxy: settings.proxy,
-        })
+        let gate = Gate::new(&settings.security, broker.replica())
+            .map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
+        listeners::announce(&settings.server, &settings.security);
+        let metrics_listener = match settings.telemetry.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let renewal_bound = drain::renewal_bound(settings.upstream.request_timeout);
+        let gate = Arc::new(gate);
+        let (server, proxy) = (settings.server, settings.proxy);
+        Ok(Self { listener, admin, broker, gate, server, proxy, metrics_listener, renewal_bound })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when `[admin] listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Listener::local_addr)
     }
 
     /// Where `/metrics` is served, when `[metrics] listen` is set.
@@ -98,25 +116,37 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let readiness = grpc::Readiness::new().await;
-        let routes = grpc::routes_with_readiness(self.broker.clone(), self.proxy, &readiness);
         drain::watch_store(self.broker.store().clone(), readiness.clone()).await;
         let monitoring = monitoring::spawn(self.metrics_listener, self.broker.clone());
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let surface = grpc::Surface {
+            gate: self.gate.clone(),
+            reflection: self.server.reflection,
+            admin: self.admin.is_none(),
+            readiness: readiness.clone(),
+        };
+        let routes = grpc::routes_with(self.broker.clone(), self.proxy, surface).await;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+        let drain_delay = self.server.drain_delay;
+        let draining = readiness.clone();
         let signal = async move {
-            drain::until_stop_accepting(shutdown, readiness, self.drain_delay).await;
+            drain::until_stop_accepting(shutdown, draining, drain_delay).await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
+        }
+        .boxed()
+        .shared();
+        tracing::info!(%addr, tls = self.server.tls.is_some(), "credbroker listening");
+        let main = self.listener.serve(routes, &self.server, signal.clone());
+        let admin = async {
+            let Some(admin) = self.admin else { return Ok(()) };
+            tracing::info!(addr = %admin.local_addr(), "admin API listening");
+            let routes = grpc::admin_routes(self.broker.clone(), self.gate.clone(), &readiness).await;
+            admin.serve(routes, &self.server, signal).await
         };
-        tracing::info!(%addr, "credbroker listening");
-        let server = Server::builder()
-            .trace_fn(crate::telemetry::rpc_trace::server_span)
-            .layer(crate::telemetry::rpc_metrics::RpcMetricsLayer)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal);
-        let grace = self.shutdown_grace;
+        let server = futures::future::try_join(main, admin);
+        let grace = self.server.shutdown_grace;
         tokio::select! {
-            result = server => result?,
+            result = server => { result?; }
             _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
             }

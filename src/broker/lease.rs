@@ -36,6 +36,24 @@ impl Lease {
     }
 }
 
+/// Renews the lease every third of its TTL until aborted or the lease is found taken: a
+/// holder that is alive keeps its lease however long the upstream takes.
+fn watchdog(store: AnyStore, id: CredentialId, owner: String, ttl: std::time::Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            match store.renew_lease(&id, &owner, ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(credential = %id, "lost the lease while renewing (paused?); the journal still guards the refresh");
+                    return;
+                }
+                Err(e) => tracing::warn!(credential = %id, error = %e, "could not renew the lease"),
+            }
+        }
+    })
+}
+
 impl Broker {
     /// Tries to take the credential's lease; `None` when another replica holds it.
     pub(super) async fn try_lease(&self, id: &CredentialId) -> StoreResult<Option<Lease>> {
@@ -45,20 +63,7 @@ impl Broker {
             return Ok(None);
         }
         self.chaos.point("after_lease", id).await;
-        let (store, lease_id, lease_owner) = (self.store().clone(), id.clone(), owner.clone());
-        let watchdog = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ttl / 3).await;
-                match store.renew_lease(&lease_id, &lease_owner, ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(credential = %lease_id, "lost the lease while renewing (paused?); the journal still guards the refresh");
-                        return;
-                    }
-                    Err(e) => tracing::warn!(credential = %lease_id, error = %e, "could not renew the lease"),
-                }
-            }
-        });
+        let watchdog = watchdog(self.store().clone(), id.clone(), owner.clone(), ttl);
         Ok(Some(Lease { id: id.clone(), owner, store: self.store().clone(), watchdog }))
     }
 
@@ -82,6 +87,39 @@ impl Broker {
                     Err(broadcast::error::RecvError::Closed) => return deadline.await,
                 },
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ProviderName, Subject};
+    use crate::store::MemoryStore;
+    use std::time::{Duration, Instant};
+
+    /// Fails if the watchdog stops renewing: for five TTLs nobody else can take a lease whose
+    /// holder is alive; once the watchdog is stopped, the lease lapses (the same check can fail).
+    #[tokio::test]
+    async fn the_watchdog_keeps_a_live_holders_lease_and_only_it_does() {
+        let store = AnyStore::Memory(MemoryStore::new());
+        let id = CredentialId::new(
+            ProviderName::parse("provider", "passolution").unwrap(),
+            Subject::parse("subject", "watched").unwrap(),
+        );
+        let ttl = Duration::from_millis(1500);
+        assert!(store.acquire_lease(&id, "holder", ttl).await.unwrap());
+        let dog = watchdog(store.clone(), id.clone(), "holder".into(), ttl);
+        let observed = Instant::now();
+        while observed.elapsed() < ttl * 5 {
+            assert!(!store.acquire_lease(&id, "intruder", ttl).await.unwrap(), "the live holder's lease lapsed");
+            tokio::time::sleep(ttl / 10).await;
+        }
+        dog.abort();
+        let stopped = Instant::now();
+        while !store.acquire_lease(&id, "intruder", ttl).await.unwrap() {
+            assert!(stopped.elapsed() < ttl * 20, "a lease nobody renews must lapse");
+            tokio::time::sleep(ttl / 10).await;
         }
     }
 }

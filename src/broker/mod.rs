@@ -122,6 +122,11 @@ impl Broker {
         }
     }
 
+    /// This replica's id (in audit events, lease owners).
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

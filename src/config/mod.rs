@@ -11,6 +11,7 @@ mod providers;
 mod proxy;
 mod raw;
 mod refresh;
+mod security;
 
 use crate::crypto::Keyring;
 use crate::providers::Provider;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub proxy: crate::proxy::ProxySettings,
     pub refresh: RefreshSettings,
     pub providers: Vec<Provider>,
+    /// `[auth]`, `[[policy]]`, `[audit]`, `[admin]` (docs/security.md).
+    pub security: crate::security::SecuritySettings,
 }
 
 /// `[refresh]`: when headers end, how long callers wait for a renewal, how long the journal
@@ -73,6 +76,17 @@ pub struct ServerSettings {
     /// How long the replica keeps serving after SIGTERM while it reports NOT_SERVING, so
     /// balancers and Kubernetes endpoints stop routing to it before it stops accepting.
     pub drain_delay: Duration,
+    /// `[server.tls]`; `None`: plaintext.
+    pub tls: Option<crate::security::tls::TlsSettings>,
+    /// Serve a non-loopback address without TLS or policy, on purpose (warned at every start).
+    pub allow_insecure: bool,
+    /// Serve gRPC reflection.
+    pub reflection: bool,
+    /// HTTP/2 streams per connection at most.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 pings this often on a connection; one not answered within the timeout closes it.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

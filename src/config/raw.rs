@@ -25,12 +25,31 @@ struct RawServer {
     shutdown_grace: Duration,
     #[serde(with = "humantime_serde")]
     drain_delay: Duration,
+    // The trust boundary and connection limits: config/security.rs, docs/security.md.
+    tls: Option<super::security::RawTls>,
+    allow_insecure: bool,
+    reflection: bool,
+    max_concurrent_streams: u32,
+    #[serde(with = "humantime_serde")]
+    keepalive_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    keepalive_timeout: Duration,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        // No drain delay by default: nothing routes around a lone replica; deploy/ sets one.
-        Self { listen: "127.0.0.1:50051".into(), shutdown_grace: Duration::from_secs(30), drain_delay: Duration::ZERO }
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            shutdown_grace: Duration::from_secs(30),
+            // No drain delay by default: nothing routes around a lone replica; deploy/ sets one.
+            drain_delay: Duration::ZERO,
+            tls: None,
+            allow_insecure: false,
+            reflection: true,
+            max_concurrent_streams: 256,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -176,8 +195,12 @@ pub(super) fn load(
     let telemetry = section::<RawTelemetry>(&figment, "telemetry", &mut errors);
     let upstream = section::<RawUpstream>(&figment, "upstream", &mut errors);
     let providers = super::providers::parse(&figment, provider_overrides, &mut errors);
+    let security = super::security::parse(&figment, &mut errors);
 
     let server = server.and_then(|s| validate_server(s, &mut errors));
+    if let (Some(server), Some(security)) = (&server, &security) {
+        super::security::check_exposure(server, security, &mut errors);
+    }
     let store = store.and_then(|s| validate_store(s, &mut errors));
     let redis = store.as_ref().is_some_and(|s| s.redis_url.is_some());
     let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
@@ -193,16 +216,18 @@ pub(super) fn load(
         .and_then(|p| super::proxy::validate(p, &mut errors));
     let refresh = section::<super::refresh::RawRefresh>(&figment, "refresh", &mut errors)
         .and_then(|r| super::refresh::validate(r, store.as_ref(), upstream.as_ref(), &providers, &mut errors));
-    match (server, store, encryption, cache, telemetry, (upstream, proxy, refresh), errors.is_empty()) {
+    match (server, store, encryption, cache, telemetry, (upstream, proxy, refresh, security), errors.is_empty()) {
         (
             Some(server),
             Some(store),
             Some(encryption),
             Some(cache),
             Some(telemetry),
-            (Some(upstream), Some(proxy), Some(refresh)),
+            (Some(upstream), Some(proxy), Some(refresh), Some(security)),
             true,
-        ) => Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, refresh, providers }),
+        ) => {
+            Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, refresh, providers, security })
+        }
         _ => Err(ConfigErrors(errors)),
     }
 }
@@ -233,7 +258,7 @@ fn split_env(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<(Str
 
 /// Reads one section; absent means defaults. Values from the environment are strings, so
 /// numbers and booleans are read leniently.
-fn section<T: for<'de> Deserialize<'de> + Default>(
+pub(super) fn section<T: for<'de> Deserialize<'de> + Default>(
     figment: &Figment,
     name: &str,
     errors: &mut Vec<String>,
@@ -257,13 +282,28 @@ fn describe(prefix: &str, error: &figment::Error) -> String {
 }
 
 fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSettings> {
-    match raw.listen.parse() {
-        Ok(listen) => Some(ServerSettings { listen, shutdown_grace: raw.shutdown_grace, drain_delay: raw.drain_delay }),
+    let tls = super::security::validate_tls(raw.tls, errors);
+    if raw.max_concurrent_streams == 0 {
+        errors.push("server.max_concurrent_streams: above 0".into());
+    }
+    let listen = match raw.listen.parse() {
+        Ok(listen) => listen,
         Err(_) => {
             errors.push(format!("server.listen: {:?} is not an address like 127.0.0.1:50051", raw.listen));
-            None
+            return None;
         }
-    }
+    };
+    Some(ServerSettings {
+        listen,
+        shutdown_grace: raw.shutdown_grace,
+        drain_delay: raw.drain_delay,
+        tls: tls?,
+        allow_insecure: raw.allow_insecure,
+        reflection: raw.reflection,
+        max_concurrent_streams: raw.max_concurrent_streams.max(1),
+        keepalive_interval: raw.keepalive_interval,
+        keepalive_timeout: raw.keepalive_timeout,
+    })
 }
 
 fn validate_store(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreSettings> {

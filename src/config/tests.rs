@@ -30,6 +30,7 @@ fn environment_overrides_sections_and_providers_by_name() {
         None,
         env(&[
             ("CREDBROKER__SERVER__LISTEN", "0.0.0.0:6000"),
+            ("CREDBROKER__SERVER__ALLOW_INSECURE", "true"),
             ("CREDBROKER__CACHE__MAX_ENTRIES", "42"),
             ("CREDBROKER__CACHE__TTL", "5s"),
             ("CREDBROKER__PROVIDERS__PASSOLUTION__CLIENT_SECRET", "from-env"),
@@ -186,4 +187,29 @@ fn rejected_statuses_are_4xx_from_a_file_or_the_environment() {
     let (_dir, path) = file("[[providers]]\nname = \"b\"\nkind = \"bro\"\nprobe_path = \"x\"\n");
     let errors = Settings::load(Some(&path), []).unwrap_err();
     assert!(errors.to_string().contains("providers[0].probe_path: not used by kind bro"), "{errors}");
+}
+
+#[test]
+fn a_non_loopback_listener_needs_tls_and_a_policy_unless_allowed_insecure() {
+    let errors = Settings::load(None, env(&[("CREDBROKER__SERVER__LISTEN", "0.0.0.0:6000")])).unwrap_err().to_string();
+    assert!(errors.contains("server.listen") && errors.contains("[server.tls]"), "{errors}");
+    assert!(errors.contains("[[policy]]") && errors.contains("server.allow_insecure"), "{errors}");
+    let (_dir, path) = file(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"0.0.0.0:6001\"\n\
+         [[policy]]\ncallers = [\"*\"]\nrpcs = [\"*\"]\nproviders = [\"*\"]\nsubjects = [\"*\"]\n",
+    );
+    let errors = Settings::load(Some(&path), []).unwrap_err().to_string();
+    assert!(errors.contains("[server.tls]") && !errors.contains("[[policy]]"), "the admin listener counts: {errors}");
+}
+
+#[test]
+fn policy_problems_name_their_rule_and_key() {
+    let (_dir, path) = file(
+        "[[policy]]\ncallers = [\"a[\"]\nrpcs = [\"GetAuthorisation\"]\nproviders = [\"*\"]\nsubjects = [\"\"]\n\
+         rate_per_second = 0\n",
+    );
+    let errors = Settings::load(Some(&path), []).unwrap_err().to_string();
+    for key in ["policy[0].callers", "policy[0].rpcs: \"GetAuthorisation\"", "policy[0].rate_per_second"] {
+        assert!(errors.contains(key), "{key}: {errors}");
+    }
 }

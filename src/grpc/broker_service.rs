@@ -7,6 +7,7 @@ use super::status::{invalid, to_status};
 use crate::broker::Broker;
 use crate::domain::{InvalidField, ProviderName, Subject};
 use crate::proxy::{InFlight, Proxy, ProxySettings};
+use crate::security::{Gate, Rpc};
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
@@ -14,6 +15,7 @@ use tracing::Span;
 pub struct BrokerService {
     broker: Arc<Broker>,
     proxy: Proxy,
+    gate: Arc<Gate>,
 }
 
 impl BrokerService {
@@ -23,7 +25,13 @@ impl BrokerService {
     }
 
     pub fn with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Self {
-        Self { proxy: Proxy::new(broker.clone(), proxy), broker }
+        Self { proxy: Proxy::new(broker.clone(), proxy), broker, gate: Arc::new(Gate::open()) }
+    }
+
+    /// Authenticates, authorizes and audits every call through `gate`.
+    pub fn with_gate(mut self, gate: Arc<Gate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// The proxy's global budgets, for the admission layer in front of this service.
@@ -43,16 +51,23 @@ impl CredentialBroker for BrokerService {
         &self,
         request: Request<pb::GetAuthorizationRequest>,
     ) -> Result<Response<pb::GetAuthorizationResponse>, Status> {
-        let query = AuthorizationQuery::try_from(request.into_inner()).map_err(invalid)?;
-        let span = Span::current();
-        span.record("provider", query.provider.as_str());
-        span.record("subject", query.subject.as_ref().map_or("", |s| s.as_str()));
-        let served = self
-            .broker
-            .get_authorization(&query.provider, query.subject.as_ref(), query.min_validity)
-            .await
-            .map_err(to_status)?;
-        span.record("token_fingerprint", served.fingerprint.as_str());
+        let (provider, subject) = (&request.get_ref().provider, &request.get_ref().subject);
+        let passed = self.gate.check(&request, Rpc::GetAuthorization, provider, subject)?;
+        let served = async {
+            let query = AuthorizationQuery::try_from(request.into_inner()).map_err(invalid)?;
+            let span = Span::current();
+            span.record("provider", query.provider.as_str());
+            span.record("subject", query.subject.as_ref().map_or("", |s| s.as_str()));
+            self.broker
+                .get_authorization(&query.provider, query.subject.as_ref(), query.min_validity)
+                .await
+                .map_err(to_status)
+        }
+        .await;
+        // With `[audit] fail_closed`, no header leaves unless its event was written.
+        self.gate.finish(&passed, served.as_ref().map(|s| Some(s.fingerprint.as_str())))?;
+        let served = served?;
+        Span::current().record("token_fingerprint", served.fingerprint.as_str());
         Ok(Response::new(pb::GetAuthorizationResponse::from(&*served)))
     }
 
@@ -65,7 +80,35 @@ impl CredentialBroker for BrokerService {
         &self,
         request: Request<pb::ReportRejectedRequest>,
     ) -> Result<Response<pb::ReportRejectedResponse>, Status> {
+        let passed =
+            self.gate.check(&request, Rpc::ReportRejected, &request.get_ref().provider, &request.get_ref().subject)?;
         let report = request.into_inner();
+        let fingerprint = report.token_fingerprint.clone();
+        let result = self.report(report).await;
+        // The reported fingerprint ties the report to the GetAuthorization that served it.
+        self.gate.finish(&passed, result.as_ref().map(|()| Some(fingerprint.as_str())))?;
+        result.map(|()| Response::new(pb::ReportRejectedResponse {}))
+    }
+
+    async fn proxy_call(
+        &self,
+        request: Request<pb::ProxyCallRequest>,
+    ) -> Result<Response<pb::ProxyCallResponse>, Status> {
+        proxy_rpc::unary(&self.proxy, &self.gate, request).await
+    }
+
+    type ProxyCallStreamStream = proxy_rpc::ResponseStream;
+
+    async fn proxy_call_stream(
+        &self,
+        request: Request<Streaming<pb::ProxyCallChunk>>,
+    ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
+        proxy_rpc::streaming(&self.proxy, &self.gate, request).await
+    }
+}
+
+impl BrokerService {
+    async fn report(&self, report: pb::ReportRejectedRequest) -> Result<(), Status> {
         let provider = ProviderName::parse("provider", &report.provider).map_err(invalid)?;
         let subject = Subject::parse_optional("subject", &report.subject).map_err(invalid)?;
         let fingerprint = report.token_fingerprint.as_str();
@@ -79,22 +122,6 @@ impl CredentialBroker for BrokerService {
         span.record("token_fingerprint", fingerprint);
         let renewed = self.broker.report_rejected(&provider, subject.as_ref(), fingerprint).await.map_err(to_status)?;
         span.record("renewed", renewed);
-        Ok(Response::new(pb::ReportRejectedResponse {}))
-    }
-
-    async fn proxy_call(
-        &self,
-        request: Request<pb::ProxyCallRequest>,
-    ) -> Result<Response<pb::ProxyCallResponse>, Status> {
-        proxy_rpc::unary(&self.proxy, request).await
-    }
-
-    type ProxyCallStreamStream = proxy_rpc::ResponseStream;
-
-    async fn proxy_call_stream(
-        &self,
-        request: Request<Streaming<pb::ProxyCallChunk>>,
-    ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
-        proxy_rpc::streaming(&self.proxy, request).await
+        Ok(())
     }
 }

@@ -17,6 +17,7 @@ pub use readiness::Readiness;
 
 use crate::broker::Broker;
 use crate::proxy::ProxySettings;
+use crate::security::Gate;
 use std::sync::Arc;
 use tonic::service::Routes;
 
@@ -36,19 +37,42 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 /// Every gRPC service credbroker serves, ready for `Server::builder().add_routes(...)`:
 /// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
 /// older grpcurl releases work too). Health reports ready at once (a broker built in a test);
-/// the application reports readiness through [`routes_with_readiness`].
+/// the application passes its own [`Readiness`] in the [`Surface`].
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
     let readiness = Readiness::new().await;
     readiness.store_reached().await;
-    routes_with_readiness(broker, proxy, &readiness)
+    let surface = Surface { gate: Arc::new(Gate::open()), reflection: true, admin: true, readiness };
+    routes_with(broker, proxy, surface).await
 }
 
-/// [`routes_with_proxy`], its health service reporting `readiness` (the application's).
-pub fn routes_with_readiness(broker: Arc<Broker>, proxy: ProxySettings, readiness: &Readiness) -> Routes {
+/// What one listener serves, and through which gate.
+pub struct Surface {
+    pub gate: Arc<Gate>,
+    pub reflection: bool,
+    /// The admin API here too (`false` when `[admin] listen` serves it apart).
+    pub admin: bool,
+    /// What the health service reports (readiness per service, `""` liveness).
+    pub readiness: Readiness,
+}
+
+/// The admin API alone, for the `[admin] listen` listener (with health).
+pub async fn admin_routes(broker: Arc<Broker>, gate: Arc<Gate>, readiness: &Readiness) -> Routes {
+    Routes::new(readiness.health_service()).add_service(admin_server(broker, gate))
+}
+
+fn admin_server(
+    broker: Arc<Broker>,
+    gate: Arc<Gate>,
+) -> pb::credential_admin_server::CredentialAdminServer<AdminService> {
+    pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker).with_gate(gate))
+}
+
+/// The main listener's services, per `surface`.
+pub async fn routes_with(broker: Arc<Broker>, proxy: ProxySettings, surface: Surface) -> Routes {
     let max_message = proxy.max_message_size();
-    let broker_service = BrokerService::with_proxy(broker.clone(), proxy);
+    let broker_service = BrokerService::with_proxy(broker.clone(), proxy).with_gate(surface.gate.clone());
     let in_flight = broker_service.in_flight();
-    let health_service = readiness.health_service();
+    let health_service = surface.readiness.health_service();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -59,7 +83,7 @@ pub fn routes_with_readiness(broker: Arc<Broker>, proxy: ProxySettings, readines
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the embedded descriptor set is valid");
-    Routes::new(health_service)
+    let routes = Routes::new(health_service)
         // ProxyCall messages are refused past the proxy's limit (tonic's default is 4 MiB), and
         // proxied calls are admitted against the global caps before their request is read.
         .add_service(proxy_admission::ProxyAdmission {
@@ -68,8 +92,7 @@ pub fn routes_with_readiness(broker: Arc<Broker>, proxy: ProxySettings, readines
                     .max_decoding_message_size(max_message),
             ),
             in_flight,
-        })
-        .add_service(pb::credential_admin_server::CredentialAdminServer::new(AdminService::new(broker)))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        });
+    let routes = if surface.admin { routes.add_service(admin_server(broker, surface.gate)) } else { routes };
+    if surface.reflection { routes.add_service(reflection_v1).add_service(reflection_v1alpha) } else { routes }
 }

@@ -7,6 +7,7 @@ use super::proxy_convert::{body_chunk, response_head};
 use super::status::{invalid, proxy_status};
 use crate::domain::InvalidField;
 use crate::proxy::{Admission, Proxy, ProxyError, ProxyHead};
+use crate::security::{Gate, Rpc};
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use opentelemetry::Context;
@@ -77,31 +78,52 @@ fn admission<T>(proxy: &Proxy, request: &Request<T>, body: usize) -> Result<Arc<
 
 pub(super) async fn unary(
     proxy: &Proxy,
+    gate: &Gate,
     request: Request<pb::ProxyCallRequest>,
 ) -> Result<Response<pb::ProxyCallResponse>, Status> {
     let parent = caller_context(request.metadata());
     let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCall");
     let _ = span.set_parent(parent.clone());
     async move {
-        let admission = admission(proxy, &request, request.get_ref().body.len())?;
-        let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
-        record_head(&head);
-        let response = proxy.call(head, body, &parent, &admission).await.map_err(proxy_status)?;
-        Span::current().record("http.response.status_code", response.status.as_u16());
-        Ok(Response::new(response.into()))
+        let (provider, subject) = (&request.get_ref().provider, &request.get_ref().subject);
+        let passed = gate.check(&request, Rpc::ProxyCall, provider, subject)?;
+        // The decision to use the credential is audited before the upstream call.
+        gate.finish(&passed, Ok(None))?;
+        let result = unary_call(proxy, request, &parent).await;
+        if let Err(status) = &result {
+            let _ = gate.finish(&passed, Err(status));
+        }
+        result
     }
     .instrument(span)
     .await
 }
 
+async fn unary_call(
+    proxy: &Proxy,
+    request: Request<pb::ProxyCallRequest>,
+    parent: &Context,
+) -> Result<Response<pb::ProxyCallResponse>, Status> {
+    {
+        let admission = admission(proxy, &request, request.get_ref().body.len())?;
+        let (head, body) = <(ProxyHead, Bytes)>::try_from(request.into_inner()).map_err(invalid)?;
+        record_head(&head);
+        let response = proxy.call(head, body, parent, &admission).await.map_err(proxy_status)?;
+        Span::current().record("http.response.status_code", response.status.as_u16());
+        Ok(Response::new(response.into()))
+    }
+}
+
 pub(super) async fn streaming(
     proxy: &Proxy,
+    gate: &Gate,
     request: Request<Streaming<pb::ProxyCallChunk>>,
 ) -> Result<Response<ResponseStream>, Status> {
     let parent = caller_context(request.metadata());
     let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCallStream");
     let _ = span.set_parent(parent.clone());
     async move {
+        let caller = gate.authenticate(&request, Rpc::ProxyCallStream)?;
         let admission = admission(proxy, &request, 0)?;
         let mut chunks = request.into_inner();
         let head = match first_message(proxy, &mut chunks).await? {
@@ -109,8 +131,12 @@ pub(super) async fn streaming(
             _ => return Err(invalid(InvalidField::new("head", "the first message must carry the head"))),
         };
         record_head(&head);
+        let passed =
+            gate.authorize(caller, head.provider.as_str(), head.subject.as_ref().map_or("", |s| s.as_str()))?;
+        gate.finish(&passed, Ok(None))?;
         let body = upload(chunks, proxy.settings().max_message_size());
-        let response = proxy.call_stream(head, body, &parent, admission).await.map_err(proxy_status)?;
+        let response = proxy.call_stream(head, body, &parent, admission).await.map_err(proxy_status);
+        let response = response.inspect_err(|status| drop(gate.finish(&passed, Err(status))))?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
         let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| proxy_status(e.into())));

@@ -8,6 +8,7 @@ use crate::domain::{CredentialState, InvalidField};
 use crate::providers::ProviderError;
 use crate::providers::http::UpstreamError;
 use crate::proxy::{ProxyError, ProxyFailure};
+use crate::security::SecurityError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
 
@@ -58,6 +59,50 @@ pub fn proxy_code(error: &ProxyFailure) -> Code {
         ProxyFailure::Call(ProxyError::Protocol(_)) => Code::InvalidArgument,
         ProxyFailure::Call(ProxyError::RequestStream(_)) => Code::Cancelled,
         ProxyFailure::Call(ProxyError::CredentialHeader(_)) => Code::Internal,
+    }
+}
+
+/// Refusals at the trust boundary (`security`).
+pub fn security_code(error: &SecurityError) -> Code {
+    match error {
+        SecurityError::Unauthenticated(_) => Code::Unauthenticated,
+        SecurityError::Denied { .. } => Code::PermissionDenied,
+        SecurityError::RateLimited { .. } => Code::ResourceExhausted,
+        // Like Vault: no audit record, no secret; retry once the sink is back.
+        SecurityError::AuditUnavailable => Code::Unavailable,
+    }
+}
+
+/// A refusal as the status a caller sees. Its message never carries a token.
+pub fn security_status(error: SecurityError) -> Status {
+    let code = security_code(&error);
+    match code {
+        Code::Unavailable => tracing::error!(error = %error, "request refused"),
+        _ => tracing::info!(error = %error, "request refused"),
+    }
+    Status::new(code, error.to_string())
+}
+
+/// The canonical name of a code (`PERMISSION_DENIED`), for audit events.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -180,24 +180,20 @@ fn tls_file(name: &str) -> String {
     format!("{}/clients/testdata/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// credbroker's own gRPC services behind tonic's TLS with client certificates required: a
-/// stand-in for the server-side TLS that `[server.tls]` configures, to check the CLI's side.
+/// The broker itself with `[server.tls]`: client certificates from the test CA required.
 async fn serve_with_mtls() -> String {
-    use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-    // The test build links both of rustls's providers (testcontainers brings ring), so rustls
-    // cannot pick one by itself; the release binary has only aws-lc.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let application = credbroker::startup::Application::build(crate::helpers::settings(&[])).await.unwrap();
-    let routes = credbroker::grpc::routes(application.broker()).await;
-    let read = |name: &str| std::fs::read(tls_file(name)).unwrap();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read("server.pem"), read("server.key")))
-        .client_ca_root(Certificate::from_pem(read("ca.pem")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = Server::builder().tls_config(tls).unwrap().add_routes(routes).serve_with_incoming(incoming);
-    tokio::spawn(server);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credbroker.toml");
+    let (cert, key, ca) = (tls_file("server.pem"), tls_file("server.key"), tls_file("ca.pem"));
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\nclient_ca_file = {ca:?}\n\
+         [[providers]]\nname = \"bro\"\nkind = \"bro\"\napi_base_url = \"http://127.0.0.1:9/bro/api/v2/\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    let settings = credbroker::config::Settings::load(Some(&config), []).unwrap();
+    let application = credbroker::startup::Application::build(settings).await.unwrap();
+    let addr = application.local_addr();
+    tokio::spawn(application.run_until_stopped(std::future::pending()));
     format!("https://{addr}")
 }
 

@@ -24,4 +24,5 @@ mod rotation;
 mod shutdown;
 mod store_conformance;
 mod telemetry;
+mod trust;
 mod upstream;

@@ -6,6 +6,7 @@ build produced (``target/debug/``). The generated code is regenerated first, fro
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pathlib
@@ -22,11 +23,16 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = HERE.parent
 REPO = PACKAGE.parent.parent
-sys.path[:0] = [str(PACKAGE), str(PACKAGE / "src")]
+sys.path.insert(0, str(PACKAGE))
 
 import generate  # noqa: E402
 
 generate.generate()
+# src/ is put on the path only once it exists: a directory that was missing when first looked
+# up stays cached as "nothing here" (sys.path_importer_cache), so on a fresh checkout
+# `import credbroker` would fail even after generate() created it.
+sys.path.insert(1, str(PACKAGE / "src"))
+importlib.invalidate_caches()
 
 DEADLINE = 60.0  # generous: the machine is shared and loaded
 
@@ -41,9 +47,9 @@ def _binary(var: str, name: str) -> str:
 class _Process:
     """A child process whose output is collected by a thread into a log file."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, cwd=None):
         self.log = tempfile.NamedTemporaryFile("w+", prefix="credbroker-client-test-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list = []
         self._seen = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()

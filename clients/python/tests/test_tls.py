@@ -1,52 +1,66 @@
-"""TLS/mTLS and the bearer token, against a stand-in TLS server (grpc's own, in-process).
+"""TLS/mTLS and the bearer token, against the real broker with ``[server.tls]``.
 
-credbroker's server-side TLS is built separately (``[server.tls]``); until it is merged, this
-checks the client's side: it trusts only the given CA, presents its certificate, and sends the
-bearer token. The stand-in answers GetAuthorization with the ``authorization`` metadata it saw.
+``clients/testdata/tls/broker.toml``: client certificates from the test CA required, the test
+client's SPIFFE ID (``spiffe://credbroker.test/client``) may read and write ``bro``
+credentials under ``client-suite/``, bearer tokens are verified against a JWKS: grpc's own
+TLS stack (a client nobody here wrote) against rustls.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
-from concurrent import futures
 
 import grpc
 import pytest
 
 from credbroker.v1 import broker_pb2, broker_pb2_grpc
+from conftest import _binary, _Process
 from credbroker_client import TLS, Credbroker, CredbrokerError
 
 CERTS = pathlib.Path(__file__).resolve().parents[2] / "testdata" / "tls"
-
-
-class Echo(broker_pb2_grpc.CredentialBrokerServicer):
-    def GetAuthorization(self, request, context):
-        seen = dict(context.invocation_metadata()).get("authorization", "")
-        return broker_pb2.GetAuthorizationResponse(
-            headers=[broker_pb2.Header(name="seen-authorization", value=seen)], token_fingerprint="f"
-        )
+MTLS = TLS(ca_file=str(CERTS / "ca.pem"), cert_file=str(CERTS / "client.pem"), key_file=str(CERTS / "client.key"))
+CODE = "7e" * 32  # a BRO token code (64 hex characters)
 
 
 @pytest.fixture(scope="module")
 def mtls_target():
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    broker_pb2_grpc.add_CredentialBrokerServicer_to_server(Echo(), server)
-    credentials = grpc.ssl_server_credentials(
-        [((CERTS / "server.key").read_bytes(), (CERTS / "server.pem").read_bytes())],
-        root_certificates=(CERTS / "ca.pem").read_bytes(),
-        require_client_auth=True,
-    )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
+    # Run from the certificates' directory: broker.toml names its files relative to it.
+    command = [_binary("CREDBROKER_BIN", "credbroker"), "serve", "--config", "broker.toml"]
+    process = _Process(command, env=dict(os.environ), cwd=CERTS)
+    target = process.wait_for(r'(?=.*credbroker listening).*"addr":"([0-9.:]+)"').group(1)
+    with grpc.secure_channel(target, MTLS.credentials()) as channel:
+        request = broker_pb2.PutCredentialRequest(
+            provider="bro", subject="client-suite/a", bro_token=broker_pb2.BroToken(username="u|1", code=CODE)
+        )
+        broker_pb2_grpc.CredentialAdminStub(channel).PutCredential(request, timeout=30)
+    yield target, process
+    process.stop()
 
 
-def test_mtls_with_a_bearer_token(mtls_target):
-    tls = TLS(ca_file=str(CERTS / "ca.pem"), cert_file=str(CERTS / "client.pem"), key_file=str(CERTS / "client.key"))
-    with Credbroker(mtls_target, tls=tls, bearer_token=lambda: "tok-1", timeout=30) as broker:
-        auth = broker.authorization("p", "s")
-    assert auth.as_dict() == {"seen-authorization": "Bearer tok-1"}
+def test_mtls_caller_allowed_by_policy_gets_the_header(mtls_target):
+    target, process = mtls_target
+    with Credbroker(target, tls=MTLS, timeout=30) as broker:
+        auth = broker.authorization("bro", "client-suite/a")
+    assert auth.as_dict()["authorization"].startswith("Basic ")
+    assert CODE not in "".join(process.lines), "no secret in the broker's log"
+
+
+def test_a_subject_outside_the_policy_is_permission_denied(mtls_target):
+    target, _ = mtls_target
+    with Credbroker(target, tls=MTLS, timeout=30, max_attempts=1) as broker:
+        with pytest.raises(CredbrokerError) as denied:
+            broker.authorization("bro", "other/a")
+    assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_bearer_token_that_does_not_verify_is_unauthenticated_and_not_echoed(mtls_target):
+    target, _ = mtls_target
+    with Credbroker(target, tls=MTLS, bearer_token=lambda: "tok-1-not-a-jwt", timeout=30, max_attempts=1) as broker:
+        with pytest.raises(CredbrokerError) as refused:
+            broker.authorization("bro", "client-suite/a")
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert "bearer token" in str(refused.value) and "tok-1" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +72,8 @@ def test_mtls_with_a_bearer_token(mtls_target):
     ids=["no-client-certificate", "untrusted-ca"],
 )
 def test_refused_without_the_right_certificates(mtls_target, tls):
-    with Credbroker(mtls_target, tls=tls, timeout=10, max_attempts=1) as broker:
+    target, _ = mtls_target
+    with Credbroker(target, tls=tls, timeout=10, max_attempts=1) as broker:
         with pytest.raises(CredbrokerError) as refused:
-            broker.authorization("p", "s")
+            broker.authorization("bro", "client-suite/a")
     assert refused.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -80,14 +80,13 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     if let Fault::Upstream(mode) = &fault {
         fleet.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
     }
-    let mut lines = fleet.lines.subscribe();
     let started = Instant::now();
     // Term: no caller waits on the renewal (an RPC in flight would hold the drain open by
     // itself): the scheduler's renewal is what a shutdown could cut. Callers come afterwards,
     // to the replicas still running.
     let term = matches!(fault, Fault::Term(_));
     let mut callers = if term { Vec::new() } else { spawn_callers(&fleet, None) };
-    let (killed, clean_exit) = inject(&mut fleet, &fault, &mut lines).await;
+    let (killed, clean_exit) = inject(&mut fleet, &fault).await;
     if term {
         callers = spawn_callers(&fleet, killed);
     }
@@ -161,28 +160,14 @@ fn spawn_callers(fleet: &Fleet, skip: Option<usize>) -> Vec<tokio::task::JoinHan
 
 /// Waits for the fault's chaos point and injects the fault; returns the killed (or
 /// terminated) replica and, for `Term`, whether it exited cleanly.
-async fn inject(
-    fleet: &mut Fleet,
-    fault: &Fault,
-    lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>,
-) -> (Option<usize>, Option<bool>) {
+async fn inject(fleet: &mut Fleet, fault: &Fault) -> (Option<usize>, Option<bool>) {
     let point = match fault {
         Fault::Stop(point) | Fault::Kill(point) | Fault::Term(point) => *point,
         Fault::RedisRestart => "sending",
         _ => return (None, None),
     };
     let needle = format!("\"chaos_point\":\"{point}\"");
-    let index = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match lines.recv().await {
-                Ok((index, line)) if line.contains(&needle) => return index,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("log stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no replica reached chaos point {point}"));
+    let index = reached(fleet, &needle).await.unwrap_or_else(|| panic!("no replica reached chaos point {point}"));
     match fault {
         Fault::Stop(_) => {
             fleet.replicas[index].signal(Signal::SIGSTOP);
@@ -204,6 +189,25 @@ async fn inject(
             (None, None)
         }
     }
+}
+
+/// The replica whose log shows `needle` first, read from the logs the fleet keeps (not the
+/// live broadcast, which drops lines for a slow reader on a loaded machine). The replica waits
+/// at the chaos point, so polling every 10 ms loses nothing; bounded at 60 s.
+async fn reached(fleet: &Fleet, needle: &str) -> Option<usize> {
+    let mut scanned = vec![0; fleet.replicas.len()];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        for (index, replica) in fleet.replicas.iter().enumerate() {
+            let log = replica.log.lock().unwrap();
+            if log[scanned[index]..].iter().any(|line| line.contains(needle)) {
+                return Some(index);
+            }
+            scanned[index] = log.len();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
 }
 
 async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {

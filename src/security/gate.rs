@@ -1,0 +1,191 @@
+//! What the gRPC services call around each RPC: [`Gate::authenticate`] (who),
+//! [`Gate::authorize`] (may they — before any store lookup), then [`Gate::finish`] (the audit
+//! event, which with `fail_closed` must be written before a credential is handed out).
+//! Refusals are audited where they happen.
+
+use super::audit::{AuditLog, Event};
+use super::identity::{self, JwtSettings};
+use super::policy::{Enforcer, Rpc, Verdict};
+use super::{SecurityError, SecuritySettings};
+use crate::grpc::status::{code_name, security_status};
+use std::net::SocketAddr;
+use tonic::{Code, Request, Status};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub struct Gate {
+    jwt: Option<JwtSettings>,
+    policy: Option<Enforcer>,
+    audit: Option<AuditLog>,
+    replica: String,
+}
+
+/// An authenticated caller of one RPC.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `None`: nobody proved anything (allowed only without a policy).
+    pub identity: Option<String>,
+    peer: Option<SocketAddr>,
+    rpc: Rpc,
+    trace_id: Option<String>,
+}
+
+/// A call the policy allowed, waiting for its outcome to be audited.
+#[derive(Debug)]
+pub struct Passed {
+    pub caller: Caller,
+    provider: String,
+    subject: String,
+}
+
+impl Gate {
+    /// No authentication, no policy, no audit: the embedded default, and in-process tests.
+    pub fn open() -> Self {
+        Self { jwt: None, policy: None, audit: None, replica: String::new() }
+    }
+
+    /// From validated settings; fails only when the audit sink cannot be opened.
+    pub fn new(settings: &SecuritySettings, replica: &str) -> std::io::Result<Self> {
+        let audit = settings.audit.as_ref().map(AuditLog::open).transpose()?;
+        Ok(Self {
+            jwt: settings.jwt.clone(),
+            policy: settings.policy.clone().map(Enforcer::new),
+            audit,
+            replica: replica.to_owned(),
+        })
+    }
+
+    /// Who is calling; a bad bearer token, or no identity where a policy needs one, is
+    /// refused (and audited).
+    pub fn authenticate<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
+        let mut caller = Caller { identity: None, peer: request.remote_addr(), rpc, trace_id: trace_id() };
+        match self.identify(request) {
+            Ok(identity) => caller.identity = identity,
+            Err(problem) => return Err(self.refuse(&caller, "", "", SecurityError::Unauthenticated(problem))),
+        }
+        if caller.identity.is_none() && self.policy.is_some() {
+            let problem = "no verified client certificate and no bearer token".to_owned();
+            return Err(self.refuse(&caller, "", "", SecurityError::Unauthenticated(problem)));
+        }
+        Ok(caller)
+    }
+
+    fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, String> {
+        let bearer = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
+        if let (Some(jwt), Some(value)) = (&self.jwt, bearer) {
+            // The scheme is case-insensitive (RFC 7235).
+            let token = value
+                .get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                .map(|_| &value[7..])
+                .ok_or("authorization metadata: expected \"Bearer <JWT>\"")?;
+            return identity::verify_jwt(jwt, token.trim()).map(Some);
+        }
+        let certs = request.peer_certs();
+        Ok(certs.as_ref().and_then(|chain| chain.first()).and_then(identity::from_certificate))
+    }
+
+    /// Whether the policy allows this call; refusals are audited.
+    pub fn authorize(&self, caller: Caller, provider: &str, subject: &str) -> Result<Passed, Status> {
+        let Some(policy) = &self.policy else { return Ok(Passed::new(caller, provider, subject)) };
+        let identity = caller.identity.as_deref().unwrap_or_default();
+        let verdict = match caller.rpc {
+            Rpc::ListCredentials => policy.check_listing(identity, provider),
+            rpc => policy.check(identity, rpc, provider, subject),
+        };
+        let refusal = match verdict {
+            Verdict::Allowed => return Ok(Passed::new(caller, provider, subject)),
+            Verdict::Denied => SecurityError::Denied {
+                caller: identity.to_owned(),
+                rpc: caller.rpc.name(),
+                provider: provider.to_owned(),
+                subject: subject.to_owned(),
+            },
+            Verdict::RateLimited => SecurityError::RateLimited { caller: identity.to_owned(), rpc: caller.rpc.name() },
+        };
+        Err(self.refuse(&caller, provider, subject, refusal))
+    }
+
+    /// [`Gate::authenticate`] then [`Gate::authorize`].
+    pub fn check<T>(&self, request: &Request<T>, rpc: Rpc, provider: &str, subject: &str) -> Result<Passed, Status> {
+        let caller = self.authenticate(request, rpc)?;
+        self.authorize(caller, provider, subject)
+    }
+
+    /// Whether a listed credential may be shown to this caller.
+    pub fn may_see(&self, passed: &Passed, subject: &str) -> bool {
+        let identity = passed.caller.identity.as_deref().unwrap_or_default();
+        self.policy.as_ref().is_none_or(|p| p.may_see(identity, Rpc::ListCredentials, &passed.provider, subject))
+    }
+
+    /// Audits the outcome: `Ok(fingerprint)` for success. With `fail_closed`, a successful
+    /// credential-returning call whose event cannot be written becomes `UNAVAILABLE`.
+    /// Proxied calls call this with `Ok(None)` *before* the upstream call (the decision to use
+    /// the credential), and again with the error if the call then fails.
+    pub fn finish(&self, passed: &Passed, outcome: Result<Option<&str>, &Status>) -> Result<(), Status> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let (fingerprint, label, code) = match outcome {
+            Ok(fingerprint) => (fingerprint, "allowed", Code::Ok),
+            Err(status) => (None, "failed", status.code()),
+        };
+        let event = self.event(&passed.caller, &passed.provider, &passed.subject, fingerprint, label, code);
+        match audit.write(&event) {
+            Err(_) if audit.fail_closed && outcome.is_ok() && passed.caller.rpc.returns_credential() => {
+                Err(security_status(SecurityError::AuditUnavailable))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn refuse(&self, caller: &Caller, provider: &str, subject: &str, refusal: SecurityError) -> Status {
+        let label = match refusal {
+            SecurityError::Unauthenticated(_) => "unauthenticated",
+            SecurityError::RateLimited { .. } => "rate_limited",
+            _ => "denied",
+        };
+        let status = security_status(refusal);
+        if let Some(audit) = &self.audit {
+            // A refusal hands out nothing, so a failed write changes nothing for the caller.
+            let _ = audit.write(&self.event(caller, provider, subject, None, label, status.code()));
+        }
+        status
+    }
+
+    fn event<'a>(
+        &'a self,
+        caller: &'a Caller,
+        provider: &'a str,
+        subject: &'a str,
+        token_fingerprint: Option<&'a str>,
+        outcome: &'static str,
+        code: Code,
+    ) -> Event<'a> {
+        Event {
+            time: time::OffsetDateTime::now_utc(),
+            caller: caller.identity.as_deref().unwrap_or_default(),
+            peer: caller.peer.map(|p| p.to_string()),
+            rpc: caller.rpc.name(),
+            provider,
+            subject,
+            token_fingerprint,
+            outcome,
+            code: code_name(code),
+            trace_id: caller.trace_id.clone(),
+            replica: &self.replica,
+        }
+    }
+}
+
+impl Passed {
+    fn new(caller: Caller, provider: &str, subject: &str) -> Self {
+        Self { caller, provider: provider.to_owned(), subject: subject.to_owned() }
+    }
+}
+
+/// The current span's trace id, when traces are exported.
+fn trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let id = span.span_context().trace_id();
+    (id != opentelemetry::trace::TraceId::INVALID).then(|| id.to_string())
+}

@@ -1,0 +1,10 @@
+//! The trust boundary through the real binary: TLS and mTLS handshakes, caller identity
+//! (SPIFFE IDs, JWTs), policy, rate limits, the audit trail, certificate rotation on disk,
+//! and the exposure check. Certificates are generated here (rcgen); clients are tonic's.
+
+mod exposure;
+mod jwt;
+mod mtls;
+mod pki;
+mod rotation;
+mod support;
