@@ -2,7 +2,11 @@
 //!
 //! `Application::build` binds the listener (port 0 works, for tests) and wires the store,
 //! keyring, cache and providers; `run_until_stopped` serves until the given future resolves,
-//! lets in-flight RPCs finish, and gives up after the configured grace period.
+//! lets in-flight RPCs finish, and gives up after the configured grace period; `drain.rs` holds
+//! the steps before (readiness, drain delay) and after (running renewals).
+
+mod drain;
+mod monitoring;
 
 use crate::broker::chaos::Chaos;
 use crate::broker::scheduler::{self, Scheduler};
@@ -20,6 +24,8 @@ use listeners::Listener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
 
 mod listeners;
 
@@ -30,6 +36,10 @@ pub struct Application {
     broker: Arc<Broker>,
     gate: Arc<Gate>,
     server: crate::config::ServerSettings,
+    /// `[metrics] listen`, bound at build time (port 0 works, for tests).
+    metrics_listener: Option<TcpListener>,
+    /// How long running renewals may take to end after the server stopped.
+    renewal_bound: Duration,
     proxy: crate::proxy::ProxySettings,
 }
 
@@ -72,7 +82,13 @@ impl Application {
         tokio::spawn(scheduler::run(Arc::downgrade(&broker), plans));
         let gate = gate(&settings.security, broker.replica())?;
         listeners::announce(&settings.server, &settings.security);
-        Ok(Self { listener, admin, broker, gate, server: settings.server, proxy: settings.proxy })
+        let metrics_listener = match settings.telemetry.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let renewal_bound = drain::renewal_bound(settings.upstream.request_timeout);
+        let (server, proxy) = (settings.server, settings.proxy);
+        Ok(Self { listener, admin, broker, gate, server, proxy, metrics_listener, renewal_bound })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -84,20 +100,35 @@ impl Application {
         self.admin.as_ref().map(Listener::local_addr)
     }
 
+    /// Where `/metrics` is served, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     pub fn broker(&self) -> Arc<Broker> {
         self.broker.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight RPCs finish,
-    /// for at most the grace period.
+    /// Serves (ready once the store answered) until `shutdown` resolves; then reports
+    /// NOT_SERVING, serves on for the drain delay, stops accepting, lets in-flight RPCs finish
+    /// for at most the grace period, and waits for running renewals.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let surface =
-            grpc::Surface { gate: self.gate.clone(), reflection: self.server.reflection, admin: self.admin.is_none() };
+        let readiness = grpc::Readiness::new().await;
+        drain::watch_store(self.broker.store().clone(), readiness.clone()).await;
+        let monitoring = monitoring::spawn(self.metrics_listener, self.broker.clone());
+        let surface = grpc::Surface {
+            gate: self.gate.clone(),
+            reflection: self.server.reflection,
+            admin: self.admin.is_none(),
+            readiness: readiness.clone(),
+        };
         let routes = grpc::routes_with(self.broker.clone(), self.proxy, surface).await;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel();
+        let drain_delay = self.server.drain_delay;
+        let draining = readiness.clone();
         let signal = async move {
-            shutdown.await;
+            drain::until_stop_accepting(shutdown, draining, drain_delay).await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
         }
@@ -108,7 +139,8 @@ impl Application {
         let admin = async {
             let Some(admin) = self.admin else { return Ok(()) };
             tracing::info!(addr = %admin.local_addr(), "admin API listening");
-            admin.serve(grpc::admin_routes(self.broker.clone(), self.gate.clone()).await, &self.server, signal).await
+            let routes = grpc::admin_routes(self.broker.clone(), self.gate.clone(), &readiness).await;
+            admin.serve(routes, &self.server, signal).await
         };
         let server = futures::future::try_join(main, admin);
         let grace = self.server.shutdown_grace;
@@ -118,6 +150,9 @@ impl Application {
                 tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish within the grace period");
             }
         }
+        drain::finish_renewals(self.broker.renewals(), self.renewal_bound).await;
+        // Scraped until the very end: the drain is what operators watch.
+        monitoring.inspect(|task| task.abort());
         tracing::info!("stopped");
         Ok(())
     }

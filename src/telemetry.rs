@@ -1,10 +1,16 @@
 //! Logs and traces. Logs go to stderr as text or JSON; traces are exported over OTLP/gRPC
 //! when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
-//! W3C trace context is the propagation format.
+//! W3C trace context is the propagation format. Metrics: [`metrics`] (Prometheus text and
+//! OTLP), [`rpc_metrics`] (the per-call layer).
+
+pub mod metrics;
+pub mod rpc_metrics;
+pub mod rpc_trace;
 
 use crate::config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
@@ -20,6 +26,7 @@ const QUIET: &str =
 /// Keeps the trace exporter alive; `shutdown` flushes what is buffered.
 pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
@@ -28,13 +35,14 @@ impl TelemetryGuard {
         if let Some(provider) = self.tracer_provider {
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
+        if let Some(provider) = self.meter_provider {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
     }
 }
 
-fn otlp_configured() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+fn otlp_configured(signal_variable: &str) -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", signal_variable].iter().any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
 }
 
 /// Installs the global subscriber. Call once, inside the runtime (the exporter spawns tasks).
@@ -50,11 +58,15 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
-    let tracer_provider = otlp_configured().then(|| tracer_provider(&settings.service_name)).transpose()?;
+    let tracer_provider = otlp_configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .then(|| tracer_provider(&settings.service_name))
+        .transpose()?;
+    let otlp_metrics = otlp_configured("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+    let meter_provider = metrics::init(&settings.service_name, settings.metrics_listen.is_some(), otlp_metrics)?;
     let otel = tracer_provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("credbroker")));
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
-    Ok(TelemetryGuard { tracer_provider })
+    Ok(TelemetryGuard { tracer_provider, meter_provider })
 }
 
 fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {

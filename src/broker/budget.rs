@@ -38,6 +38,9 @@ pub async fn spend(budget: Option<&TokenBudget>, provider: &ProviderName) -> Bro
 
 /// After a token request: a 429 means nobody in the fleet sends before its Retry-After.
 pub async fn note_rate_limit(budget: Option<&TokenBudget>, provider: &ProviderName, error: &UpstreamError) {
+    if let UpstreamError::Refused { status: 429, .. } = error {
+        crate::telemetry::metrics::instruments().rate_limited.add(1, &[crate::telemetry::metrics::provider(provider)]);
+    }
     if let (UpstreamError::Refused { status: 429, retry_after, .. }, Some(budget)) = (error, budget) {
         let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
         tracing::warn!(provider = %provider, retry_after_s = wait.as_secs(), "token endpoint rate-limited us; the fleet backs off");

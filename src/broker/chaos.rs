@@ -4,7 +4,8 @@
 //!
 //! - Fault-injection points: at a named step of a renewal, log `chaos point` and optionally
 //!   pause, so a test driver can SIGSTOP or kill the process exactly there.
-//!   `CREDBROKER_CHAOS_PAUSE=after_lease=1500,after_reserve=1500,sending=0` (milliseconds).
+//!   `CREDBROKER_CHAOS_PAUSE=after_lease=1500,after_reserve=1500,sending=0` (milliseconds);
+//!   `before_commit` comes after the provider answered, before its tokens are stored.
 //! - The negative control: `CREDBROKER_UNSAFE_DISABLE_REFRESH_JOURNAL=1` turns the design into
 //!   a lease-only one (no journal, no pre-send check, a holder whose lease expired is simply
 //!   superseded), which the suite must catch sending a refresh token twice.

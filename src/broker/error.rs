@@ -45,6 +45,9 @@ pub enum BrokerError {
     Conflict(CredentialId),
     #[error("another replica is renewing credential {0}; retry")]
     Busy(CredentialId),
+    /// This replica is shutting down and starts no renewal; another replica will.
+    #[error("this replica is shutting down; retry (another replica renews the credential)")]
+    Draining,
     #[error("the credential holds no session")]
     NoSession,
     #[error("the renewal task failed: {0}")]

@@ -13,7 +13,7 @@
 //!   the safety invariant and its proof sketch). `records.rs`: sealing and writing records.
 //! - `report.rs`: ReportRejected, limited. `offline.rs`: the store is away.
 //! - `lease.rs`, `flight.rs`, `coherence.rs`, `cache.rs`, `scheduler.rs`, `budget.rs`: the
-//!   coordination devices. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
+//!   coordination devices; `renewals.rs`: the running renewals a shutdown waits for. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
 //!   asks of the broker. `chaos.rs`: test-only hooks (the `chaos` feature).
 
 mod admin;
@@ -29,6 +29,7 @@ pub mod plan;
 mod proxy;
 mod records;
 mod renew;
+pub mod renewals;
 mod report;
 mod rewrap;
 pub mod rotation;
@@ -45,6 +46,7 @@ use crate::domain::{CredentialId, ProviderName, Subject, Vault};
 use crate::providers::http::HttpClient;
 use crate::providers::{Authorization, OwnCredential, Provider, Registry, Renewal, bearer};
 use crate::store::{AnyStore, ChangeFeed, StoreError, StoredCredential};
+use crate::telemetry::metrics;
 use flight::Flights;
 use plan::Ask;
 use records::Records;
@@ -87,6 +89,8 @@ pub struct Broker {
     /// When each provider's own token was last renewed on a caller's report (not stored:
     /// limited per replica).
     own_forced: std::sync::Mutex<std::collections::HashMap<ProviderName, std::time::Instant>>,
+    /// Leased renewals running in detached tasks; a shutdown closes it and waits for them.
+    renewals: Arc<renewals::Renewals>,
 }
 
 impl Broker {
@@ -114,6 +118,7 @@ impl Broker {
             offline: moka::future::Cache::builder().max_capacity(1_000_000).build(),
             budgets,
             own_forced: Default::default(),
+            renewals: Default::default(),
         }
     }
 
@@ -124,6 +129,11 @@ impl Broker {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The running renewals (what a draining replica waits for).
+    pub fn renewals(&self) -> &renewals::Renewals {
+        &self.renewals
     }
 
     pub fn store(&self) -> &AnyStore {
@@ -146,17 +156,24 @@ impl Broker {
         let key = (provider.name.clone(), subject.cloned());
         let cached = self.cache.get(&key).await.filter(|s| s.valid_until(until));
         if let Some(served) = cached.as_ref().filter(|s| self.cache.fresh(s)) {
+            metrics::cache_lookup(true);
+            metrics::handed_out(&provider.name, served);
             return Ok(served.clone());
         }
+        metrics::cache_lookup(false);
         let result = match subject {
             None => self.own_cached(provider, &key, until).await,
             Some(subject) => self.credential(provider, subject, &key, until).await,
         };
-        match (result, cached) {
+        let result = match (result, cached) {
             // The store is away: headers still valid for the caller are better than nothing.
             (Err(BrokerError::Store(StoreError::Unavailable(_) | StoreError::NotReplicated)), Some(stale)) => Ok(stale),
             (result, _) => result,
+        };
+        if let Ok(served) = &result {
+            metrics::handed_out(&provider.name, served);
         }
+        result
     }
 
     /// A subject's credential. Each round runs inside the credential's single flight; waits
@@ -173,6 +190,9 @@ impl Broker {
         // Subscribed before the first read, so no announcement can slip between read and wait.
         let mut changes = self.feed.subscribe();
         let deadline = tokio::time::Instant::now() + self.coordination.max_wait;
+        // Started when another replica's lease first makes this caller wait; recorded however
+        // the wait ends.
+        let mut lease_wait = metrics::LeaseWait::new(&provider.name);
         loop {
             let step = {
                 let _flight = self.flights.enter(key).await;
@@ -192,7 +212,10 @@ impl Broker {
                     return Err(BrokerError::RenewalPlanned { renew_at: at });
                 }
                 Ok(Step::Renewal(at)) => wall_clock(at),
-                Ok(Step::Busy) => tokio::time::Instant::now() + self.coordination.lease_ttl,
+                Ok(Step::Busy) => {
+                    lease_wait.started();
+                    tokio::time::Instant::now() + self.coordination.lease_ttl
+                }
                 // Someone wrote between our read and our write: read again.
                 Err(BrokerError::Conflict(_)) => tokio::time::Instant::now(),
                 Err(e) => return Err(e),
@@ -226,7 +249,10 @@ impl Broker {
         let (authorization, renewable) = match provider.own_credential()? {
             OwnCredential::Static(headers) => (headers, false),
             OwnCredential::Obtained => {
-                let tokens = self.budgeted(&provider.name, provider.obtain_own_token(&self.http)).await?;
+                let started = std::time::Instant::now();
+                let tokens = self.budgeted(&provider.name, provider.obtain_own_token(&self.http)).await;
+                metrics::renewal(&provider.name, "client_credentials", tokens.is_ok(), started.elapsed());
+                let tokens = tokens?;
                 (bearer(&tokens.access_token, tokens.expires_at), true)
             }
         };

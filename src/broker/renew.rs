@@ -14,6 +14,7 @@ use crate::domain::{CredentialId, CredentialState, Reason, Vault};
 use crate::providers::http::UpstreamError;
 use crate::providers::{Provider, Renewal};
 use crate::store::{CredentialStore, StoreError, StoredCredential};
+use crate::telemetry::metrics;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -60,9 +61,14 @@ impl Broker {
         ask: Ask,
         forced: Option<u64>,
     ) -> BrokerResult<Step> {
+        // Counted before the lease is taken, so a shutdown that closed the gate after this
+        // point waits for the renewal (and one that closed it before refuses it).
+        let Some(running) = self.renewals.start() else { return Err(BrokerError::Draining) };
         let Some(lease) = self.try_lease(id).await? else { return Ok(Step::Busy) };
         let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
-        let renewal = tokio::spawn(async move {
+        // In the caller's span (its trace), though detached from the caller.
+        let renewal = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            let _running = running;
             let result = broker.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
             lease.release().await;
             if result.is_err() {
@@ -70,7 +76,7 @@ impl Broker {
                 broker.replan(&id).await;
             }
             result
-        });
+        }));
         renewal.await.map_err(|e| BrokerError::Renewal(e.to_string()))?
     }
 
@@ -97,7 +103,10 @@ impl Broker {
             Decision::Probe => {
                 let rotation = self.rotation(provider, id, owner, forced_at);
                 let refresh_token = rotation_token(provider, &vault)?;
-                let (record, vault) = rotation.probe(&record, vault.clone(), &refresh_token).await?;
+                let started = std::time::Instant::now();
+                let probed = rotation.probe(&record, vault.clone(), &refresh_token).await;
+                metrics::renewal(&id.provider, "probe", probed.is_ok(), started.elapsed());
+                let (record, vault) = probed?;
                 self.renew(provider, id, &record, vault, owner, forced_at).await?
             }
             Decision::Renew => self.renew(provider, id, &record, vault, owner, forced_at).await?,
@@ -128,8 +137,9 @@ impl Broker {
         owner: &str,
         forced_at: Option<OffsetDateTime>,
     ) -> BrokerResult<(StoredCredential, Vault)> {
-        match provider.renewal(&vault) {
-            Renewal::Login => self.login(provider, id, record, vault, forced_at).await,
+        let started = std::time::Instant::now();
+        let (kind, result) = match provider.renewal(&vault) {
+            Renewal::Login => ("login", self.login(provider, id, record, vault, forced_at).await),
             Renewal::Rotation(refresh_token) => {
                 let refresh_token = refresh_token.clone();
                 let rotation = self.rotation(provider, id, owner, forced_at);
@@ -138,10 +148,12 @@ impl Broker {
                 if record.state == CredentialState::Refreshing && !self.chaos.journal_off() {
                     return Err(rotation.fence(record, &vault, &refresh_token).await);
                 }
-                rotation.run(record, vault, &refresh_token).await
+                ("rotation", rotation.run(record, vault, &refresh_token).await)
             }
-            Renewal::Static => Err(BrokerError::NoSession),
-        }
+            Renewal::Static => return Err(BrokerError::NoSession),
+        };
+        metrics::renewal(&id.provider, kind, result.is_ok(), started.elapsed());
+        result
     }
 
     fn rotation<'a>(
@@ -230,6 +242,8 @@ impl Broker {
                 self.scheduler.plan(key, again, version);
             }
             Ok(_) => {}
+            // Shutting down: another replica's scheduler renews it.
+            Err(BrokerError::Draining) => {}
             Err(e) => tracing::warn!(credential = %id, error = %e, "scheduled renewal failed"),
         }
     }

@@ -6,6 +6,7 @@
 //! like `client_secret` can come from the environment. Every problem is reported at once,
 //! each naming its key.
 
+mod metrics;
 mod providers;
 mod proxy;
 mod raw;
@@ -73,6 +74,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// How long in-flight RPCs may run on after SIGTERM before the server stops anyway.
     pub shutdown_grace: Duration,
+    /// How long the replica keeps serving after SIGTERM while it reports NOT_SERVING, so
+    /// balancers and Kubernetes endpoints stop routing to it before it stops accepting.
+    pub drain_delay: Duration,
     /// `[server.tls]`; `None`: plaintext.
     pub tls: Option<crate::security::tls::TlsSettings>,
     /// Serve a non-loopback address without TLS or policy, on purpose (warned at every start).
@@ -133,6 +137,8 @@ pub struct TelemetrySettings {
     /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
     pub log_filter: String,
     pub service_name: String,
+    /// `[metrics] listen`: serve Prometheus text at `/metrics` here (`None`: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// All configuration problems found, each naming its key.

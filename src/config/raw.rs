@@ -23,6 +23,8 @@ struct RawServer {
     listen: String,
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    drain_delay: Duration,
     // The trust boundary and connection limits: config/security.rs, docs/security.md.
     tls: Option<super::security::RawTls>,
     allow_insecure: bool,
@@ -39,6 +41,8 @@ impl Default for RawServer {
         Self {
             listen: "127.0.0.1:50051".into(),
             shutdown_grace: Duration::from_secs(30),
+            // No drain delay by default: nothing routes around a lone replica; deploy/ sets one.
+            drain_delay: Duration::ZERO,
             tls: None,
             allow_insecure: false,
             reflection: true,
@@ -171,7 +175,12 @@ pub(super) fn load(
     let redis = store.as_ref().is_some_and(StoreSettings::uses_redis);
     let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
-    let telemetry = telemetry.and_then(|t| validate_telemetry(t, &mut errors));
+    let metrics = section::<super::metrics::RawMetrics>(&figment, "metrics", &mut errors)
+        .and_then(|m| super::metrics::validate(m, &mut errors));
+    let telemetry = telemetry
+        .and_then(|t| validate_telemetry(t, &mut errors))
+        .zip(metrics)
+        .map(|(t, metrics_listen)| TelemetrySettings { metrics_listen, ..t });
     let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
     let proxy = section::<super::proxy::RawProxy>(&figment, "proxy", &mut errors)
         .and_then(|p| super::proxy::validate(p, &mut errors));
@@ -257,6 +266,7 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
     Some(ServerSettings {
         listen,
         shutdown_grace: raw.shutdown_grace,
+        drain_delay: raw.drain_delay,
         tls: tls?,
         allow_insecure: raw.allow_insecure,
         reflection: raw.reflection,
@@ -375,5 +385,10 @@ fn validate_telemetry(raw: RawTelemetry, errors: &mut Vec<String>) -> Option<Tel
             return None;
         }
     };
-    Some(TelemetrySettings { log_format, log_filter: raw.log_filter, service_name: raw.service_name })
+    Some(TelemetrySettings {
+        log_format,
+        log_filter: raw.log_filter,
+        service_name: raw.service_name,
+        metrics_listen: None,
+    })
 }

@@ -6,12 +6,14 @@ pub mod convert;
 mod proxy_admission;
 mod proxy_convert;
 mod proxy_rpc;
+pub mod readiness;
 mod rewrap_convert;
 mod size_limit;
 pub mod status;
 
 pub use admin_service::AdminService;
 pub use broker_service::BrokerService;
+pub use readiness::Readiness;
 
 use crate::broker::Broker;
 use crate::proxy::ProxySettings;
@@ -34,9 +36,12 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 
 /// Every gRPC service credbroker serves, ready for `Server::builder().add_routes(...)`:
 /// the broker, the admin API, `grpc.health.v1` and reflection (v1 and v1alpha, so that
-/// older grpcurl releases work too).
+/// older grpcurl releases work too). Health reports ready at once (a broker built in a test);
+/// the application passes its own [`Readiness`] in the [`Surface`].
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
-    let surface = Surface { gate: Arc::new(Gate::open()), reflection: true, admin: true };
+    let readiness = Readiness::new().await;
+    readiness.store_reached().await;
+    let surface = Surface { gate: Arc::new(Gate::open()), reflection: true, admin: true, readiness };
     routes_with(broker, proxy, surface).await
 }
 
@@ -46,13 +51,13 @@ pub struct Surface {
     pub reflection: bool,
     /// The admin API here too (`false` when `[admin] listen` serves it apart).
     pub admin: bool,
+    /// What the health service reports (readiness per service, `""` liveness).
+    pub readiness: Readiness,
 }
 
 /// The admin API alone, for the `[admin] listen` listener (with health).
-pub async fn admin_routes(broker: Arc<Broker>, gate: Arc<Gate>) -> Routes {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
-    Routes::new(health_service).add_service(admin_server(broker, gate))
+pub async fn admin_routes(broker: Arc<Broker>, gate: Arc<Gate>, readiness: &Readiness) -> Routes {
+    Routes::new(readiness.health_service()).add_service(admin_server(broker, gate))
 }
 
 fn admin_server(
@@ -67,11 +72,7 @@ pub async fn routes_with(broker: Arc<Broker>, proxy: ProxySettings, surface: Sur
     let max_message = proxy.max_message_size();
     let broker_service = BrokerService::with_proxy(broker.clone(), proxy).with_gate(surface.gate.clone());
     let in_flight = broker_service.in_flight();
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::credential_broker_server::CredentialBrokerServer<BrokerService>>().await;
-    if surface.admin {
-        health.set_serving::<pb::credential_admin_server::CredentialAdminServer<AdminService>>().await;
-    }
+    let health_service = surface.readiness.health_service();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -33,7 +33,7 @@ pub fn code(error: &BrokerError) -> Code {
             Code::FailedPrecondition
         }
         BrokerError::Upstream { .. } | BrokerError::Conflict(_) | BrokerError::Busy(_) => Code::Unavailable,
-        BrokerError::RenewalPlanned { .. } => Code::Unavailable,
+        BrokerError::RenewalPlanned { .. } | BrokerError::Draining => Code::Unavailable,
         BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
         BrokerError::Budget { .. } => Code::Unavailable,
         BrokerError::Store(StoreError::Unavailable(_) | StoreError::NotReplicated) => Code::Unavailable,

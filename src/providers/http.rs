@@ -99,7 +99,9 @@ impl HttpClient {
     /// [`UpstreamError::Refused`]. `sent` are the secrets the request carries: they are
     /// scrubbed from every text an error keeps.
     pub(crate) async fn send(&self, request: RequestBuilder, sent: &[&Secret]) -> Result<Reply, UpstreamError> {
-        let request = request.build().map_err(|e| UpstreamError::NotSent { detail: describe(e, sent) })?;
+        let mut request = request.build().map_err(|e| UpstreamError::NotSent { detail: describe(e, sent) })?;
+        // The current span (a renewal, in the caller's trace) is the provider's parent.
+        crate::proxy::trace::inject(&opentelemetry::Context::new(), request.headers_mut());
         let response = self.client.execute(request).await.map_err(|e| classify(e, sent))?;
         let status = response.status();
         let retry_after = retry_after(status, response.headers());

@@ -28,7 +28,7 @@ pub mod headers;
 pub mod settings;
 mod stream;
 pub mod target;
-mod trace;
+pub(crate) mod trace;
 mod upload;
 mod upstreams;
 
@@ -169,7 +169,9 @@ impl Proxy {
         *request.body_mut() = Some(body).filter(|b| b.as_bytes().is_none_or(|bytes| !bytes.is_empty()));
         *request.timeout_mut() = Some(timeout);
         let sent_at = OffsetDateTime::now_utc();
+        let started = std::time::Instant::now();
         let response = self.client.execute(request).await.map_err(|e| error::upstream(e, deadline.total))?;
+        crate::telemetry::metrics::proxied(&head.provider, response.status().as_u16(), started.elapsed());
         Ok((response, sent_at))
     }
 

@@ -38,7 +38,10 @@ impl Listener {
         let mut builder = Server::builder()
             .max_concurrent_streams(server.max_concurrent_streams)
             .http2_keepalive_interval(Some(server.keepalive_interval))
-            .http2_keepalive_timeout(Some(server.keepalive_timeout));
+            .http2_keepalive_timeout(Some(server.keepalive_timeout))
+            // Every call's server span has the caller's trace as parent; every call is timed.
+            .trace_fn(crate::telemetry::rpc_trace::server_span)
+            .layer(crate::telemetry::rpc_metrics::RpcMetricsLayer);
         let router = builder.add_routes(routes);
         match self.tls {
             None => {

@@ -131,17 +131,29 @@ impl TokenBudget {
     #[tracing::instrument(name = "budget.acquire", skip_all, fields(provider = %self.provider), err(level = "warn"))]
     pub async fn acquire(&self, max_wait: Duration) -> Result<(), BudgetError> {
         let started = Instant::now();
+        let mut waited = false;
         loop {
             let wait = self.try_take().await?;
             if wait.is_zero() {
+                if waited {
+                    self.record_wait(started.elapsed());
+                }
                 return Ok(());
             }
+            waited = true;
             let left = max_wait.saturating_sub(started.elapsed());
             if wait > left {
                 return Err(BudgetError::WouldWait(wait));
             }
             tokio::time::sleep((wait + self.jitter()).min(left)).await;
         }
+    }
+
+    fn record_wait(&self, took: Duration) {
+        let metrics = crate::telemetry::metrics::instruments();
+        let provider = [crate::telemetry::metrics::provider(&self.provider)];
+        metrics.budget_waits.add(1, &provider);
+        metrics.budget_wait_duration.record(took.as_secs_f64(), &provider);
     }
 
     /// The provider said 429 with Retry-After: nobody in the fleet sends before then (capped

@@ -245,6 +245,16 @@ pub enum AnyStore {
     Redis(RedisStore),
 }
 
+impl AnyStore {
+    /// Whether the store answers now (memory always does).
+    pub async fn reachable(&self) -> StoreResult<()> {
+        match self {
+            AnyStore::Memory(_) => Ok(()),
+            AnyStore::Redis(redis) => redis.ping().await,
+        }
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {

@@ -132,6 +132,13 @@ impl RedisStore {
         self.links.connector.connect(self.config.connect_timeout, self.config.response_timeout).await
     }
 
+    /// One round trip (PING): whether Redis answers now — the readiness check at start-up.
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
     /// What in this Redis's configuration could lose or evict acknowledged writes — which, for
     /// a journal of single-use refresh tokens, means a token sent twice or lost. Empty when
     /// all is well; one entry when the configuration cannot be read (managed Redis often

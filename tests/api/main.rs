@@ -18,6 +18,7 @@ mod journal_memory;
 mod lifecycle_logins;
 mod lifecycle_oauth;
 mod proxy;
+mod readiness;
 mod redis_security;
 mod redis_store;
 mod refresh_limits;

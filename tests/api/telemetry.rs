@@ -3,6 +3,10 @@
 
 use crate::shutdown::{free_port, wait_for_port};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,18 @@ const SECRET: &str = "07e15ec7e7c0de7f3a07e15ec7e7c0de7f3a07e15ec7e7c0de7f3a07e1
 #[derive(Clone, Default)]
 struct Collector {
     received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+}
+
+impl Collector {
+    /// An OTLP trace collector on loopback.
+    async fn start() -> (Self, std::net::SocketAddr) {
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder().add_service(TraceServiceServer::new(collector.clone()));
+        tokio::spawn(server.serve_with_incoming(TcpListenerStream::new(listener)));
+        (collector, addr)
+    }
 }
 
 #[tonic::async_trait]
@@ -30,11 +46,7 @@ impl TraceService for Collector {
 
 #[tokio::test]
 async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector_addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder().add_service(TraceServiceServer::new(collector.clone()));
-    tokio::spawn(server.serve_with_incoming(TcpListenerStream::new(listener)));
+    let (collector, collector_addr) = Collector::start().await;
 
     let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
@@ -49,10 +61,7 @@ async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
         .unwrap();
     wait_for_port(port).await;
 
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let mut admin = pb::credential_admin_client::CredentialAdminClient::new(channel.clone());
-    let mut broker = pb::credential_broker_client::CredentialBrokerClient::new(channel);
+    let (mut admin, mut broker) = clients(port).await;
     let secret = PutSecret::BroToken(pb::BroToken { username: "u|1".into(), code: SECRET.into() });
     admin
         .put_credential(pb::PutCredentialRequest {
@@ -95,4 +104,181 @@ async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
     }
     assert!(logs.contains("credential stored"));
     assert!(!logs.contains(SECRET), "a secret reached the logs:\n{logs}");
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// caller → broker → token endpoint as one trace: a caller's `ReportRejected` (its
+/// `traceparent` in the metadata) makes the broker rotate a Passolution token. The RPC's server
+/// span is the caller span's child; the rotation descends from it; the token endpoint receives
+/// a `traceparent` of the same trace whose parent is one of the broker's exported spans.
+#[tokio::test]
+async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_call() {
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let (collector, collector_addr) = Collector::start().await;
+    let fake = fake_upstream::FakeUpstream::start(fake_upstream::FakeConfig::default()).await.unwrap();
+    fake.add_passolution_client(
+        crate::upstream::CLIENT_ID,
+        crate::upstream::CLIENT_SECRET,
+        crate::upstream::REDIRECT_URI,
+    );
+    let passolution = fake.url(fake_upstream::Provider::Passolution);
+
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
+        .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
+        .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port).await;
+    let (mut admin, mut broker) = clients(port).await;
+    let (_, _, tokens) = crate::upstream::issue_tokens(&fake, Duration::from_secs(3600));
+    let put =
+        pb::PutCredentialRequest { provider: "passolution".into(), subject: "traced".into(), secret: Some(tokens) };
+    admin.put_credential(put).await.unwrap();
+    let get =
+        pb::GetAuthorizationRequest { provider: "passolution".into(), subject: "traced".into(), min_validity: None };
+    let fingerprint = broker.get_authorization(get).await.unwrap().into_inner().token_fingerprint;
+    fake.traffic().clear();
+    let report = pb::ReportRejectedRequest {
+        provider: "passolution".into(),
+        subject: "traced".into(),
+        token_fingerprint: fingerprint,
+    };
+    let mut report = tonic::Request::new(report);
+    report.metadata_mut().insert("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01").parse().unwrap());
+    broker.report_rejected(report).await.unwrap();
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+
+    let spans = exported_spans(&collector);
+    let traced: Vec<&Exported> = spans.iter().filter(|s| s.trace_id == TRACE_ID).collect();
+    let server = traced
+        .iter()
+        .find(|s| s.parent == CALLER_SPAN)
+        .unwrap_or_else(|| panic!("no span is the caller span's child: {traced:#?}"));
+    assert_eq!(server.name, "credbroker.v1.CredentialBroker/ReportRejected", "{traced:#?}");
+    let rotation = traced.iter().find(|s| s.name == "rotation").unwrap_or_else(|| panic!("no rotation in {traced:#?}"));
+    assert!(descends(rotation, &server.span_id, &traced), "the rotation descends from the RPC: {traced:#?}");
+
+    let token_calls: Vec<_> = fake.traffic().requests().into_iter().filter(|r| r.uri.contains("oauth/token")).collect();
+    assert_eq!(token_calls.len(), 1, "{token_calls:?}");
+    let traceparent = token_calls[0].header("traceparent").expect("traceparent sent to the token endpoint");
+    let fields: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(fields[1], TRACE_ID, "{traceparent}");
+    let parent = traced.iter().find(|s| s.span_id == fields[2]).expect("the token call's parent is an exported span");
+    assert!(descends(parent, &server.span_id, &traced), "{parent:?} descends from the RPC");
+}
+
+#[derive(Debug)]
+struct Exported {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+}
+
+fn exported_spans(collector: &Collector) -> Vec<Exported> {
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let received = collector.received.lock().unwrap();
+    let spans = received.iter().flat_map(|r| &r.resource_spans).flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans);
+    spans
+        .map(|s| Exported {
+            name: s.name.clone(),
+            trace_id: hex(&s.trace_id),
+            span_id: hex(&s.span_id),
+            parent: hex(&s.parent_span_id),
+        })
+        .collect()
+}
+
+/// Whether `span` is `ancestor` or below it, following parent ids within `spans`.
+fn descends(span: &Exported, ancestor: &str, spans: &[&Exported]) -> bool {
+    let mut current = span;
+    for _ in 0..spans.len() + 1 {
+        if current.span_id == ancestor {
+            return true;
+        }
+        match spans.iter().find(|s| s.span_id == current.parent) {
+            Some(parent) => current = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
+type Clients = (
+    pb::credential_admin_client::CredentialAdminClient<tonic::transport::Channel>,
+    pb::credential_broker_client::CredentialBrokerClient<tonic::transport::Channel>,
+);
+
+async fn clients(port: u16) -> Clients {
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    (
+        pb::credential_admin_client::CredentialAdminClient::new(channel.clone()),
+        pb::credential_broker_client::CredentialBrokerClient::new(channel),
+    )
+}
+
+/// Receives OTLP metrics: the instrument names of every export.
+#[derive(Clone, Default)]
+struct MetricsCollector {
+    names: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let metrics = request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+        self.names.lock().unwrap().extend(metrics.map(|m| m.name.clone()));
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+/// The metrics `/metrics` shows also go over OTLP when the standard endpoint variable is set
+/// (flushed at shutdown at the latest), without a `[metrics]` listener.
+#[tokio::test]
+async fn metrics_reach_an_otlp_collector() {
+    let collector = MetricsCollector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder().add_service(MetricsServiceServer::new(collector.clone()));
+    tokio::spawn(server.serve_with_incoming(TcpListenerStream::new(listener)));
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://{addr}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port).await;
+    let (_, mut broker) = clients(port).await;
+    let request = pb::GetAuthorizationRequest { provider: "pass".into(), ..Default::default() };
+    broker.get_authorization(request).await.unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    assert!(exit.status.success());
+    let names = collector.names.lock().unwrap().clone();
+    let expected =
+        ["rpc.server.call.duration", "credbroker.cache.requests", "credbroker.ready", "credbroker.credentials"];
+    for name in expected {
+        assert!(names.contains(name), "{name} not exported over OTLP: {names:?}");
+    }
 }

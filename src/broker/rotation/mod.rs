@@ -71,7 +71,7 @@ use time::OffsetDateTime;
 
 /// How long a successful refresh waits for the store to come back before giving up on
 /// storing its tokens (a Redis restart takes seconds).
-const COMMIT_PATIENCE: Duration = Duration::from_secs(30);
+pub const COMMIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// One rotation of one credential, by one lease holder: everything the rotation path needs,
 /// and nothing else.
@@ -110,7 +110,10 @@ impl Rotation<'_> {
         let sent_at = OffsetDateTime::now_utc();
         // Sent exactly once: the HTTP client never retries.
         match self.provider.redeem(self.http, refresh_token).await {
-            Ok(tokens) => self.commit(version, &attempt, self.rotated(vault, tokens)).await,
+            Ok(tokens) => {
+                self.chaos.point("before_commit", self.id).await;
+                self.commit(version, &attempt, self.rotated(vault, tokens)).await
+            }
             Err(error) => {
                 budget::note_rate_limit(self.budget, &self.id.provider, &error).await;
                 Err(self.failed(version, &vault, &attempt, &error, sent_at).await)

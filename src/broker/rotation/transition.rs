@@ -81,8 +81,12 @@ impl Transition {
         matches!(self.to(), Indeterminate | ReauthRequired)
     }
 
-    /// Logs the transition: a warning with an `alert` field when an operator must act.
-    pub fn log(&self, credential: &dyn std::fmt::Display) {
+    /// Logs the transition (a warning with an `alert` field when an operator must act) and
+    /// counts the entry into its state.
+    pub fn log(&self, credential: &crate::domain::CredentialId) {
+        let to = opentelemetry::KeyValue::new("to", self.to().to_string());
+        let provider = crate::telemetry::metrics::provider(&credential.provider);
+        crate::telemetry::metrics::instruments().transitions.add(1, &[provider, to]);
         let (name, reason) = (self.name(), self.reason().map(|r| r.to_string()).unwrap_or_default());
         if self.alerts() {
             let alert = self.to().to_string().to_lowercase();

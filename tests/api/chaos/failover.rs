@@ -136,7 +136,8 @@ pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Repor
     }
     let mut lines = fleet.lines.subscribe();
     let started = Instant::now();
-    let callers = spawn_callers(&fleet);
+    let callers = spawn_callers(&fleet, None);
+    let callers_count = callers.len();
     let name = format!("{}-{journal_replicas}-{lagging}", kill_at.point());
     let Some(holder) = wait_for_point(&mut lines, kill_at.point()).await else {
         keep_logs(&name, &fleet.logs());
@@ -154,12 +155,21 @@ pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Repor
     // its log tells what it did).
     let mut logs = fleet.logs();
     fleet.restart_replica((holder + 1) % 3, |_| {}).await;
-    let (final_state, versions_grew) = settle(&fleet, None).await;
+    let (final_state, versions_grew, served_at_end) = settle(&fleet, None).await;
     let stored = stored_refresh_token_at(&topology.replica.url()).await;
     logs.push('\n');
     logs.push_str(&fleet.logs());
     keep_logs(&name, &logs);
-    report(&fleet, &first_refresh, stored, &logs, started, Ended { served, last_served, final_state, versions_grew })
+    let ended = Ended {
+        callers: callers_count,
+        served,
+        last_served,
+        final_state,
+        versions_grew,
+        clean_exit: None,
+        served_at_end,
+    };
+    report(&fleet, &first_refresh, stored, &logs, started, ended)
 }
 
 /// The index of the replica that reached `point`, or `None` within 15 s.

@@ -65,6 +65,7 @@ impl LocalRedis {
 /// One credbroker process.
 pub struct Replica {
     pub pid: u32,
+    pub port: u16,
     pub broker: CredentialBrokerClient<Channel>,
     pub admin: CredentialAdminClient<Channel>,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -74,6 +75,11 @@ pub struct Replica {
 impl Replica {
     pub fn signal(&self, signal: Signal) {
         let _ = kill(Pid::from_raw(self.pid as i32), signal);
+    }
+
+    /// Its exit status, if it exits within `within`.
+    pub async fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait()).await.ok()?.ok()
     }
 }
 
@@ -114,7 +120,8 @@ impl Fleet {
         let prefix = crate::helpers::random_prefix();
         let mut replicas = Vec::new();
         for index in 0..3 {
-            replicas.push(spawn_replica(index, &fake, &redis, &prefix, &options, lines.clone(), |_| {}).await);
+            let port = free_port();
+            replicas.push(spawn_replica(index, port, &fake, &redis, &prefix, &options, lines.clone(), |_| {}).await);
         }
         Self { fake, redis, replicas, lines, prefix, options }
     }
@@ -123,15 +130,24 @@ impl Fleet {
     /// and starts it again on a new port, its command adjusted by `configure` (a new
     /// configuration file, other environment).
     pub async fn restart_replica(&mut self, index: usize, configure: impl FnOnce(&mut Command)) {
+        self.restart_replica_on(index, free_port(), configure).await;
+    }
+
+    /// [`Fleet::restart_replica`] on the port it had: a balancer in front needs no change.
+    pub async fn restart_replica_in_place(&mut self, index: usize) {
+        self.restart_replica_on(index, self.replicas[index].port, |_| {}).await;
+    }
+
+    async fn restart_replica_on(&mut self, index: usize, port: u16, configure: impl FnOnce(&mut Command)) {
         let replica = &mut self.replicas[index];
         replica.signal(Signal::SIGTERM);
         tokio::time::timeout(Duration::from_secs(30), replica.child.wait())
             .await
             .expect("a replica stops within 30 s of SIGTERM")
             .unwrap();
-        self.replicas[index] =
-            spawn_replica(index, &self.fake, &self.redis, &self.prefix, &self.options, self.lines.clone(), configure)
-                .await;
+        let (fake, redis, prefix, options, lines) =
+            (&self.fake, &self.redis, &self.prefix, &self.options, self.lines.clone());
+        self.replicas[index] = spawn_replica(index, port, fake, redis, prefix, options, lines, configure).await;
     }
 
     /// Every log line of every replica so far.
@@ -149,8 +165,10 @@ impl Drop for Fleet {
     }
 }
 
+#[allow(clippy::too_many_arguments, reason = "test wiring, one call site per start mode")]
 async fn spawn_replica(
     index: usize,
+    port: u16,
     fake: &FakeUpstream,
     redis: &LocalRedis,
     prefix: &str,
@@ -158,7 +176,6 @@ async fn spawn_replica(
     lines: broadcast::Sender<(usize, String)>,
     configure: impl FnOnce(&mut Command),
 ) -> Replica {
-    let port = free_port();
     let binary = std::env::var("CHAOS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_credbroker").to_owned());
     let passolution = fake.url(Provider::Passolution);
     let mut command = Command::new(binary);
@@ -203,6 +220,7 @@ async fn spawn_replica(
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
     Replica {
         pid: child.id().unwrap(),
+        port,
         broker: CredentialBrokerClient::new(channel.clone()),
         admin: CredentialAdminClient::new(channel),
         log,

@@ -11,8 +11,10 @@
 
 mod budget_storm;
 mod coherence;
+mod drain;
 mod failover;
 pub mod fleet;
+mod rolling;
 mod scenario;
 mod soak;
 mod validity;

@@ -24,6 +24,9 @@ pub enum Fault {
     Upstream(FailureMode),
     /// Redis is killed and restarted while the refresh is being sent.
     RedisRestart,
+    /// SIGTERM the replica that reaches this chaos point (a rolling deploy) and wait for it
+    /// to exit; at `sending` the provider answers after 1 s, so the request is in flight.
+    Term(&'static str),
 }
 
 #[derive(Debug)]
@@ -39,6 +42,11 @@ pub struct Report {
     pub secrets_in_logs: usize,
     /// Every `transition` the replicas logged (`fence`, `probe_alive`, …).
     pub transitions: BTreeSet<String>,
+    /// `Term`: whether the signalled replica exited with status 0 (within 30 s).
+    pub clean_exit: Option<bool>,
+    /// Whether a live replica (not the killed or terminated one) served the credential at
+    /// the end.
+    pub served_at_end: bool,
 }
 
 pub(super) const SUBJECT: &str = "chaos";
@@ -54,7 +62,8 @@ const MIN_VALIDITY: i64 = 20;
 
 pub async fn run(fault: Fault, journal: bool) -> Report {
     let chaos_pause = match &fault {
-        Fault::Stop(point) | Fault::Kill(point) => leak(format!("{point}=400")),
+        Fault::Term("sending") => "sending=0",
+        Fault::Stop(point) | Fault::Kill(point) | Fault::Term(point) => leak(format!("{point}=400")),
         Fault::RedisRestart => "sending=300",
         _ => "",
     };
@@ -67,23 +76,38 @@ pub async fn run(fault: Fault, journal: bool) -> Report {
     if let Fault::Upstream(mode) = &fault {
         fleet.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, mode.clone(), Times::Next(1));
     }
+    if let Fault::Term("sending") = &fault {
+        fleet.fake.knobs().set_latency(Provider::Passolution, Duration::from_secs(1));
+    }
     let started = Instant::now();
-    let callers = spawn_callers(&fleet);
-    let killed = inject(&mut fleet, &fault).await;
+    // Term: no caller waits on the renewal (an RPC in flight would hold the drain open by
+    // itself): the scheduler's renewal is what a shutdown could cut. Callers come afterwards,
+    // to the replicas still running.
+    let term = matches!(fault, Fault::Term(_));
+    let mut callers = if term { Vec::new() } else { spawn_callers(&fleet, None) };
+    let (killed, clean_exit) = inject(&mut fleet, &fault).await;
+    if term {
+        callers = spawn_callers(&fleet, killed);
+    }
+    let callers_count = callers.len();
     let (served, last_served) = collect(callers).await;
-    let (final_state, versions_grew) = settle(&fleet, killed).await;
+    let (final_state, versions_grew, served_at_end) = settle(&fleet, killed).await;
     let stored = stored_refresh_token(&fleet).await;
     let logs = fleet.logs();
-    let ended = Ended { served, last_served, final_state, versions_grew };
+    let ended =
+        Ended { callers: callers_count, served, last_served, final_state, versions_grew, clean_exit, served_at_end };
     report(&fleet, &first_refresh, stored, &logs, started, ended)
 }
 
 /// How a run ended, as the callers and the settling saw it.
 pub(super) struct Ended {
+    pub callers: usize,
     pub served: usize,
     pub last_served: Instant,
     pub final_state: CredentialState,
     pub versions_grew: bool,
+    pub clean_exit: Option<bool>,
+    pub served_at_end: bool,
 }
 
 /// The run's report: the ledger, the stored refresh token and the logs against the invariants.
@@ -95,7 +119,7 @@ pub(super) fn report(
     started: Instant,
     ended: Ended,
 ) -> Report {
-    let Ended { served, last_served, final_state, versions_grew } = ended;
+    let Ended { callers, served, last_served, final_state, versions_grew, clean_exit, served_at_end } = ended;
     let newest = newest_refresh_token(fleet, first_refresh);
     let flagged = matches!(final_state, CredentialState::Indeterminate | CredentialState::ReauthRequired)
         && logs.contains("\"alert\"");
@@ -104,13 +128,15 @@ pub(super) fn report(
         reuses: fleet.fake.ledger().violations().len(),
         lost_silently: usize::from(!holds_newest && !flagged),
         refreshes: fleet.fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant),
-        callers: CALLERS_PER_REPLICA * 3,
+        callers,
         served,
-        all_served_after: (served == CALLERS_PER_REPLICA * 3).then(|| last_served.duration_since(started)),
+        all_served_after: (served == callers).then(|| last_served.duration_since(started)),
         final_state,
         versions_grew,
         secrets_in_logs: secrets_in(fleet, logs),
         transitions: transitions(logs),
+        clean_exit,
+        served_at_end,
     }
 }
 
@@ -129,10 +155,10 @@ pub(super) fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// Callers on every replica; each retries until served or its 25 s run out.
-pub(super) fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
+/// Callers on every replica but `skip`; each retries until served or its 25 s run out.
+pub(super) fn spawn_callers(fleet: &Fleet, skip: Option<usize>) -> Vec<tokio::task::JoinHandle<Option<Instant>>> {
     let mut tasks = Vec::new();
-    for replica in &fleet.replicas {
+    for (_, replica) in fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != skip) {
         for _ in 0..CALLERS_PER_REPLICA {
             let mut client = replica.broker.clone();
             tasks.push(tokio::spawn(async move {
@@ -157,12 +183,13 @@ pub(super) fn spawn_callers(fleet: &Fleet) -> Vec<tokio::task::JoinHandle<Option
     tasks
 }
 
-/// Waits for the fault's chaos point and injects the fault; returns the killed replica.
-async fn inject(fleet: &mut Fleet, fault: &Fault) -> Option<usize> {
+/// Waits for the fault's chaos point and injects the fault; returns the killed (or
+/// terminated) replica and, for `Term`, whether it exited cleanly.
+async fn inject(fleet: &mut Fleet, fault: &Fault) -> (Option<usize>, Option<bool>) {
     let point = match fault {
-        Fault::Stop(point) | Fault::Kill(point) => *point,
+        Fault::Stop(point) | Fault::Kill(point) | Fault::Term(point) => *point,
         Fault::RedisRestart => "sending",
-        _ => return None,
+        _ => return (None, None),
     };
     let needle = format!("\"chaos_point\":\"{point}\"");
     let index = reached(fleet, &needle).await.unwrap_or_else(|| panic!("no replica reached chaos point {point}"));
@@ -171,15 +198,20 @@ async fn inject(fleet: &mut Fleet, fault: &Fault) -> Option<usize> {
             fleet.replicas[index].signal(Signal::SIGSTOP);
             tokio::time::sleep(LEASE_TTL * 2).await;
             fleet.replicas[index].signal(Signal::SIGCONT);
-            None
+            (None, None)
         }
         Fault::Kill(_) => {
             fleet.replicas[index].signal(Signal::SIGKILL);
-            Some(index)
+            (Some(index), None)
+        }
+        Fault::Term(_) => {
+            fleet.replicas[index].signal(Signal::SIGTERM);
+            let status = fleet.replicas[index].exited(Duration::from_secs(30)).await;
+            (Some(index), Some(status.is_some_and(|s| s.success())))
         }
         _ => {
             fleet.redis.restart(Duration::from_secs(1)).await;
-            None
+            (None, None)
         }
     }
 }
@@ -219,8 +251,9 @@ pub(super) async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>
 }
 
 /// Drives the credential to a settled state (reconciling INDETERMINATE after its quiet
-/// period) through the live replicas; returns the final state and whether versions only grew.
-pub(super) async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool) {
+/// period) through the live replicas; returns the final state, whether versions only grew and
+/// whether a live replica served it at the end.
+pub(super) async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool, bool) {
     let deadline = Instant::now() + RECONCILE_AFTER + Duration::from_secs(8);
     let live: Vec<_> = fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != killed).map(|(_, r)| r).collect();
     let (mut last_version, mut grew, mut state) = (0, true, CredentialState::Unspecified);
@@ -243,7 +276,7 @@ pub(super) async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialS
             || state == CredentialState::ReauthRequired
             || Instant::now() > deadline
         {
-            return (state, grew);
+            return (state, grew, served && state == CredentialState::Active);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -9,4 +9,5 @@ mod docker;
 mod image;
 mod k8s;
 mod monitoring;
+mod scrape;
 mod support;
