@@ -3,7 +3,7 @@
 //! Each event is serialized outside the lock, then written and flushed under a std `Mutex`
 //! (held for one `write` system call, never across an `.await`): the line is in the kernel
 //! before the RPC answers, which is what `fail_closed` promises, at the cost of a syscall per
-//! decision (measured in docs/security.md). A bounded channel to a writer task would be as
+//! decision (measured by `cargo bench --bench grpc_load -- --tls`, README). A bounded channel to a writer task would be as
 //! cheap on the hot path but could only promise "queued".
 
 use serde::Serialize;
