@@ -9,6 +9,7 @@ use super::jwks::Jwks;
 use super::policy::{Enforcer, Rpc, Verdict};
 use super::{SecurityError, SecuritySettings};
 use crate::grpc::status::{code_name, security_status};
+use opentelemetry::KeyValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tonic::{Code, Request, Status};
@@ -133,7 +134,11 @@ impl Gate {
             Err(status) => (None, "failed", status.code()),
         };
         let event = self.event(&passed.caller, &passed.provider, &passed.subject, fingerprint, label, code);
-        match audit.write(&event) {
+        let written = audit.write(&event);
+        if written.is_err() {
+            crate::telemetry::metrics::instruments().audit_write_failures.add(1, &[]);
+        }
+        match written {
             Err(_) if audit.fail_closed && outcome.is_ok() && passed.caller.rpc.returns_credential() => {
                 Err(security_status(SecurityError::AuditUnavailable))
             }
@@ -148,9 +153,15 @@ impl Gate {
             _ => "denied",
         };
         let status = security_status(refusal);
+        let metrics = crate::telemetry::metrics::instruments();
+        // Bounded labels only: the reason and the RPC's proto name, never the caller.
+        let labels = [KeyValue::new("reason", label), KeyValue::new("rpc_method", caller.rpc.name())];
+        metrics.auth_denials.add(1, &labels);
         if let Some(audit) = &self.audit {
             // A refusal hands out nothing, so a failed write changes nothing for the caller.
-            let _ = audit.write(&self.event(caller, provider, subject, None, label, status.code()));
+            if audit.write(&self.event(caller, provider, subject, None, label, status.code())).is_err() {
+                metrics.audit_write_failures.add(1, &[]);
+            }
         }
         status
     }

@@ -91,6 +91,9 @@ pub struct Instruments {
     pub ready: Gauge<u64>,
     pub draining: Gauge<u64>,
     pub renewals_in_flight: Gauge<u64>,
+    pub auth_denials: Counter<u64>,
+    pub audit_write_failures: Counter<u64>,
+    pub journal_not_replicated: Counter<u64>,
 }
 
 /// The instruments (no-ops until [`init`] ran).
@@ -155,6 +158,15 @@ impl Instruments {
             ready: gauge("credbroker.ready", "1 when health reports SERVING (store reached, not draining)"),
             draining: gauge("credbroker.draining", "1 from SIGTERM until exit"),
             renewals_in_flight: gauge("credbroker.renewals_in_flight", "Leased renewals running in this replica"),
+            auth_denials: counter(
+                "credbroker.auth.denials",
+                "Calls refused at the trust boundary, by reason (unauthenticated, denied, rate_limited)",
+            ),
+            audit_write_failures: counter("credbroker.audit.write_failures", "Audit events the sink could not take"),
+            journal_not_replicated: counter(
+                "credbroker.journal.not_replicated",
+                "Journal writes too few Redis replicas acknowledged (store.journal_replicas)",
+            ),
         }
     }
 }

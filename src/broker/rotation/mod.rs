@@ -168,6 +168,7 @@ impl Rotation<'_> {
     /// REFRESHING record that the usual fence and probe resolve), and the caller retries later.
     async fn unreplicated(&self, version: u64, vault: &Vault, attempt: &str) -> BrokerError {
         tracing::warn!(credential = %self.id, "refresh reservation not replicated in time; not sending");
+        not_replicated(self.id);
         let meta = self.meta(&Transition::Reopen, None);
         if let Err(e) = self.records.reopen(self.id, version, attempt, &meta, vault).await {
             tracing::warn!(credential = %self.id, error = %e, "could not reopen the unreplicated reservation");
@@ -213,6 +214,9 @@ impl Rotation<'_> {
             if tokio::time::Instant::now() >= deadline {
                 tracing::error!(credential = %self.id, alert = "refresh_token_unsaved", error = %retry, "renewed tokens could not be stored");
                 return Err(BrokerError::Store(retry));
+            }
+            if matches!(retry, StoreError::NotReplicated) {
+                not_replicated(self.id);
             }
             tracing::warn!(credential = %self.id, error = %retry, "store unavailable or not replicating while committing a refresh; retrying");
             tokio::time::sleep(backoff).await;
@@ -338,4 +342,10 @@ fn refresh_token(vault: &Vault) -> Option<&Secret> {
 pub fn attempt_id(refresh_token: &Secret) -> String {
     let digest = Sha256::digest(refresh_token.expose().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counts a journal write too few replicas acknowledged (the alert `CredbrokerJournalNotReplicated`).
+fn not_replicated(id: &CredentialId) {
+    let metrics = crate::telemetry::metrics::instruments();
+    metrics.journal_not_replicated.add(1, &[crate::telemetry::metrics::provider(&id.provider)]);
 }

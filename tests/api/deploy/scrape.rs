@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tonic::transport::Channel;
 
-/// Contract metrics another part of the system exports once it exists: caller
-/// authorization and its audit trail (`credbroker_auth_denials_total`,
-/// `credbroker_audit_write_failures_total`) and replicated journal writes. The test insists
-/// they are absent, so the list shrinks the day they arrive.
+/// Contract metrics this scrape cannot drive (they count refusals at the trust boundary and
+/// Redis replication trouble; `trust::mtls` and the failover tests drive them). The test
+/// insists they are absent here (nothing in this run causes them): a counter that shows up
+/// without a cause would be a bug.
 const NOT_YET: [&str; 3] = [
     "credbroker_auth_denials_total",
     "credbroker_audit_write_failures_total",

@@ -97,8 +97,11 @@ async fn a_rule_with_a_rate_limit_answers_resource_exhausted_per_caller() {
 #[tokio::test]
 async fn with_fail_closed_an_unwritable_audit_sink_hands_out_no_header() {
     let ca = Ca::new("credbroker test CA");
+    let metrics_port = crate::shutdown::free_port();
     // /dev/full opens, and refuses every write (ENOSPC).
-    let config = format!("[audit]\npath = \"/dev/full\"\nfail_closed = true\n{POLICY}");
+    let config = format!(
+        "[audit]\npath = \"/dev/full\"\nfail_closed = true\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{POLICY}"
+    );
     let broker = Broker::start(&ca.server(), Some(&ca), &config).await;
     let writer = broker.channel(&ca, Some(&ca.client(WRITER))).await.unwrap();
     put_bro(&writer, "tenant-42/a").await.expect("admin writes are not credential-returning");
@@ -107,6 +110,19 @@ async fn with_fail_closed_an_unwritable_audit_sink_hands_out_no_header() {
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("audit"), "{}", refused.message());
     assert!(broker.logs().contains("audit log: cannot write"), "a loud error in the log");
+    let denied = get(&billing, "bro", "tenant-7/b").await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // The alert signals: failed audit writes, and denials by reason and RPC (never the caller).
+    let scrape = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        let line = scrape.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {scrape}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("credbroker_audit_write_failures_total") >= 2.0, "the refused hand-out and the denial");
+    let denials = scrape.lines().find(|l| l.starts_with("credbroker_auth_denials_total{")).expect("denials counted");
+    assert!(denials.contains("reason=\"denied\"") && denials.contains("rpc_method=\"GetAuthorization\""), "{denials}");
+    assert!(!scrape.contains("spiffe://"), "no caller identity in a label");
 }
 
 #[tokio::test]
