@@ -88,7 +88,7 @@ impl CredentialBroker for Passthrough {
             .iter()
             .map(|(n, v)| pb::Header { name: n.as_str().into(), value: v.to_str().unwrap_or_default().into() })
             .collect();
-        let body = response.bytes().await.map_err(|e| Status::unavailable(e.to_string()))?.to_vec();
+        let body = response.bytes().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ProxyCallResponse { status, headers, body }))
     }
     type ProxyCallStreamStream = tokio_stream::Empty<Result<pb::ProxyCallResponseChunk, Status>>;
