@@ -123,8 +123,9 @@ pub struct H2load<'a> {
 }
 
 /// Requests per second h2load reaches against `target` for `seconds` (after one second of
-/// warm-up) with `connections` × `streams` requests in flight. Panics if any request failed.
-pub fn h2load(target: &H2load, seconds: u64, connections: usize, streams: usize) -> f64 {
+/// warm-up) with `connections` × `streams` requests in flight. `None` (h2load's output on
+/// stderr) if any request failed or none completed: such a figure is not reported.
+pub fn h2load(target: &H2load, seconds: u64, connections: usize, streams: usize) -> Option<f64> {
     let mut command = Command::new("h2load");
     command.args(["-D", &seconds.to_string(), "--warm-up-time", "1"]);
     command.args(["-c", &connections.to_string(), "-m", &streams.to_string(), "-t", "1"]);
@@ -142,10 +143,13 @@ pub fn h2load(target: &H2load, seconds: u64, connections: usize, streams: usize)
         field.split_whitespace().find_map(|w| w.parse().ok()).unwrap_or(u64::MAX)
     };
     let (failed, errored, succeeded) = (count("failed"), count("errored"), count("succeeded"));
-    assert!(failed == 0 && errored == 0 && succeeded > 0 && succeeded != u64::MAX, "h2load {}:\n{text}", target.url);
     let statuses = text.lines().find(|l| l.starts_with("status codes:")).unwrap_or_default();
-    assert!(statuses.starts_with(&format!("status codes: {succeeded} 2xx")), "h2load {}:\n{text}", target.url);
+    // Counted apart from `succeeded` (a response across the end of warm-up can differ by one).
+    let ok = failed == 0 && errored == 0 && succeeded > 0 && succeeded != u64::MAX;
+    if !ok || !statuses.ends_with(" 2xx, 0 3xx, 0 4xx, 0 5xx") {
+        eprintln!("h2load {} failed:\n{text}", target.url);
+        return None;
+    }
     let finished = text.lines().find(|l| l.starts_with("finished in")).unwrap_or_default();
-    let rate = finished.split(',').nth(1).and_then(|f| f.split_whitespace().next()).and_then(|v| v.parse().ok());
-    rate.unwrap_or_else(|| panic!("no rate in h2load's output:\n{text}"))
+    finished.split(',').nth(1).and_then(|f| f.split_whitespace().next()).and_then(|v| v.parse().ok())
 }

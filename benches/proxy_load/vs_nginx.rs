@@ -143,17 +143,23 @@ pub fn run(seconds: u64, concurrency: usize) {
         "ProxyCall vs nginx's header-injecting proxy, h2load {connections}×{streams} in flight, 2×{seconds}s each:"
     );
     for (name, [direct, nginx, broker]) in &workloads {
-        let (mut d, mut n, mut b) = (0.0, 0.0, 0.0);
+        let (mut d, mut n, mut b) = (Some(0.0), Some(0.0), Some(0.0));
+        let add = |sum: Option<f64>, rate: Option<f64>| Some(sum? + rate? / 2.0);
         for _ in 0..2 {
-            d += h2load(direct, seconds, connections, streams) / 2.0;
-            n += h2load(nginx, seconds, connections, streams) / 2.0;
-            b += h2load(broker, seconds, connections, streams) / 2.0;
+            d = add(d, h2load(direct, seconds, connections, streams));
+            n = add(n, h2load(nginx, seconds, connections, streams));
+            b = add(b, h2load(broker, seconds, connections, streams));
         }
+        let failed = || "failed".to_owned();
+        let [d_text, n_text, b_text] = [d, n, b].map(|r| r.map_or_else(failed, |r| format!("{r:.0} req/s")));
+        let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or_else(failed, |(a, b)| format!("{:.3}", a / b));
+        let (d, n, b) = (d.unwrap_or(f64::NAN), n.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN));
         if nginx_get == 0.0 {
-            nginx_get = n;
+            nginx_get = if n.is_nan() { 1000.0 } else { n };
         }
-        println!("  {name:<11} direct {d:>8.0} req/s  nginx {n:>8.0} req/s  ProxyCall {b:>8.0} req/s");
-        println!("  {name:<11} ratio ProxyCall/nginx {:.3}  (nginx/direct {:.3})  load {}", b / n, n / d, loadavg());
+        println!("  {name:<11} direct {d_text:>12}  nginx {n_text:>12}  ProxyCall {b_text:>12}");
+        let (pn, nd) = (ratio(Some(b), Some(n)), ratio(Some(n), Some(d)));
+        println!("  {name:<11} ratio ProxyCall/nginx {pn}  (nginx/direct {nd})  load {}", loadavg());
     }
 
     let rate = nginx_get * 0.1;
