@@ -2,7 +2,7 @@
 //! injects the `Authorization` header, in front of an nginx answering a fixed JSON body (the
 //! upstream never waits, so both proxies are measured, not the upstream). Debian's nginx,
 //! started here on loopback with a generated configuration in a temporary directory, stopped
-//! (SIGQUIT, then SIGKILL after a bound) when dropped. Throughput is measured with h2load
+//! (SIGTERM, then SIGKILL after a bound) when dropped. Throughput is measured with h2load
 //! (Debian's nghttp2-client) for every path, so one client drives all of them.
 
 use nix::sys::signal::{Signal, kill};
@@ -88,8 +88,9 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGQUIT: the master stops its workers and exits; SIGKILL if it does not in time.
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGQUIT);
+        // SIGTERM: nginx's fast shutdown (SIGQUIT would wait for the bench's idle keep-alive
+        // connections); SIGKILL if the master does not exit in time.
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
