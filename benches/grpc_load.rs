@@ -5,7 +5,8 @@
 //!   cargo bench --bench grpc_load -- --seconds 10 --concurrency 128
 //!   cargo bench --bench grpc_load -- --tls             # mTLS: baseline vs broker, + policy, + audit
 //!
-//! Each server runs on its own 2-worker runtime, the load generator on another; they share the
+//! credbroker is the real binary (`CREDBROKER_BIN` picks another build, for A/B runs), the
+//! baseline runs on its own 2-worker runtime, the load generator on another; they share the
 //! machine's cores, so only ratios within one run mean anything. Rounds alternate
 //! baseline/credbroker to spread drift over both.
 
@@ -13,12 +14,10 @@ mod load;
 #[path = "grpc_load/tls.rs"]
 mod tls;
 
-use credbroker::config::Settings;
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::credential_broker_server::{CredentialBroker, CredentialBrokerServer};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
-use credbroker::startup::Application;
 use load::{Call, arg, closed_loop, open_loop};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,12 +70,36 @@ fn start_baseline(rt: &tokio::runtime::Runtime, answer: pb::GetAuthorizationResp
     addr
 }
 
-fn start_credbroker(rt: &tokio::runtime::Runtime) -> SocketAddr {
-    let env = vec![("CREDBROKER__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
-    let app = rt.block_on(Application::build(Settings::load(None, env).unwrap())).unwrap();
-    let addr = app.local_addr();
-    rt.spawn(app.run_until_stopped(std::future::pending()));
-    addr
+/// The real binary (its allocator and runtime, as deployed); `CREDBROKER_BIN` picks another
+/// build, for A/B runs. Stopped when dropped.
+struct Credbroker(std::process::Child);
+
+impl Drop for Credbroker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn credbroker_binary() -> std::path::PathBuf {
+    std::env::var_os("CREDBROKER_BIN").map_or_else(|| env!("CARGO_BIN_EXE_credbroker").into(), Into::into)
+}
+
+fn start_credbroker() -> (Credbroker, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(credbroker_binary())
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn")
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "credbroker did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Credbroker(child), addr)
 }
 
 async fn clients(addr: SocketAddr) -> Vec<CredentialBrokerClient<Channel>> {
@@ -109,10 +132,10 @@ fn main() {
     if std::env::args().any(|a| a == "--tls") {
         return tls::run(seconds, concurrency);
     }
-    let (baseline_rt, broker_rt) = (server_runtime(), server_runtime());
+    let baseline_rt = server_runtime();
     let client_rt = server_runtime();
 
-    let broker_addr = start_credbroker(&broker_rt);
+    let (broker, broker_addr) = start_credbroker();
     let warm = client_rt.block_on(async {
         let channel = Channel::from_shared(format!("http://{broker_addr}")).unwrap().connect().await.unwrap();
         let secret =
@@ -137,7 +160,7 @@ fn main() {
         println!("throughput, {concurrency} callers over {CONNECTIONS} connections, 2×{seconds}s each:");
         println!("  baseline (constant answer): {b:>9.0} req/s");
         println!("  credbroker (warm cache):    {c:>9.0} req/s");
-        println!("  ratio credbroker/baseline:  {:>9.3}", c / b);
+        println!("  ratio credbroker/baseline:  {:>9.3}  load {}", c / b, loadavg());
 
         for share in [0.5, 0.1] {
         let rate = c * share;
@@ -155,13 +178,20 @@ fn main() {
         }
         }
     });
+    drop(broker);
     rss(&client_rt);
+}
+
+/// The 1-minute load average: absolute figures on a shared machine mean little without it.
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// Resident memory of the real binary: idle, then with 100 000 credentials stored and cached.
 fn rss(rt: &tokio::runtime::Runtime) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+    let mut child = std::process::Command::new(credbroker_binary())
         .arg("serve")
         .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn")
@@ -205,7 +235,7 @@ fn rss(rt: &tokio::runtime::Runtime) {
         for t in tasks {
             t.await.unwrap();
         }
-        println!("  with {n} credentials stored+cached: {:>7} KiB", vm_rss(pid));
+        println!("  with {n} credentials stored+cached: {:>7} KiB  load {}", vm_rss(pid), loadavg());
     });
     child.kill().unwrap();
     child.wait().unwrap();

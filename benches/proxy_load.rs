@@ -7,6 +7,11 @@
 //!
 //!   cargo bench --bench proxy_load
 //!   cargo bench --bench proxy_load -- --seconds 10 --concurrency 64 --connections 4
+//!   cargo bench --bench proxy_load -- --passthrough 0      # the nginx comparison only
+//!
+//! First, `ProxyCall` of the real binary against what users would deploy instead: nginx as a
+//! header-injecting reverse proxy (`nginx`), both in front of an nginx answering a fixed body,
+//! h2load driving every path (`CREDBROKER_BIN` picks another binary, for A/B runs).
 //!
 //! The fake upstream, credbroker and the load generator each run on their own 2-worker
 //! runtime, sharing the machine's cores, so only ratios within one run mean anything. Rounds
@@ -16,6 +21,10 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 mod load;
+#[path = "proxy_load/nginx.rs"]
+mod nginx;
+#[path = "proxy_load/vs_nginx.rs"]
+mod vs_nginx;
 
 use credbroker::config::Settings;
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
@@ -79,7 +88,7 @@ impl CredentialBroker for Passthrough {
             .iter()
             .map(|(n, v)| pb::Header { name: n.as_str().into(), value: v.to_str().unwrap_or_default().into() })
             .collect();
-        let body = response.bytes().await.map_err(|e| Status::unavailable(e.to_string()))?.to_vec();
+        let body = response.bytes().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ProxyCallResponse { status, headers, body }))
     }
     type ProxyCallStreamStream = tokio_stream::Empty<Result<pb::ProxyCallResponseChunk, Status>>;
@@ -147,6 +156,10 @@ fn direct(bro_base: &str, code: &str) -> Call {
 fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
+    vs_nginx::run(seconds, concurrency);
+    if arg("--passthrough", 1) == 0 {
+        return;
+    }
     let (fake_rt, broker_rt, client_rt, passthrough_rt) = (runtime(), runtime(), runtime(), runtime());
     let fake = fake_rt.block_on(FakeUpstream::start(FakeConfig::default())).unwrap();
     let code = "ab".repeat(32);

@@ -8,7 +8,8 @@
 
 use crate::domain::{ProviderName, Secret, Subject};
 use moka::future::Cache;
-use std::sync::Arc;
+use reqwest::header::{HeaderName, HeaderValue};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -19,6 +20,10 @@ pub type CacheKey = (ProviderName, Option<Subject>);
 #[derive(Debug)]
 pub struct Served {
     pub headers: Vec<(&'static str, Secret)>,
+    /// The same headers ready for an HTTP request: built by the first proxied call with them
+    /// rather than by every one (a clone shares the bytes), and only for credentials that are
+    /// proxied (memory). `Err(name)`: that header's value is not a valid HTTP header value.
+    pub http: OnceLock<Result<Vec<(HeaderName, HeaderValue)>, &'static str>>,
     /// The end of the validity promised to callers (`plan::Coordination::promise`).
     pub expires_at: Option<OffsetDateTime>,
     pub fingerprint: String,
@@ -34,6 +39,18 @@ pub struct Served {
 }
 
 impl Served {
+    /// `headers` as HTTP header values, marked sensitive (`Debug` hides them); `Err(name)`
+    /// if one is not a valid header value.
+    pub fn http_headers(&self) -> Result<&[(HeaderName, HeaderValue)], &'static str> {
+        let header = |(name, value): &(&'static str, Secret)| {
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| *name)?;
+            value.set_sensitive(true);
+            Ok((HeaderName::from_static(name), value))
+        };
+        let built = self.http.get_or_init(|| self.headers.iter().map(header).collect());
+        built.as_deref().map_err(|name| *name)
+    }
+
     /// Whether these headers stay valid until `until`.
     pub fn valid_until(&self, until: OffsetDateTime) -> bool {
         self.expires_at.is_none_or(|expires| expires >= until)

@@ -52,7 +52,7 @@ use plan::Ask;
 use records::Records;
 use renew::Step;
 use scheduler::Scheduler;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -271,6 +271,7 @@ impl Broker {
     fn served(&self, authorization: Authorization, version: u64, renewable: bool, slides: bool) -> Served {
         Served {
             fingerprint: self.fingerprint(&authorization),
+            http: OnceLock::new(),
             headers: authorization.headers,
             expires_at: authorization.expires_at,
             version,

@@ -41,7 +41,7 @@ pub use upload::BodyStream;
 
 use crate::broker::{Broker, CacheKey, Served};
 use crate::domain::{InvalidField, ProviderName, Subject};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -157,10 +157,8 @@ impl Proxy {
     ) -> Result<(reqwest::Response, OffsetDateTime), ProxyError> {
         let timeout = deadline.remaining()?;
         let mut headers = head.headers.clone();
-        for (name, value) in &served.headers {
-            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| ProxyError::CredentialHeader(name))?;
-            value.set_sensitive(true);
-            headers.insert(HeaderName::from_static(name), value);
+        for (name, value) in served.http_headers().map_err(ProxyError::CredentialHeader)? {
+            headers.insert(name.clone(), value.clone());
         }
         trace::inject(parent, &mut headers);
         let mut request = reqwest::Request::new(head.method.clone(), url.clone());

@@ -64,17 +64,18 @@ impl ProxyPath {
     }
 
     /// `base` joined with this path. `None` if the result would not lie under `base`.
+    ///
+    /// Only the path, query and fragment of a copy of the parsed base are set: neither the
+    /// scheme nor the host is parsed again (no IDNA per call), so the origin cannot change.
     pub fn join(&self, base: &Url) -> Option<Url> {
-        let mut url = base.join(&self.path).ok()?;
+        let expected_path = [base_dir(base), &self.path].concat();
+        let mut url = base.clone();
+        url.set_path(&expected_path);
         url.set_query(self.query.as_deref());
-        let expected_path = format!("{}{}", base_dir(base), self.path);
-        let inside = url.scheme() == base.scheme()
-            && url.host_str() == base.host_str()
-            && url.port_or_known_default() == base.port_or_known_default()
-            && url.username().is_empty()
-            && url.password().is_none()
-            && url.fragment().is_none()
-            && url.path() == expected_path;
+        url.set_fragment(None);
+        // `set_path` resolves dot segments: a path the parser let through that climbs (or
+        // is rewritten in any way) is refused here.
+        let inside = url.username().is_empty() && url.password().is_none() && url.path() == expected_path;
         inside.then_some(url)
     }
 }

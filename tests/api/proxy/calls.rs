@@ -16,7 +16,7 @@ async fn every_provider_proxies_each_method_with_a_query_and_its_credential() {
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let body = format!("{{\"from\":\"{provider}\",\"method\":\"{method}\"}}").into_bytes();
             let mut call = request(provider, subject, method, "data/echo/items/7?q=a%20b&x=1");
-            call.body = if method == "GET" { Vec::new() } else { body.clone() };
+            call.body = if method == "GET" { Vec::new() } else { body.clone() }.into();
             call.headers = headers(&[("content-type", "application/json")]);
             let response = app.call(call).await.unwrap_or_else(|e| panic!("{provider} {method}: {e:?}"));
             assert_eq!(response.status, 200, "{provider} {method}: {}", String::from_utf8_lossy(&response.body));
@@ -41,7 +41,7 @@ async fn binary_bodies_round_trip_byte_for_byte() {
     app.seed_bro().await;
     let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let mut call = request("bro", "org-1", "POST", "data/mirror");
-    call.body = body.clone();
+    call.body = body.clone().into();
     call.headers = headers(&[("content-type", "application/octet-stream")]);
     let response = app.call(call).await.unwrap();
     assert_eq!(response.status, 200);

@@ -72,7 +72,7 @@ async fn a_stream_that_stalls_mid_body_ends_at_its_deadline() {
     let app = spawn(small_limits()).await;
     app.seed_bro().await;
     let mut messages = head_only(400);
-    messages.push(pb::ProxyCallChunk { part: Some(Part::Body(vec![7; 4 * KIB])) });
+    messages.push(pb::ProxyCallChunk { part: Some(Part::Body(vec![7; 4 * KIB].into())) });
     let error = within("a stalled upload", stream_held_open(app.broker.clone(), messages)).await.err().unwrap();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
 }

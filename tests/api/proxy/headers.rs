@@ -39,7 +39,7 @@ async fn credential_destination_and_hop_by_hop_headers_are_refused_by_name() {
         assert_eq!(app.call(call).await.unwrap_err().code(), Code::InvalidArgument, "{name:?}: {value:?}");
     }
     let mut lying = request("bro", "org-1", "POST", "data/echo");
-    lying.body = b"12345".to_vec();
+    lying.body = b"12345".to_vec().into();
     lying.headers = headers(&[("content-length", "4")]);
     assert_eq!(app.call(lying).await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(app.fake.traffic().requests(), vec![], "nothing was sent");
@@ -50,7 +50,7 @@ async fn other_headers_pass_both_ways_and_hop_by_hop_ones_are_stripped() {
     let app = spawn(small_limits()).await;
     app.seed_bro().await;
     let mut call = request("bro", "org-1", "POST", "data/echo");
-    call.body = b"<levering/>".to_vec();
+    call.body = b"<levering/>".to_vec().into();
     call.headers = headers(&[
         ("content-type", "application/xml"),
         ("accept", "application/xml"),

@@ -11,10 +11,10 @@ async fn bodies_past_the_limits_are_resource_exhausted() {
     let app = spawn(small_limits()).await;
     app.seed_bro().await;
     let mut at_limit = request("bro", "org-1", "POST", "data/sink");
-    at_limit.body = vec![1; 64 * KIB];
+    at_limit.body = vec![1; 64 * KIB].into();
     assert_eq!(app.call(at_limit).await.unwrap().status, 200);
     let mut over = request("bro", "org-1", "POST", "data/sink");
-    over.body = vec![1; 64 * KIB + 1];
+    over.body = vec![1; 64 * KIB + 1].into();
     let error = app.call(over).await.unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
     assert_eq!(app.data_requests().len(), 1, "the oversized request was not sent");
@@ -73,7 +73,7 @@ async fn the_global_byte_budget_refuses_calls_that_would_hold_too_much() {
     app.seed_bro().await;
     let with_body = |path: &str| {
         let mut call = request("bro", "org-1", "GET", path);
-        call.body = vec![3; 60 * KIB];
+        call.body = vec![3; 60 * KIB].into();
         call.timeout = millis(30_000);
         call
     };

@@ -32,7 +32,7 @@ async fn a_401_renews_the_credential_and_retries_with_the_same_body() {
     let dead = log_out_upstream(&app, "jan").await;
     let body = br#"{"aanvraag":1}"#.to_vec();
     let mut call = request("pass", "jan", "POST", "data/echo");
-    call.body = body.clone();
+    call.body = body.clone().into();
     let response = app.call(call).await.unwrap();
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     assert_eq!(json(&response.body)["body_sha256"], sha256_hex(&body), "the retry carried the same body");

@@ -20,7 +20,7 @@ async fn uploads_larger_than_the_unary_limit_stream_through() {
     assert_eq!(report["sha256"], sha256_hex(&body));
 
     let mut unary = request("bro", "org-1", "POST", "data/sink");
-    unary.body = body;
+    unary.body = body.into();
     assert_eq!(app.call(unary).await.unwrap_err().code(), Code::ResourceExhausted);
 }
 
@@ -62,7 +62,7 @@ async fn streams_keep_their_own_limits_and_protocol() {
     let huge = app.stream(stream_head("bro", "org-1", "PUT", "data/sink"), vec![0; 512 * KIB], 512 * KIB).await;
     assert_eq!(huge.err().unwrap().code(), Code::ResourceExhausted);
 
-    let body_first = vec![pb::ProxyCallChunk { part: Some(Part::Body(b"x".to_vec())) }];
+    let body_first = vec![pb::ProxyCallChunk { part: Some(Part::Body(b"x".to_vec().into())) }];
     assert_eq!(app.stream_messages(body_first).await.err().unwrap().code(), Code::InvalidArgument);
     let head = || pb::ProxyCallChunk { part: Some(Part::Head(stream_head("bro", "org-1", "POST", "data/sink"))) };
     let two_heads = vec![head(), head()];

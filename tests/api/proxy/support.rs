@@ -187,9 +187,9 @@ impl ProxyApp {
         chunk: usize,
     ) -> Result<Streamed, tonic::Status> {
         let mut messages = vec![pb::ProxyCallChunk { part: Some(proxy_call_chunk::Part::Head(head)) }];
-        messages.extend(
-            body.chunks(chunk).map(|c| pb::ProxyCallChunk { part: Some(proxy_call_chunk::Part::Body(c.to_vec())) }),
-        );
+        messages.extend(body.chunks(chunk).map(|c| pb::ProxyCallChunk {
+            part: Some(proxy_call_chunk::Part::Body(bytes::Bytes::copy_from_slice(c))),
+        }));
         self.stream_messages(messages).await
     }
 
