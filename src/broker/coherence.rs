@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 pub async fn run(cache: AuthCache, mut changes: broadcast::Receiver<Change>) {
     loop {
         match changes.recv().await {
-            Ok(Change::Changed { id, version }) => {
+            Ok(Change::Changed { id, version, .. }) => {
                 let key = (id.provider, Some(id.subject));
                 if cache.get(&key).await.is_some_and(|served| served.version < version) {
                     cache.invalidate(&key).await;

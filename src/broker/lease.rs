@@ -13,6 +13,7 @@ use crate::domain::CredentialId;
 use crate::store::{AnyStore, Change, CredentialStore, StoreResult};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Held while this replica renews a credential.
 pub struct Lease {
@@ -81,7 +82,14 @@ impl Broker {
             tokio::select! {
                 _ = &mut deadline => return,
                 change = changes.recv() => match change {
-                    Ok(Change::Changed { id: changed, .. }) if &changed == id => return,
+                    Ok(Change::Changed { id: changed, trace, .. }) if &changed == id => {
+                        // The caller was served by that write (maybe another replica's
+                        // renewal, in another trace): link this span to the writer's.
+                        if let Some(writer) = trace {
+                            tracing::Span::current().add_link(writer);
+                        }
+                        return;
+                    }
                     Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Ok(Change::Changed { .. }) => {}
                     Err(broadcast::error::RecvError::Closed) => return deadline.await,

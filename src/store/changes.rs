@@ -8,17 +8,30 @@
 //! Pub/sub is fire-and-forget: a replica that was disconnected may have missed messages, so
 //! after every (re)subscription it emits `Change::Resync` and listeners assume everything
 //! changed — not at the disconnect itself, when the cache is all there is to serve from. With the in-memory store the feed is just the local channel.
+//!
+//! An announcement may carry a fourth line, the W3C `traceparent` of the span that wrote (only
+//! trace and span ids and flags: never `tracestate`, never anything of the credential), so a
+//! caller on another replica that waited for that write can link its span to it. Parsing is
+//! lenient: a missing or malformed trace line is no trace, never a dropped announcement.
+//! Caveat for a rolling upgrade: replicas from before the trace line read it as part of the
+//! subject and drop such an announcement (a control character), falling back on TTLs until
+//! they are upgraded too.
 
 use super::RedisStore;
 use crate::domain::{CredentialId, ProviderName, Subject};
 use futures::StreamExt;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// The credential was written; `version` is its new version.
-    Changed { id: CredentialId, version: u64 },
+    /// The credential was written; `version` is its new version; `trace`, when announced, the
+    /// span that wrote it (for a span link, `Broker::wait_for_change`).
+    Changed { id: CredentialId, version: u64, trace: Option<SpanContext> },
     /// Messages may have been missed: treat every credential as changed.
     Resync,
 }
@@ -49,11 +62,16 @@ impl ChangeFeed {
     /// Announces a write. Failures are logged, not returned: the write itself succeeded, and
     /// listeners also have time-to-live and version checks to fall back on.
     pub async fn publish(&self, id: &CredentialId, version: u64) {
+        let trace = current_span_context();
         let Some(store) = &self.redis else {
-            let _ = self.local.send(Change::Changed { id: id.clone(), version });
+            let _ = self.local.send(Change::Changed { id: id.clone(), version, trace });
             return;
         };
-        let message = format!("{version}\n{}\n{}", id.provider, id.subject);
+        let mut message = format!("{version}\n{}\n{}", id.provider, id.subject);
+        if let Some(trace) = &trace {
+            message.push('\n');
+            message.push_str(&traceparent(trace));
+        }
         let result: Result<(), _> = async {
             let mut conn = store.connection().await.map_err(|e| e.to_string())?;
             redis::cmd("PUBLISH")
@@ -103,13 +121,36 @@ async fn listen(store: &RedisStore, local: &broadcast::WeakSender<Change>) -> re
     Ok(())
 }
 
+/// The current span's OpenTelemetry context, if it has one (traces are exported).
+fn current_span_context() -> Option<SpanContext> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let span = context.span().span_context().clone();
+    span.is_valid().then_some(span)
+}
+
+/// The W3C `traceparent` of `span`: ids and sampled flag only.
+fn traceparent(span: &SpanContext) -> String {
+    format!("00-{}-{}-{:02x}", span.trace_id(), span.span_id(), span.trace_flags().to_u8())
+}
+
+/// A `traceparent` line as a remote span context; `None` if it is not a valid one.
+fn parse_traceparent(line: &str) -> Option<SpanContext> {
+    let carrier = HashMap::from([("traceparent".to_owned(), line.trim().to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let span = context.span().span_context().clone();
+    span.is_valid().then_some(span)
+}
+
 fn parse(payload: &[u8]) -> Option<Change> {
     let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(3, '\n');
-    let version = parts.next()?.parse().ok()?;
-    let provider = ProviderName::parse("provider", parts.next()?).ok()?;
-    let subject = Subject::parse("subject", parts.next()?).ok()?;
-    Some(Change::Changed { id: CredentialId::new(provider, subject), version })
+    let mut lines = text.split('\n');
+    let version = lines.next()?.parse().ok()?;
+    let provider = ProviderName::parse("provider", lines.next()?).ok()?;
+    let subject = Subject::parse("subject", lines.next()?).ok()?;
+    // Optional, and lenient: from a replica that sends none, or a bad one, it is no trace.
+    let trace = lines.next().and_then(parse_traceparent);
+    Some(Change::Changed { id: CredentialId::new(provider, subject), version, trace })
 }
 
 #[cfg(test)]
@@ -119,9 +160,30 @@ mod tests {
     #[test]
     fn messages_round_trip_and_junk_is_ignored() {
         let change = parse(b"7\nbro\norg:1 {x}").unwrap();
-        let Change::Changed { id, version } = change else { panic!() };
-        assert_eq!((id.to_string(), version), ("bro/org:1 {x}".to_owned(), 7));
+        let Change::Changed { id, version, trace } = change else { panic!() };
+        assert_eq!((id.to_string(), version, trace), ("bro/org:1 {x}".to_owned(), 7, None));
         assert_eq!(parse(b"x\nbro\norg"), None);
         assert_eq!(parse(b"7\nbro"), None);
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_trace_line_is_the_writers_span_and_a_bad_one_is_no_trace() {
+        let change = parse(format!("7\nbro\norg\n{TRACEPARENT}").as_bytes()).unwrap();
+        let Change::Changed { id, version, trace: Some(trace) } = change else { panic!("{change:?}") };
+        assert_eq!((id.to_string(), version), ("bro/org".to_owned(), 7));
+        assert_eq!(trace.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(trace.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(trace.is_remote() && trace.is_sampled());
+        assert_eq!(traceparent(&trace), TRACEPARENT);
+        // Lenient: the announcement stands whatever the trace line holds.
+        for junk in ["", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
+            let change = parse(format!("7\nbro\norg\n{junk}").as_bytes()).unwrap();
+            assert!(matches!(change, Change::Changed { version: 7, trace: None, .. }), "{junk:?}: {change:?}");
+        }
+        // Lines after the trace (a later format) are ignored.
+        let change = parse(format!("7\nbro\norg\n{TRACEPARENT}\nmore").as_bytes()).unwrap();
+        assert!(matches!(change, Change::Changed { trace: Some(_), .. }));
     }
 }

@@ -179,12 +179,125 @@ async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_ca
     assert!(descends(parent, &server.span_id, &traced), "{parent:?} descends from the RPC");
 }
 
+/// Replica A renews a credential for its caller (trace A) while holding the fleet-wide lease,
+/// the token endpoint slow; replica B's caller (trace B) waits for that renewal and is served
+/// by it. B's spans are in trace B, and one of them links to a span of A's renewal: in trace A,
+/// below A's RPC — by ids, as exported by both real binaries sharing one Redis.
+#[tokio::test]
+async fn a_caller_served_by_another_replicas_renewal_links_to_it() {
+    const TRACE_A: &str = "0af7651916cd43dd8448eb211c80319c";
+    const TRACE_B: &str = "5b8efff798038103d269b633813fc60c";
+    const CALLER_A: &str = "b7ad6b7169203331";
+    const CALLER_B: &str = "c1d2e3f405060708";
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let (collector, collector_addr) = Collector::start().await;
+    let redis = crate::helpers::TestRedis::start().await;
+    let prefix = crate::helpers::random_prefix();
+    let fake = fake_upstream::FakeUpstream::start(fake_upstream::FakeConfig::default()).await.unwrap();
+    fake.add_passolution_client(
+        crate::upstream::CLIENT_ID,
+        crate::upstream::CLIENT_SECRET,
+        crate::upstream::REDIRECT_URI,
+    );
+    let passolution = fake.url(fake_upstream::Provider::Passolution);
+    let replica = |port: u16| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
+            .arg("serve")
+            .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("CREDBROKER__STORE__REDIS_URL", &redis.url)
+            .env("CREDBROKER__STORE__KEY_PREFIX", &prefix)
+            .env("CREDBROKER__ENCRYPTION__KEY", crate::helpers::TEST_KEY)
+            .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
+            .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
+            .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let (child_a, child_b) = (replica(port_a), replica(port_b));
+    wait_for_port(port_a).await;
+    wait_for_port(port_b).await;
+    let (mut admin, broker_a) = clients(port_a).await;
+    let (_, broker_b) = clients(port_b).await;
+
+    let (_, _, tokens) = crate::upstream::issue_tokens(&fake, Duration::from_secs(3600));
+    let put =
+        pb::PutCredentialRequest { provider: "passolution".into(), subject: "linked".into(), secret: Some(tokens) };
+    admin.put_credential(put).await.unwrap();
+    let get =
+        pb::GetAuthorizationRequest { provider: "passolution".into(), subject: "linked".into(), min_validity: None };
+    let old = broker_a.clone().get_authorization(get.clone()).await.unwrap().into_inner().token_fingerprint;
+    // A's caller reports the header rejected: A rotates it under the lease, the token endpoint
+    // slow.
+    fake.knobs().set_latency(fake_upstream::Provider::Passolution, Duration::from_secs(2));
+    let report = pb::ReportRejectedRequest {
+        provider: "passolution".into(),
+        subject: "linked".into(),
+        token_fingerprint: old.clone(),
+    };
+    let mut report = tonic::Request::new(report);
+    report.metadata_mut().insert("traceparent", format!("00-{TRACE_A}-{CALLER_A}-01").parse().unwrap());
+    let mut reporter = broker_a.clone();
+    let caller_a = tokio::spawn(async move { reporter.report_rejected(report).await });
+    // B's caller comes once A's refresh is in flight (reserved, REFRESHING): it cannot be
+    // served the old header, and the lease is A's, so it waits for A's announcement.
+    let credential = pb::CredentialRef { provider: "passolution".into(), subject: "linked".into() };
+    let waited = std::time::Instant::now();
+    loop {
+        let status = admin.get_credential_status(credential.clone()).await.unwrap().into_inner();
+        if status.state() == pb::CredentialState::Refreshing {
+            break;
+        }
+        assert!(!caller_a.is_finished() && waited.elapsed() < Duration::from_secs(10), "A's refresh never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut request = tonic::Request::new(get);
+    request.metadata_mut().insert("traceparent", format!("00-{TRACE_B}-{CALLER_B}-01").parse().unwrap());
+    let mut broker = broker_b.clone();
+    let served_b = broker.get_authorization(request).await.unwrap().into_inner();
+    caller_a.await.unwrap().unwrap();
+    assert_ne!(served_b.token_fingerprint, old, "B is served A's renewal");
+    let refreshes = fake.ledger().count(|e| e.operation == fake_upstream::Operation::RefreshTokenGrant);
+    assert_eq!(refreshes, 1, "only A renewed");
+
+    for child in [&child_a, &child_b] {
+        let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+    for child in [child_a, child_b] {
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    }
+
+    let spans = exported_spans(&collector);
+    let in_trace = |trace: &str| spans.iter().filter(|s| s.trace_id == trace).collect::<Vec<&Exported>>();
+    let (traced_a, traced_b) = (in_trace(TRACE_A), in_trace(TRACE_B));
+    let server_a = traced_a
+        .iter()
+        .find(|s| s.parent == CALLER_A)
+        .unwrap_or_else(|| panic!("no span is caller A's child: {traced_a:#?}"));
+    let links: Vec<&(String, String)> = traced_b.iter().flat_map(|s| &s.links).collect();
+    assert!(!links.is_empty(), "no span of B's caller has a link: {traced_b:#?}");
+    for (trace, span) in &links {
+        assert_eq!(trace, TRACE_A, "{links:?}");
+        let linked = traced_a
+            .iter()
+            .find(|s| &s.span_id == span)
+            .unwrap_or_else(|| panic!("link {span} is no exported span of A: {traced_a:#?}"));
+        assert!(descends(linked, &server_a.span_id, &traced_a), "{linked:?} is A's renewal: {traced_a:#?}");
+    }
+}
+
 #[derive(Debug)]
 struct Exported {
     name: String,
     trace_id: String,
     span_id: String,
     parent: String,
+    /// (trace id, span id) of each link.
+    links: Vec<(String, String)>,
 }
 
 fn exported_spans(collector: &Collector) -> Vec<Exported> {
@@ -197,6 +310,7 @@ fn exported_spans(collector: &Collector) -> Vec<Exported> {
             trace_id: hex(&s.trace_id),
             span_id: hex(&s.span_id),
             parent: hex(&s.parent_span_id),
+            links: s.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect(),
         })
         .collect()
 }
