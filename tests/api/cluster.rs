@@ -94,12 +94,7 @@ async fn the_store_contract_holds_on_a_redis_cluster() {
 #[tokio::test]
 async fn a_rotation_works_end_to_end_on_a_redis_cluster() {
     let cluster = LocalCluster::start().await;
-    let fake = fake_upstream::FakeUpstream::start(fake_upstream::FakeConfig::default()).await.unwrap();
-    fake.add_passolution_client(
-        crate::upstream::CLIENT_ID,
-        crate::upstream::CLIENT_SECRET,
-        crate::upstream::REDIRECT_URI,
-    );
+    let fake = crate::upstream::fake_with_client().await;
     let base = fake.url(fake_upstream::Provider::Passolution);
     let (api, token, url, prefix) =
         (format!("{base}api/v2/"), format!("{base}oauth/token"), cluster.url(), random_prefix());

@@ -3,10 +3,8 @@
 
 use crate::helpers::{StoreKind, TEST_KEY, TestApp, TestRedis, random_prefix, settings, spawn_with_settings};
 use crate::lifecycle_oauth::report;
-use crate::upstream::{
-    CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, issue_tokens, secs, spawn_with_fake, spawn_with_fake_and,
-};
-use fake_upstream::{FakeConfig, FakeUpstream, Operation, Provider};
+use crate::upstream::{issue_tokens, secs, spawn_with_fake, spawn_with_fake_and};
+use fake_upstream::{FakeUpstream, Operation, Provider};
 use std::time::Duration;
 use tonic::Code;
 
@@ -35,17 +33,11 @@ async fn two_replicas(fake: &FakeUpstream, limits: &[(&str, &str)]) -> (TestApp,
     (a, b, redis)
 }
 
-async fn fake() -> FakeUpstream {
-    let fake = FakeUpstream::start(FakeConfig::default()).await.unwrap();
-    fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
-    fake
-}
-
 /// 20 rounds of GetAuthorization → ReportRejected with the header just received, spread over
 /// two replicas: at most one renewal per interval, fleet-wide (the record knows when).
 #[tokio::test]
 async fn reports_force_at_most_one_renewal_per_interval_fleet_wide() {
-    let fake = fake().await;
+    let fake = crate::upstream::fake_with_client().await;
     let limits = [("CREDBROKER__REFRESH__REJECTED_INTERVAL", "1h"), ("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")];
     let (a, b, _redis) = two_replicas(&fake, &limits).await;
     let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));
@@ -62,7 +54,7 @@ async fn reports_force_at_most_one_renewal_per_interval_fleet_wide() {
 /// A header younger than the minimum age is not renewed on a report, however often.
 #[tokio::test]
 async fn reports_of_a_fresh_header_force_nothing() {
-    let fake = fake().await;
+    let fake = crate::upstream::fake_with_client().await;
     let limits = [("CREDBROKER__REFRESH__REJECTED_INTERVAL", "0s"), ("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "1h")];
     let (a, _b, _redis) = two_replicas(&fake, &limits).await;
     let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));

@@ -117,12 +117,7 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_call() {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let (collector, collector_addr) = Collector::start().await;
-    let fake = fake_upstream::FakeUpstream::start(fake_upstream::FakeConfig::default()).await.unwrap();
-    fake.add_passolution_client(
-        crate::upstream::CLIENT_ID,
-        crate::upstream::CLIENT_SECRET,
-        crate::upstream::REDIRECT_URI,
-    );
+    let fake = crate::upstream::fake_with_client().await;
     let passolution = fake.url(fake_upstream::Provider::Passolution);
 
     let port = free_port();
@@ -193,12 +188,7 @@ async fn a_caller_served_by_another_replicas_renewal_links_to_it() {
     let (collector, collector_addr) = Collector::start().await;
     let redis = crate::helpers::TestRedis::start().await;
     let prefix = crate::helpers::random_prefix();
-    let fake = fake_upstream::FakeUpstream::start(fake_upstream::FakeConfig::default()).await.unwrap();
-    fake.add_passolution_client(
-        crate::upstream::CLIENT_ID,
-        crate::upstream::CLIENT_SECRET,
-        crate::upstream::REDIRECT_URI,
-    );
+    let fake = crate::upstream::fake_with_client().await;
     let passolution = fake.url(fake_upstream::Provider::Passolution);
     let replica = |port: u16| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))

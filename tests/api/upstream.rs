@@ -15,13 +15,19 @@ pub struct Setup {
     pub fake: FakeUpstream,
 }
 
+/// The fake upstream with the tests' Passolution client registered.
+pub async fn fake_with_client() -> FakeUpstream {
+    let fake = FakeUpstream::start(FakeConfig::default()).await.expect("fake upstream starts");
+    fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
+    fake
+}
+
 pub async fn spawn_with_fake(store: StoreKind) -> Setup {
     spawn_with_fake_and(store, &[]).await
 }
 
 pub async fn spawn_with_fake_and(store: StoreKind, extra: &[(&str, &str)]) -> Setup {
-    let fake = FakeUpstream::start(FakeConfig::default()).await.expect("fake upstream starts");
-    fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
+    let fake = fake_with_client().await;
     let pass = fake.url(Provider::Pass);
     let bro = fake.url(Provider::Bro);
     let passolution_api = format!("{}api/v2/", fake.url(Provider::Passolution));

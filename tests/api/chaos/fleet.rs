@@ -6,7 +6,7 @@ use crate::helpers::TEST_KEY;
 use crate::shutdown::{free_port, wait_for_port};
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
-use fake_upstream::{FakeConfig, FakeUpstream, Provider};
+use fake_upstream::{FakeUpstream, Provider};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::process::Stdio;
@@ -109,12 +109,7 @@ impl FleetOptions {
 
 impl Fleet {
     pub async fn start(options: FleetOptions) -> Self {
-        let fake = FakeUpstream::start(FakeConfig::default()).await.unwrap();
-        fake.add_passolution_client(
-            crate::upstream::CLIENT_ID,
-            crate::upstream::CLIENT_SECRET,
-            crate::upstream::REDIRECT_URI,
-        );
+        let fake = crate::upstream::fake_with_client().await;
         let redis = LocalRedis::start().await;
         let (lines, _) = broadcast::channel(4096);
         let prefix = crate::helpers::random_prefix();

@@ -11,11 +11,11 @@ use super::contract::METRICS;
 use super::support::{required_tool, run_ok};
 use crate::helpers::TEST_KEY;
 use crate::shutdown::{free_port, wait_for_port};
-use crate::upstream::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, issue_aged_tokens, secs};
+use crate::upstream::{issue_aged_tokens, secs};
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{self};
-use fake_upstream::{FailureMode, FakeConfig, FakeUpstream, Operation, Provider, Times};
+use fake_upstream::{FailureMode, FakeUpstream, Operation, Provider, Times};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
@@ -107,8 +107,7 @@ struct Single {
 
 impl Single {
     async fn start() -> Self {
-        let fake = FakeUpstream::start(FakeConfig::default()).await.unwrap();
-        fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
+        let fake = crate::upstream::fake_with_client().await;
         let (port, metrics_port, redis_port) = (free_port(), free_port(), free_port());
         let redis = crate::readiness::redis_server(redis_port);
         wait_for_port(redis_port).await;

@@ -5,7 +5,7 @@
 //! served here with explicit `ProxySettings`, so a test can set small limits.
 
 use crate::helpers::{StoreKind, TEST_KEY, TestRedis, bro_token, random_prefix, settings};
-use crate::upstream::{CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, issue_tokens, login};
+use crate::upstream::{issue_tokens, login};
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{
@@ -13,7 +13,7 @@ use credbroker::grpc::pb::{
 };
 use credbroker::proxy::ProxySettings;
 use credbroker::startup::Application;
-use fake_upstream::{FakeConfig, FakeUpstream, Provider, SeenRequest};
+use fake_upstream::{FakeUpstream, Provider, SeenRequest};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -70,8 +70,7 @@ pub async fn spawn_configured(
     proxy: ProxySettings,
     extra: impl FnOnce(&FakeUpstream) -> Vec<(String, String)>,
 ) -> ProxyApp {
-    let fake = FakeUpstream::start(FakeConfig::default()).await.expect("fake upstream starts");
-    fake.add_passolution_client(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI);
+    let fake = crate::upstream::fake_with_client().await;
     let urls = [
         ("CREDBROKER__PROVIDERS__PASS__API_BASE_URL", fake.url(Provider::Pass)),
         ("CREDBROKER__PROVIDERS__BRO__API_BASE_URL", format!("{}api/v2/", fake.url(Provider::Bro))),
