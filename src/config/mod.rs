@@ -88,6 +88,9 @@ pub struct ServerSettings {
     /// HTTP/2 pings this often on a connection; one not answered within the timeout closes it.
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
+    /// A plaintext connection that has sent nothing by then is closed (TLS connections:
+    /// `tls.handshake_timeout`).
+    pub first_byte_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,8 @@ struct RawServer {
     keepalive_interval: Duration,
     #[serde(with = "humantime_serde")]
     keepalive_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    first_byte_timeout: Duration,
 }
 
 impl Default for RawServer {
@@ -49,6 +51,7 @@ impl Default for RawServer {
             max_concurrent_streams: 256,
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -256,6 +259,9 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
     if raw.max_concurrent_streams == 0 {
         errors.push("server.max_concurrent_streams: above 0".into());
     }
+    if raw.first_byte_timeout.is_zero() {
+        errors.push("server.first_byte_timeout: above 0".into());
+    }
     let listen = match raw.listen.parse() {
         Ok(listen) => listen,
         Err(_) => {
@@ -273,6 +279,7 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
         max_concurrent_streams: raw.max_concurrent_streams.max(1),
         keepalive_interval: raw.keepalive_interval,
         keepalive_timeout: raw.keepalive_timeout,
+        first_byte_timeout: raw.first_byte_timeout,
     })
 }
 

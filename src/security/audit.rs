@@ -1,15 +1,15 @@
 //! The audit trail: one JSON line per decision, to a file (appended) or stdout.
 //!
-//! Each event is serialized outside the lock, then written and flushed under a std `Mutex`
-//! (held for one `write` system call, never across an `.await`): the line is in the kernel
+//! Each event is serialized by the caller's thread, then handed to the kernel in one `write`
 //! before the RPC answers, which is what `fail_closed` promises, at the cost of a syscall per
-//! decision (measured by `cargo bench --bench grpc_load -- --tls`, README). A bounded channel to a writer task would be as
-//! cheap on the hot path but could only promise "queued".
+//! decision (measured by `cargo bench --bench grpc_load -- --tls`, README). A file is opened
+//! with `O_APPEND`, so concurrent writers need no lock: the kernel places each `write` whole at
+//! the end of the file. stdout goes through its own lock. A bounded channel to a writer task
+//! would be as cheap on the hot path but could only promise "queued".
 
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `[audit]`, validated.
@@ -42,8 +42,13 @@ pub struct Event<'a> {
     pub replica: &'a str,
 }
 
+enum Sink {
+    File(std::fs::File),
+    Stdout,
+}
+
 pub struct AuditLog {
-    sink: Mutex<Box<dyn Write + Send>>,
+    sink: Sink,
     pub fail_closed: bool,
     /// Whether the last write succeeded: a failing sink is reported loudly once per change.
     healthy: AtomicBool,
@@ -52,21 +57,26 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens the sink (a file is created if missing, and appended to).
     pub fn open(settings: &AuditSettings) -> std::io::Result<Self> {
-        let sink: Box<dyn Write + Send> = match &settings.path {
-            None => Box::new(std::io::stdout()),
-            Some(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+        let sink = match &settings.path {
+            None => Sink::Stdout,
+            Some(path) => Sink::File(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
-        Ok(Self { sink: Mutex::new(sink), fail_closed: settings.fail_closed, healthy: AtomicBool::new(true) })
+        Ok(Self { sink, fail_closed: settings.fail_closed, healthy: AtomicBool::new(true) })
     }
 
     /// Writes one event as one line; `Err` when the sink did not take it.
     pub fn write(&self, event: &Event<'_>) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
+        let mut line = Vec::with_capacity(384);
+        serde_json::to_writer(&mut line, event).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let result = {
-            // A poisoned lock only means another writer panicked mid-line; keep writing.
-            let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-            sink.write_all(&line).and_then(|()| sink.flush())
+        let result = match &self.sink {
+            // One `write` for a line of a few hundred bytes; `write_all` only loops on a
+            // short write (a full disk), which the kernel reports on the next try.
+            Sink::File(file) => (&*file).write_all(&line),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&line).and_then(|()| out.flush())
+            }
         };
         self.note(&result);
         result

@@ -6,6 +6,7 @@
 use super::audit::{AuditLog, Event};
 use super::identity::{self, JwtSettings};
 use super::jwks::Jwks;
+use super::peer::Peer;
 use super::policy::{Enforcer, Rpc, Verdict};
 use super::{SecurityError, SecuritySettings};
 use crate::grpc::status::{code_name, security_status};
@@ -26,7 +27,7 @@ pub struct Gate {
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// `None`: nobody proved anything (allowed only without a policy).
-    pub identity: Option<String>,
+    pub identity: Option<Arc<str>>,
     peer: Option<SocketAddr>,
     rpc: Rpc,
     trace_id: Option<String>,
@@ -63,8 +64,10 @@ impl Gate {
     /// Who is calling; a bad bearer token, or no identity where a policy needs one, is
     /// refused (and audited).
     pub fn authenticate<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
-        let mut caller = Caller { identity: None, peer: request.remote_addr(), rpc, trace_id: trace_id() };
-        match self.identify(request) {
+        let peer = request.extensions().get::<Peer>();
+        let addr = peer.map_or_else(|| request.remote_addr(), |peer| peer.addr);
+        let mut caller = Caller { identity: None, peer: addr, rpc, trace_id: trace_id() };
+        match self.identify(request, peer) {
             Ok(identity) => caller.identity = identity,
             Err(problem) => return Err(self.refuse(&caller, "", "", SecurityError::Unauthenticated(problem))),
         }
@@ -75,7 +78,7 @@ impl Gate {
         Ok(caller)
     }
 
-    fn identify<T>(&self, request: &Request<T>) -> Result<Option<String>, String> {
+    fn identify<T>(&self, request: &Request<T>, peer: Option<&Peer>) -> Result<Option<Arc<str>>, String> {
         let bearer = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
         if let (Some((jwt, keys)), Some(value)) = (&self.jwt, bearer) {
             // The scheme is case-insensitive (RFC 7235).
@@ -84,10 +87,11 @@ impl Gate {
                 .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
                 .map(|_| &value[7..])
                 .ok_or("authorization metadata: expected \"Bearer <JWT>\"")?;
-            return identity::verify_jwt(jwt, &keys.current(), token.trim(), || keys.unknown_key_id()).map(Some);
+            return identity::verify_jwt(jwt, &keys.current(), token.trim(), || keys.unknown_key_id())
+                .map(|sub| Some(sub.into()));
         }
-        let certs = request.peer_certs();
-        Ok(certs.as_ref().and_then(|chain| chain.first()).and_then(identity::from_certificate))
+        // Read from the certificate once per connection (`peer`), not per call.
+        Ok(peer.and_then(|peer| peer.certificate_identity.clone()))
     }
 
     /// Whether the policy allows this call; refusals are audited.

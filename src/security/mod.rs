@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`tls`]: the server's TLS (and mTLS) acceptor; certificate and key are read again when
 //!   their files change, so rotation needs no restart and drops no connection.
+//! - [`peer`]: accepted connections, each with its peer's address and certificate identity
+//!   worked out once; connections that never speak are closed.
 //! - [`identity`]: the caller's identity — a bearer JWT's `sub`, else the client
 //!   certificate's first URI SAN (a SPIFFE ID), else its first DNS SAN.
 //! - [`jwks`]: the keys JWTs are checked against — a file, or a URL fetched and refreshed.
@@ -18,6 +20,7 @@ pub mod error;
 pub mod gate;
 pub mod identity;
 pub mod jwks;
+pub mod peer;
 pub mod policy;
 pub mod tls;
 

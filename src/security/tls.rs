@@ -8,9 +8,12 @@
 //! - Files are polled (content compared, not mtimes: a Kubernetes secret volume swaps a
 //!   symlink and keeps old mtimes). A half-written or mismatched pair fails to load and the
 //!   previous configuration stays, with a warning.
-//! - Each handshake runs in its own task under a timeout: a client that connects and never
-//!   speaks must not hold up the accept loop, nor a task, for longer than that.
+//! - Each handshake runs in its own task under a timeout ([`super::peer::accept`]): a client
+//!   that connects and never speaks must not hold up the accept loop, nor a task, for longer
+//!   than that.
 
+use super::identity;
+use super::peer::{self, Connection, Peer};
 use arc_swap::ArcSwap;
 use futures::Stream;
 use rustls::ServerConfig;
@@ -145,42 +148,26 @@ impl ReloadingTls {
         }
     }
 
-    /// TLS connections from `listener`: each handshake in its own task, bounded by the
-    /// handshake timeout; failed handshakes are logged at debug and dropped.
+    /// TLS connections from `listener`, each with its client certificate's identity read
+    /// once (see [`super::peer`]); handshakes are bounded by the handshake timeout.
     pub fn incoming(
         self: Arc<Self>,
         listener: TcpListener,
-    ) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    // The server stopped serving: stop accepting (and free the port).
-                    () = tx.closed() => return,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, tx, timeout) = (self.acceptor(), tx.clone(), self.settings.handshake_timeout);
-                tokio::spawn(async move {
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(stream)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
+    ) -> impl Stream<Item = std::io::Result<Connection<TlsStream<TcpStream>>>> {
+        let timeout = self.settings.handshake_timeout;
+        peer::accept(listener, timeout, move |tcp, addr| {
+            let acceptor = self.acceptor();
+            async move {
+                let stream = acceptor.accept(tcp).await?;
+                let certificate_identity = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(identity::from_certificate)
+                    .map(Arc::from);
+                Ok(Connection::new(stream, Peer { addr: Some(addr), certificate_identity }))
             }
-        });
-        tokio_stream::wrappers::ReceiverStream::new(rx)
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::ServerSettings;
 use crate::security::SecuritySettings;
+use crate::security::peer;
 use crate::security::tls::ReloadingTls;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 /// A bound listener, and the TLS its connections get (if any).
 pub(super) struct Listener {
@@ -45,7 +45,7 @@ impl Listener {
         let router = builder.add_routes(routes);
         match self.tls {
             None => {
-                let incoming = TcpIncoming::from(self.tcp).with_nodelay(Some(true));
+                let incoming = peer::plaintext(self.tcp, server.first_byte_timeout);
                 router.serve_with_incoming_shutdown(incoming, shutdown).await
             }
             Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(self.tcp), shutdown).await,

@@ -58,3 +58,26 @@ async fn wait_for_line(dir: &tempfile::TempDir, text: &str) {
     }
     panic!("{text:?} never logged: {}", output(dir));
 }
+
+#[tokio::test]
+async fn plaintext_clients_that_never_speak_neither_block_others_nor_stay_past_the_first_byte_timeout() {
+    use tokio::io::AsyncReadExt;
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nfirst_byte_timeout = \"1s\"\n\
+         [[providers]]\nname = \"bro\"\nkind = \"bro\"\napi_base_url = \"http://127.0.0.1:9/bro/api/v2/\"\n"
+    );
+    let (_child, _dir) = serve(&config).await;
+    wait_for_port(port).await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await;
+    assert!(super::support::can_call(channel).await, "served while others stay silent");
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), socket.read(&mut byte)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the broker closes a silent connection: {closed:?}");
+    }
+}

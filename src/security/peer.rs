@@ -1,0 +1,142 @@
+//! Accepted connections and what is known about their peer, worked out once per connection.
+//!
+//! Why this shape:
+//! - The caller's certificate identity (first URI SAN, else first DNS SAN) cannot change
+//!   within a TLS connection, so it is parsed from the certificate once, right after the
+//!   handshake, and every request on the connection reads it from [`Peer`] (a request
+//!   extension). Parsing the DER on every call cost a measurable share of warm
+//!   GetAuthorization under mTLS (`cargo bench --bench grpc_load -- --tls`, README).
+//! - Every connection — TLS or plaintext — is set up in its own task under a timeout: a
+//!   client that connects and never speaks (no TLS ClientHello, no HTTP/2 preface) is closed
+//!   after `server.tls.handshake_timeout` or `server.first_byte_timeout` and holds no task,
+//!   buffer or slot of the accept loop meanwhile.
+
+use futures::Stream;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::Connected;
+
+/// The peer of a connection, in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: Option<SocketAddr>,
+    /// From a verified client certificate (mTLS); `None` without one.
+    pub certificate_identity: Option<Arc<str>>,
+}
+
+/// An accepted connection (TCP, or TLS over TCP) and its [`Peer`].
+pub struct Connection<S> {
+    stream: S,
+    peer: Peer,
+}
+
+impl<S> Connection<S> {
+    pub fn new(stream: S, peer: Peer) -> Self {
+        Self { stream, peer }
+    }
+}
+
+impl<S> Connected for Connection<S> {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Connection<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Connection<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Plaintext connections from `listener`, each handed on once its first byte has arrived.
+pub fn plaintext(
+    listener: TcpListener,
+    first_byte_timeout: Duration,
+) -> impl Stream<Item = io::Result<Connection<TcpStream>>> {
+    accept(listener, first_byte_timeout, |tcp, addr| async move {
+        // `peek` leaves the byte for HTTP/2 to read.
+        tcp.peek(&mut [0u8; 1]).await?;
+        Ok(Connection::new(tcp, Peer { addr: Some(addr), certificate_identity: None }))
+    })
+}
+
+/// Connections from `listener`: each accepted socket is set up by `setup` (a TLS handshake,
+/// or waiting for the first byte) in its own task, bounded by `timeout`; failures are logged
+/// at debug and dropped. Accepting stops when the server stops polling the stream.
+pub fn accept<S, F, Fut>(
+    listener: TcpListener,
+    timeout: Duration,
+    setup: F,
+) -> impl Stream<Item = io::Result<Connection<S>>>
+where
+    S: Send + 'static,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<Connection<S>>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                // The server stopped serving: stop accepting (and free the port).
+                () = tx.closed() => return,
+            };
+            let (tcp, addr) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (tx, connection) = (tx.clone(), setup(tcp, addr));
+            tokio::spawn(async move {
+                match tokio::time::timeout(timeout, connection).await {
+                    Ok(Ok(connection)) => {
+                        let _ = tx.send(Ok(connection)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connection set-up failed"),
+                    Err(_) => tracing::debug!(peer = %addr, "connection closed: nothing received in time"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
