@@ -1,7 +1,7 @@
 //! `--tls`: warm GetAuthorization with mTLS, against the constant-answer baseline behind the
 //! *same* TLS acceptor (`credbroker::security::tls`), one layer at a time: credbroker with
 //! mTLS only, + policy, + audit (a file, `fail_closed`). Same run, same client; rounds
-//! alternate so drift spreads over all four.
+//! alternate so drift spreads over all four; `--rounds N` (default 3), the median ratio is reported.
 
 use super::{CONNECTIONS, Constant, get_authorization, request, server_runtime};
 use crate::load::closed_loop;
@@ -141,30 +141,57 @@ pub fn run(seconds: u64, concurrency: usize) {
     });
     let baseline = start_baseline(&runtimes[3], dir, answer);
     client_rt.block_on(async {
-        let names = ["baseline (constant, same TLS)", "credbroker, mTLS", "  + policy", "  + policy + audit"];
+        // The baseline twice: the second's ratio to the first is the noise floor of the run.
+        let names = [
+            "baseline (constant, same TLS)",
+            "credbroker, mTLS",
+            "  + policy",
+            "  + policy + audit",
+            "baseline again (noise floor)",
+        ];
         let mut calls = Vec::new();
-        for addr in [baseline, tls_only, with_policy, with_audit] {
+        for addr in [baseline, tls_only, with_policy, with_audit, baseline] {
             calls.push(get_authorization(clients(dir, addr).await));
         }
         for call in &calls {
             closed_loop(call, concurrency, 1).await; // warm-up
         }
-        let mut rates = [0.0; 4];
-        for _ in 0..2 {
-            for (rate, call) in rates.iter_mut().zip(&calls) {
-                *rate += closed_loop(call, concurrency, seconds).await / 2.0;
+        // Each round measures all four back to back; a round's ratios compare servers measured
+        // seconds apart, and the median over rounds discards a round the machine disturbed.
+        let rounds = crate::load::arg("--rounds", 3).max(1) as usize;
+        let mut rates = [0.0; 5];
+        let mut ratios: [Vec<f64>; 5] = Default::default();
+        for _ in 0..rounds {
+            let mut round = [0.0; 5];
+            for (rate, call) in round.iter_mut().zip(&calls) {
+                *rate = closed_loop(call, concurrency, seconds).await;
+            }
+            for i in 0..5 {
+                rates[i] += round[i] / rounds as f64;
+                ratios[i].push(round[i] / round[0]);
             }
         }
-        println!("mTLS throughput, {concurrency} callers over {CONNECTIONS} connections, 2×{seconds}s each:");
-        for (name, rate) in names.iter().zip(rates) {
-            println!("  {name:<30} {rate:>9.0} req/s  ratio {:>5.3}", rate / rates[0]);
+        let median = |values: &mut Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        println!("mTLS throughput, {concurrency} callers over {CONNECTIONS} connections, {rounds}×{seconds}s each:");
+        for (i, name) in names.iter().enumerate() {
+            let round_ratios: Vec<String> = ratios[i].iter().map(|r| format!("{r:.3}")).collect();
+            println!(
+                "  {name:<30} {:>9.0} req/s  ratio median {:>5.3} (rounds {})",
+                rates[i],
+                median(&mut ratios[i].clone()),
+                round_ratios.join(", ")
+            );
         }
         let per_request = |a: f64, b: f64| (1.0 / b - 1.0 / a) * 1e6;
         println!(
-            "  per-request cost (µs of the whole machine): broker {:.1}, policy {:.1}, audit {:.1}",
+            "  per-request cost (µs of the whole machine): broker {:.1}, policy {:.1}, audit {:.1}  load {}",
             per_request(rates[0], rates[1]),
             per_request(rates[1], rates[2]),
-            per_request(rates[2], rates[3])
+            per_request(rates[2], rates[3]),
+            super::loadavg()
         );
     });
     let lines = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default().lines().count();

@@ -34,8 +34,8 @@ impl AdminService {
     }
 
     /// Audits the outcome of an allowed call and passes it on.
-    fn audited<T>(&self, passed: &Passed, result: Result<T, Status>) -> Result<T, Status> {
-        self.gate.finish(passed, result.as_ref().map(|_| None))?;
+    async fn audited<T>(&self, passed: &Passed, result: Result<T, Status>) -> Result<T, Status> {
+        self.gate.finish(passed, result.as_ref().map(|_| None)).await?;
         result
     }
 }
@@ -63,7 +63,7 @@ impl CredentialAdmin for AdminService {
             tracing::info!(version = view.version, "credential stored");
             Ok(Response::new(view.into()))
         };
-        self.audited(&passed, result.await)
+        self.audited(&passed, result.await).await
     }
 
     #[tracing::instrument(name = "credbroker.v1.CredentialAdmin/GetCredentialStatus", skip_all, fields(otel.kind = "server", rpc.system = "grpc", provider, subject))]
@@ -78,7 +78,7 @@ impl CredentialAdmin for AdminService {
             let view = self.broker.credential_status(id).await.map_err(to_status)?;
             Ok(Response::new(view.into()))
         };
-        self.audited(&passed, result.await)
+        self.audited(&passed, result.await).await
     }
 
     #[tracing::instrument(name = "credbroker.v1.CredentialAdmin/ListCredentials", skip_all, fields(otel.kind = "server", rpc.system = "grpc", provider))]
@@ -98,7 +98,7 @@ impl CredentialAdmin for AdminService {
                 next_page_token: page.next.as_ref().map(encode_page_token).unwrap_or_default(),
             }))
         };
-        self.audited(&passed, result.await)
+        self.audited(&passed, result.await).await
     }
 
     #[tracing::instrument(name = "credbroker.v1.CredentialAdmin/DeleteCredential", skip_all, fields(otel.kind = "server", rpc.system = "grpc", provider, subject))]
@@ -114,7 +114,7 @@ impl CredentialAdmin for AdminService {
             tracing::info!("credential deleted");
             Ok(Response::new(pb::DeleteCredentialResponse {}))
         };
-        self.audited(&passed, result.await)
+        self.audited(&passed, result.await).await
     }
 
     #[tracing::instrument(name = "credbroker.v1.CredentialAdmin/Rewrap", skip_all, fields(otel.kind = "server", rpc.system = "grpc", provider))]
@@ -129,6 +129,6 @@ impl CredentialAdmin for AdminService {
             let report = self.broker.rewrap(request).await.map_err(to_status)?;
             Ok(Response::new(report.into()))
         };
-        self.audited(&passed, result.await)
+        self.audited(&passed, result.await).await
     }
 }

@@ -65,7 +65,7 @@ impl CredentialBroker for BrokerService {
         }
         .await;
         // With `[audit] fail_closed`, no header leaves unless its event was written.
-        self.gate.finish(&passed, served.as_ref().map(|s| Some(s.fingerprint.as_str())))?;
+        self.gate.finish(&passed, served.as_ref().map(|s| Some(s.fingerprint.as_str()))).await?;
         let served = served?;
         Span::current().record("token_fingerprint", served.fingerprint.as_str());
         Ok(Response::new(pb::GetAuthorizationResponse::from(&*served)))
@@ -86,7 +86,7 @@ impl CredentialBroker for BrokerService {
         let fingerprint = report.token_fingerprint.clone();
         let result = self.report(report).await;
         // The reported fingerprint ties the report to the GetAuthorization that served it.
-        self.gate.finish(&passed, result.as_ref().map(|()| Some(fingerprint.as_str())))?;
+        self.gate.finish(&passed, result.as_ref().map(|()| Some(fingerprint.as_str()))).await?;
         result.map(|()| Response::new(pb::ReportRejectedResponse {}))
     }
 

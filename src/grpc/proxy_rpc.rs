@@ -88,10 +88,10 @@ pub(super) async fn unary(
         let (provider, subject) = (&request.get_ref().provider, &request.get_ref().subject);
         let passed = gate.check(&request, Rpc::ProxyCall, provider, subject)?;
         // The decision to use the credential is audited before the upstream call.
-        gate.finish(&passed, Ok(None))?;
+        gate.finish(&passed, Ok(None)).await?;
         let result = unary_call(proxy, request, &parent).await;
         if let Err(status) = &result {
-            let _ = gate.finish(&passed, Err(status));
+            let _ = gate.finish(&passed, Err(status)).await;
         }
         result
     }
@@ -133,10 +133,13 @@ pub(super) async fn streaming(
         record_head(&head);
         let passed =
             gate.authorize(caller, head.provider.as_str(), head.subject.as_ref().map_or("", |s| s.as_str()))?;
-        gate.finish(&passed, Ok(None))?;
+        gate.finish(&passed, Ok(None)).await?;
         let body = upload(chunks, proxy.settings().max_message_size());
         let response = proxy.call_stream(head, body, &parent, admission).await.map_err(proxy_status);
-        let response = response.inspect_err(|status| drop(gate.finish(&passed, Err(status))))?;
+        if let Err(status) = &response {
+            let _ = gate.finish(&passed, Err(status)).await;
+        }
+        let response = response?;
         Span::current().record("http.response.status_code", response.status.as_u16());
         let first = response_head(response.status, &response.headers);
         let rest = response.body.map(|chunk| chunk.map(body_chunk).map_err(|e| proxy_status(e.into())));

@@ -114,12 +114,21 @@ async fn with_fail_closed_an_unwritable_audit_sink_hands_out_no_header() {
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     // The alert signals: failed audit writes, and denials by reason and RPC (never the caller).
-    let scrape = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
-    let value = |prefix: &str| -> f64 {
+    // A refusal's line is queued without waiting, so its failed write is counted a moment later.
+    let value = |scrape: &str, prefix: &str| -> f64 {
         let line = scrape.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {scrape}"));
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    assert!(value("credbroker_audit_write_failures_total") >= 2.0, "the refused hand-out and the denial");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let scrape = loop {
+        let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+        let scrape = reqwest::get(url).await.unwrap().text().await.unwrap();
+        if value(&scrape, "credbroker_audit_write_failures_total") >= 2.0 {
+            break scrape; // the refused hand-out and the denial
+        }
+        assert!(std::time::Instant::now() < deadline, "failed audit writes not counted: {scrape}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let denials = scrape.lines().find(|l| l.starts_with("credbroker_auth_denials_total{")).expect("denials counted");
     assert!(denials.contains("reason=\"denied\"") && denials.contains("rpc_method=\"GetAuthorization\""), "{denials}");
     assert!(!scrape.contains("spiffe://"), "no caller identity in a label");
