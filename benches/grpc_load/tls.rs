@@ -1,7 +1,8 @@
 //! `--tls`: warm GetAuthorization with mTLS, against the constant-answer baseline behind the
 //! *same* TLS acceptor (`credbroker::security::tls`), one layer at a time: credbroker with
 //! mTLS only, + policy, + audit (a file, `fail_closed`). Same run, same client; rounds
-//! alternate so drift spreads over all four; `--rounds N` (default 3), the median ratio is reported.
+//! bracket the three between two baseline measurements (`--rounds N`, default 5); the median
+//! of the rounds' ratios is the figure, with the ratio of means and the noise floor beside it.
 
 use super::{CONNECTIONS, Constant, get_authorization, request, server_runtime};
 use crate::load::closed_loop;
@@ -141,56 +142,61 @@ pub fn run(seconds: u64, concurrency: usize) {
     });
     let baseline = start_baseline(&runtimes[3], dir, answer);
     client_rt.block_on(async {
-        // The baseline twice: the second's ratio to the first is the noise floor of the run.
-        let names = [
-            "baseline (constant, same TLS)",
-            "credbroker, mTLS",
-            "  + policy",
-            "  + policy + audit",
-            "baseline again (noise floor)",
-        ];
+        // Each round brackets the three credbroker layers between two baseline measurements and
+        // compares them with the mean of the two, so drift within a round cancels; the second
+        // baseline's ratio to the first is the run's noise floor.
+        let names = ["credbroker, mTLS", "  + policy", "  + policy + audit"];
         let mut calls = Vec::new();
-        for addr in [baseline, tls_only, with_policy, with_audit, baseline] {
+        for addr in [baseline, tls_only, with_policy, with_audit] {
             calls.push(get_authorization(clients(dir, addr).await));
         }
         for call in &calls {
             closed_loop(call, concurrency, 1).await; // warm-up
         }
-        // Each round measures all four back to back; a round's ratios compare servers measured
-        // seconds apart, and the median over rounds discards a round the machine disturbed.
-        let rounds = crate::load::arg("--rounds", 3).max(1) as usize;
-        let mut rates = [0.0; 5];
-        let mut ratios: [Vec<f64>; 5] = Default::default();
+        let rounds = crate::load::arg("--rounds", 5).max(1) as usize;
+        let (mut baseline_rate, mut rates) = (0.0, [0.0; 3]);
+        let (mut ratios, mut floor): ([Vec<f64>; 3], Vec<f64>) = Default::default();
         for _ in 0..rounds {
-            let mut round = [0.0; 5];
-            for (rate, call) in round.iter_mut().zip(&calls) {
+            let before = closed_loop(&calls[0], concurrency, seconds).await;
+            let mut round = [0.0; 3];
+            for (rate, call) in round.iter_mut().zip(&calls[1..]) {
                 *rate = closed_loop(call, concurrency, seconds).await;
             }
-            for i in 0..5 {
+            let after = closed_loop(&calls[0], concurrency, seconds).await;
+            let reference = (before + after) / 2.0;
+            baseline_rate += reference / rounds as f64;
+            floor.push(after / before);
+            for i in 0..3 {
                 rates[i] += round[i] / rounds as f64;
-                ratios[i].push(round[i] / round[0]);
+                ratios[i].push(round[i] / reference);
             }
         }
-        let median = |values: &mut Vec<f64>| {
+        let median = |values: &[f64]| {
+            let mut values = values.to_vec();
             values.sort_by(f64::total_cmp);
             values[values.len() / 2]
         };
-        println!("mTLS throughput, {concurrency} callers over {CONNECTIONS} connections, {rounds}×{seconds}s each:");
+        let listed = |values: &[f64]| values.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "mTLS throughput, {concurrency} callers over {CONNECTIONS} connections, {rounds} rounds of {seconds}s each:"
+        );
+        println!("  {:<30} {baseline_rate:>9.0} req/s", "baseline (constant, same TLS)");
         for (i, name) in names.iter().enumerate() {
-            let round_ratios: Vec<String> = ratios[i].iter().map(|r| format!("{r:.3}")).collect();
             println!(
-                "  {name:<30} {:>9.0} req/s  ratio median {:>5.3} (rounds {})",
+                "  {name:<30} {:>9.0} req/s  ratio median {:.3}, of means {:.3} (rounds {})",
                 rates[i],
-                median(&mut ratios[i].clone()),
-                round_ratios.join(", ")
+                median(&ratios[i]),
+                rates[i] / baseline_rate,
+                listed(&ratios[i])
             );
         }
+        println!("  noise floor (baseline after / before, per round): {}", listed(&floor));
         let per_request = |a: f64, b: f64| (1.0 / b - 1.0 / a) * 1e6;
         println!(
             "  per-request cost (µs of the whole machine): broker {:.1}, policy {:.1}, audit {:.1}  load {}",
+            per_request(baseline_rate, rates[0]),
             per_request(rates[0], rates[1]),
             per_request(rates[1], rates[2]),
-            per_request(rates[2], rates[3]),
             super::loadavg()
         );
     });
