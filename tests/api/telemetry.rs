@@ -106,6 +106,22 @@ async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
     assert!(!logs.contains(SECRET), "a secret reached the logs:\n{logs}");
 }
 
+/// The binary on `port` exporting traces to the collector at `collector`, its Passolution
+/// provider on the fake at `passolution`, forced renewals allowed at once.
+fn traced_broker(port: u16, passolution: &str, collector: std::net::SocketAddr) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"));
+    command
+        .arg("serve")
+        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
+        .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
+        .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
@@ -121,17 +137,7 @@ async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_ca
     let passolution = fake.url(fake_upstream::Provider::Passolution);
 
     let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
-        .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
-        .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = traced_broker(port, &passolution, collector_addr).spawn().unwrap();
     wait_for_port(port).await;
     let (mut admin, mut broker) = clients(port).await;
     let (_, _, tokens) = crate::upstream::issue_tokens(&fake, Duration::from_secs(3600));
@@ -191,18 +197,10 @@ async fn a_caller_served_by_another_replicas_renewal_links_to_it() {
     let fake = crate::upstream::fake_with_client().await;
     let passolution = fake.url(fake_upstream::Provider::Passolution);
     let replica = |port: u16| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-            .arg("serve")
-            .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        traced_broker(port, &passolution, collector_addr)
             .env("CREDBROKER__STORE__REDIS_URL", &redis.url)
             .env("CREDBROKER__STORE__KEY_PREFIX", &prefix)
             .env("CREDBROKER__ENCRYPTION__KEY", crate::helpers::TEST_KEY)
-            .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
-            .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
-            .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap()
     };
