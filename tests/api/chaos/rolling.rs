@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
@@ -53,17 +53,17 @@ async fn rolling_restart_behind_nginx_fails_no_call() {
     let nginx = Nginx::start(&ports).await;
     let channel = Channel::from_shared(format!("http://127.0.0.1:{}", nginx.port)).unwrap().connect().await.unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let callers: Vec<_> = (0..CALLERS).map(|c| tokio::spawn(caller(c, channel.clone(), stop.clone()))).collect();
-    tokio::time::sleep(Duration::from_secs(2)).await; // load before the roll
+    let traffic = Arc::new(Traffic::default());
+    let callers: Vec<_> = (0..CALLERS).map(|c| tokio::spawn(caller(c, channel.clone(), traffic.clone()))).collect();
+    traffic.wait_for(CALLS_AROUND_THE_ROLL).await; // load before the roll
     let roll_started = Instant::now();
     for index in 0..fleet.replicas.len() {
         fleet.restart_replica_in_place(index).await;
         serving(fleet.replicas[index].port).await;
     }
     let roll = roll_started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await; // and after it
-    stop.store(true, Ordering::SeqCst);
+    traffic.wait_for(traffic.calls.load(Ordering::SeqCst) + CALLS_AROUND_THE_ROLL).await; // and after it
+    traffic.stop.store(true, Ordering::SeqCst);
     let mut total = Tally { latency: Some(Histogram::new(3).unwrap()), ..Tally::default() };
     for caller in callers {
         let tally = caller.await.unwrap();
@@ -105,12 +105,34 @@ fn subject(n: usize) -> String {
     format!("rolling-{n}")
 }
 
+/// Calls made before the roll starts and after it ends (about 2 s of the callers' load here):
+/// a count rather than a time, so a slow machine still puts the load around the roll.
+const CALLS_AROUND_THE_ROLL: u64 = 10 * CALLERS as u64;
+
+/// What the callers share: when to stop, and how many calls they have finished.
+#[derive(Default)]
+struct Traffic {
+    stop: AtomicBool,
+    calls: AtomicU64,
+}
+
+impl Traffic {
+    /// Until the callers have finished `calls` calls in all.
+    async fn wait_for(&self, calls: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.calls.load(Ordering::SeqCst) < calls {
+            assert!(Instant::now() < deadline, "the callers made fewer than {calls} calls in 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// One caller: GetAuthorization in a loop, each call under the standard retry policy.
-async fn caller(index: usize, channel: Channel, stop: Arc<AtomicBool>) -> Tally {
+async fn caller(index: usize, channel: Channel, traffic: Arc<Traffic>) -> Tally {
     let mut client = CredentialBrokerClient::new(channel);
     let mut tally = Tally { latency: Some(Histogram::new(3).unwrap()), ..Tally::default() };
     let mut n = index;
-    while !stop.load(Ordering::SeqCst) {
+    while !traffic.stop.load(Ordering::SeqCst) {
         n += 1;
         let started = Instant::now();
         let (ok, attempts) = call_with_retries(&mut client, &subject(n % CREDENTIALS)).await;
@@ -118,6 +140,7 @@ async fn caller(index: usize, channel: Channel, stop: Arc<AtomicBool>) -> Tally 
         tally.failed += u64::from(!ok);
         tally.retries += attempts - 1;
         tally.latency.as_mut().unwrap().record(started.elapsed().as_micros() as u64).unwrap();
+        traffic.calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tally
