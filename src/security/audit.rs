@@ -1,9 +1,10 @@
 //! The audit trail: one JSON line per decision, to a file (appended) or stdout.
 //!
 //! Each event is serialized by the caller's task and queued to one writer task, which writes
-//! everything queued since its last write with a single `write` (group commit). A call that
-//! hands out a credential waits until its line is in the kernel, which is what `fail_closed`
-//! promises; refusals are queued without waiting (they hand nothing out). One syscall per
+//! everything queued since its last write with a single `write` (group commit). With
+//! `fail_closed`, a call that hands out a credential waits until its line is in the kernel,
+//! which is what `fail_closed` promises; every other line (refusals, failures, admin calls,
+//! any line without `fail_closed`) is queued without waiting, as no answer depends on it. One syscall per
 //! batch instead of one per decision, and no runtime thread waits on another for the file
 //! (measured by `cargo bench --bench grpc_load -- --tls`, README). Lines are in the kernel's
 //! page cache when the caller is answered, not fsynced: a machine crash can lose the last
@@ -95,8 +96,8 @@ impl AuditLog {
         }
     }
 
-    /// Hands one event to the writer without waiting (refusals: they hand nothing out, so
-    /// nothing waits on their line). A failed write is counted and logged by the writer.
+    /// Hands one event to the writer without waiting (a line no answer depends on). A failed
+    /// write is counted and logged by the writer.
     pub fn record(&self, event: &Event<'_>) {
         if self.send(event, None).is_err() {
             crate::telemetry::metrics::instruments().audit_write_failures.add(1, &[]);

@@ -140,13 +140,14 @@ impl Gate {
             Err(status) => (None, "failed", status.code()),
         };
         let event = self.event(&passed.caller, &passed.provider, &passed.subject, fingerprint, label, code);
-        // A failed write is counted and logged by the writer.
-        match audit.write(&event).await {
-            Err(_) if audit.fail_closed && outcome.is_ok() && passed.caller.rpc.returns_credential() => {
-                Err(security_status(SecurityError::AuditUnavailable))
-            }
-            _ => Ok(()),
+        // Only a credential about to be handed out under `fail_closed` depends on its line; every
+        // other line is queued without waiting (a failed write is counted and logged by the
+        // writer either way).
+        if !(audit.fail_closed && outcome.is_ok() && passed.caller.rpc.returns_credential()) {
+            audit.record(&event);
+            return Ok(());
         }
+        audit.write(&event).await.map_err(|_| security_status(SecurityError::AuditUnavailable))
     }
 
     fn refuse(&self, caller: &Caller, provider: &str, subject: &str, refusal: SecurityError) -> Status {
