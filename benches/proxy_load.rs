@@ -7,11 +7,14 @@
 //!
 //!   cargo bench --bench proxy_load
 //!   cargo bench --bench proxy_load -- --seconds 10 --concurrency 64 --connections 4
-//!   cargo bench --bench proxy_load -- --passthrough 0      # the nginx comparison only
+//!   cargo bench --bench proxy_load -- --passthrough 0      # the nginx comparisons only
+//!   cargo bench --bench proxy_load -- --stream-mib 0       # without the streamed transfers
 //!
 //! First, `ProxyCall` of the real binary against what users would deploy instead: nginx as a
 //! header-injecting reverse proxy (`nginx`), both in front of an nginx answering a fixed body,
-//! h2load driving every path (`CREDBROKER_BIN` picks another binary, for A/B runs).
+//! h2load driving every path (`CREDBROKER_BIN` picks another binary, for A/B runs); then a
+//! streamed 100 MiB upload and download through `ProxyCallStream` against the same nginx
+//! with buffering off (`--stream-mib`).
 //!
 //! The fake upstream, credbroker and the load generator each run on their own 2-worker
 //! runtime, sharing the machine's cores, so only ratios within one run mean anything. Rounds
@@ -23,6 +26,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 mod load;
 #[path = "proxy_load/nginx.rs"]
 mod nginx;
+#[path = "proxy_load/streamed.rs"]
+mod streamed;
 #[path = "proxy_load/vs_nginx.rs"]
 mod vs_nginx;
 
@@ -157,6 +162,10 @@ fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
     vs_nginx::run(seconds, concurrency);
+    let mib = arg("--stream-mib", 100) as usize;
+    if mib > 0 {
+        streamed::run(mib);
+    }
     if arg("--passthrough", 1) == 0 {
         return;
     }

@@ -76,11 +76,16 @@ impl Nginx {
     /// The header-injecting reverse proxy on `listen` (cleartext HTTP/2, like ProxyCall's
     /// gRPC), HTTP/1.1 keep-alive to the upstream on `upstream`.
     pub fn proxy(listen: u16, upstream: u16, authorization: &str) -> Self {
+        Self::proxy_with(listen, upstream, authorization, "")
+    }
+
+    /// `proxy` with more directives in its location (the streamed transfers turn buffering off).
+    pub fn proxy_with(listen: u16, upstream: u16, authorization: &str, directives: &str) -> Self {
         let servers = format!(
             "  upstream api {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 1000000; }}\n  \
              server {{ listen 127.0.0.1:{listen} http2;\n    location / {{\n      proxy_pass http://api;\n      \
              proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      \
-             proxy_set_header Authorization \"{authorization}\";\n    }}\n  }}"
+             proxy_set_header Authorization \"{authorization}\";\n      {directives}\n    }}\n  }}"
         );
         Self::start(&servers, &[listen])
     }
@@ -119,6 +124,8 @@ pub fn wait_listening(addr: SocketAddr, log: &Path) {
 /// What h2load sends: the URL, and for a POST the body file and its content type.
 pub struct H2load<'a> {
     pub url: String,
+    /// HTTP/1.1 instead of cleartext HTTP/2.
+    pub h1: bool,
     pub body: Option<&'a Path>,
     pub headers: &'a [&'a str],
 }
@@ -130,6 +137,9 @@ pub fn h2load(target: &H2load, seconds: u64, connections: usize, streams: usize)
     let mut command = Command::new("h2load");
     command.args(["-D", &seconds.to_string(), "--warm-up-time", "1"]);
     command.args(["-c", &connections.to_string(), "-m", &streams.to_string(), "-t", "1"]);
+    if target.h1 {
+        command.arg("--h1");
+    }
     for header in target.headers {
         command.args(["-H", header]);
     }

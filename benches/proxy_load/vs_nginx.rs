@@ -1,6 +1,7 @@
 //! `ProxyCall` of the real credbroker binary against nginx's header-injecting proxy, in one
 //! run: direct to the upstream, through nginx, through credbroker — a small GET and a 64 KiB
-//! POST at 64 calls in flight (h2load: 4 connections × 16 streams, cleartext HTTP/2 for all),
+//! POST at 64 calls in flight (h2load: 4 connections × 16 streams, cleartext HTTP/2 for all
+//! but the direct POST, which is HTTP/1.1),
 //! then latency at 10 % of nginx's GET throughput (open loop, one reqwest HTTP/2 client for
 //! both, so neither side gets a different client).
 
@@ -20,15 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
-const USER: &str = "0dce6fc98256|123456789|1234";
+pub const USER: &str = "0dce6fc98256|123456789|1234";
 const POST_BYTES: usize = 64 * 1024;
 const PROXY_CALL: &str = "/credbroker.v1.CredentialBroker/ProxyCall";
 
 /// The credbroker binary under test, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Credbroker(Child);
+pub struct Credbroker(Child);
 
 impl Credbroker {
-    fn start(port: u16, upstream: u16) -> Self {
+    pub fn start(port: u16, upstream: u16) -> Self {
         let binary = std::env::var_os("CREDBROKER_BIN")
             .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_credbroker")), PathBuf::from);
         let child = Command::new(binary)
@@ -114,8 +115,8 @@ pub fn run(seconds: u64, concurrency: usize) {
     let http = |port: u16| format!("http://127.0.0.1:{port}/api/v2/data/ping");
     let grpc_headers: &[&str] = &["content-type: application/grpc", "te: trailers"];
     let octets: &[&str] = &["content-type: application/octet-stream"];
-    let plain = |port| H2load { url: http(port), body: None, headers: &[] };
-    let posted = |port| H2load { url: http(port), body: Some(&post_body), headers: octets };
+    let plain = |port| H2load { url: http(port), h1: false, body: None, headers: &[] };
+    let posted = |port, h1| H2load { url: http(port), h1, body: Some(&post_body), headers: octets };
     let broker_url = format!("http://127.0.0.1:{broker_port}{PROXY_CALL}");
     let workloads = [
         (
@@ -123,15 +124,17 @@ pub fn run(seconds: u64, concurrency: usize) {
             [
                 plain(direct_port),
                 plain(nginx_port),
-                H2load { url: broker_url.clone(), body: Some(&grpc_get), headers: grpc_headers },
+                H2load { url: broker_url.clone(), h1: false, body: Some(&grpc_get), headers: grpc_headers },
             ],
         ),
         (
             "64 KiB POST",
             [
-                posted(direct_port),
-                posted(nginx_port),
-                H2load { url: broker_url.clone(), body: Some(&grpc_post), headers: grpc_headers },
+                // HTTP/1.1 to the upstream's HTTP/1.1 port: over HTTP/2, nginx's `return` does
+                // not read the request body, so the posting stream stalls on flow control.
+                posted(upstream_port, true),
+                posted(nginx_port, false),
+                H2load { url: broker_url.clone(), h1: false, body: Some(&grpc_post), headers: grpc_headers },
             ],
         ),
     ];
