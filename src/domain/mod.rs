@@ -78,10 +78,6 @@ impl Subject {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// Sorts before every valid subject: a range start for ordered maps.
-    pub(crate) fn min() -> Self {
-        Self(String::new())
-    }
 }
 
 impl fmt::Display for Subject {

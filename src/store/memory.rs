@@ -1,10 +1,16 @@
 //! The in-memory store: the embedded default, for a single replica.
 //!
-//! A std `Mutex` around a `BTreeMap`, not tokio's: every critical section is a few map
+//! A std `Mutex` around the maps, not tokio's: every critical section is a few map
 //! operations with no `.await` inside, so a blocking mutex is cheaper and cannot be held
-//! across a suspension point. The map is ordered so listings page by subject. A deleted
-//! credential leaves a tombstone with its version (and its journal), so versions only grow,
-//! as in Redis.
+//! across a suspension point. Subjects are ordered per provider so listings page by subject.
+//! A deleted credential leaves a tombstone with its version (and its journal), so versions
+//! only grow, as in Redis.
+//!
+//! Laid out for memory (issue 11: 100 000 credentials): a map per provider (the provider's
+//! name is not repeated in every key), and an entry is three words in the B-tree's nodes —
+//! the record and the refresh coordination live behind boxes, so the nodes' empty slots
+//! (a B-tree filled in order is about half full) cost little, and the journal and lease
+//! take no memory at all for the many credentials that are never refreshed.
 
 use super::{Attempt, CredentialStore, JournalEntry, Listed, Reservation, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
@@ -13,12 +19,19 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-type Key = (ProviderName, Subject);
+type Credentials = HashMap<ProviderName, BTreeMap<Subject, Entry>>;
 
 #[derive(Default)]
 struct Entry {
     version: u64,
-    record: Option<StoredCredential>,
+    record: Option<Box<StoredCredential>>,
+    /// Created by the first refresh attempt or lease; kept across deletes, like the journal
+    /// in Redis.
+    coordination: Option<Box<Coordination>>,
+}
+
+#[derive(Default)]
+struct Coordination {
     journal: Journal,
     /// The lease: owner and until when.
     lease: Option<(String, Instant)>,
@@ -62,7 +75,7 @@ impl Journal {
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    entries: Arc<Mutex<BTreeMap<Key, Entry>>>,
+    credentials: Arc<Mutex<Credentials>>,
 }
 
 impl Entry {
@@ -72,8 +85,16 @@ impl Entry {
 
     fn write(&mut self, record: &StoredCredential) -> u64 {
         self.version += 1;
-        self.record = Some(StoredCredential { version: self.version, ..record.clone() });
+        self.record = Some(Box::new(StoredCredential { version: self.version, ..record.clone() }));
         self.version
+    }
+
+    fn journal(&mut self) -> &mut Journal {
+        &mut self.coordination.get_or_insert_default().journal
+    }
+
+    fn lease(&self) -> Option<&(String, Instant)> {
+        self.coordination.as_ref().and_then(|c| c.lease.as_ref())
     }
 }
 
@@ -82,35 +103,48 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Entry>> {
-        self.entries.lock().expect("memory store mutex poisoned")
+    fn lock(&self) -> MutexGuard<'_, Credentials> {
+        self.credentials.lock().expect("memory store mutex poisoned")
     }
 
     /// Runs `f` on the live entry at version `expected`, if there is one.
     fn live<T>(&self, id: &CredentialId, expected: u64, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
-        let mut entries = self.lock();
-        entries.get_mut(&key(id)).filter(|e| e.live_version() == Some(expected)).map(f)
+        let mut credentials = self.lock();
+        entry_mut(&mut credentials, id).filter(|e| e.live_version() == Some(expected)).map(f)
     }
 }
 
-fn key(id: &CredentialId) -> Key {
-    (id.provider.clone(), id.subject.clone())
+fn entry<'a>(credentials: &'a Credentials, id: &CredentialId) -> Option<&'a Entry> {
+    credentials.get(&id.provider)?.get(&id.subject)
+}
+
+fn entry_mut<'a>(credentials: &'a mut Credentials, id: &CredentialId) -> Option<&'a mut Entry> {
+    credentials.get_mut(&id.provider)?.get_mut(&id.subject)
+}
+
+/// The entry of `id`, created (version 0, no record) if there is none.
+fn entry_or_default<'a>(credentials: &'a mut Credentials, id: &CredentialId) -> &'a mut Entry {
+    if !credentials.contains_key(&id.provider) {
+        credentials.insert(id.provider.clone(), BTreeMap::new());
+    }
+    let subjects = credentials.get_mut(&id.provider).expect("inserted above");
+    subjects.entry(id.subject.clone()).or_default()
 }
 
 impl CredentialStore for MemoryStore {
     #[tracing::instrument(name = "store.get", skip_all, fields(store = "memory", credential = %id))]
     async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
-        Ok(self.lock().get(&key(id)).and_then(|e| e.record.clone()))
+        Ok(entry(&self.lock(), id).and_then(|e| e.record.as_deref().cloned()))
     }
 
     async fn version(&self, id: &CredentialId) -> StoreResult<u64> {
-        Ok(self.lock().get(&key(id)).map_or(0, |e| e.version))
+        Ok(entry(&self.lock(), id).map_or(0, |e| e.version))
     }
 
     #[tracing::instrument(name = "store.put", skip_all, fields(store = "memory", credential = %id))]
     async fn put(&self, id: &CredentialId, expected: u64, record: &StoredCredential) -> StoreResult<Option<u64>> {
-        let mut entries = self.lock();
-        let entry = entries.entry(key(id)).or_default();
+        let mut credentials = self.lock();
+        let entry = entry_or_default(&mut credentials, id);
         Ok((entry.version == expected).then(|| entry.write(record)))
     }
 
@@ -134,19 +168,21 @@ impl CredentialStore for MemoryStore {
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
         let reserved = self.live(id, expected, |entry| {
-            entry.journal.prune(Instant::now());
-            if entry.journal.entries.contains_key(attempt.id) {
+            let journal = entry.journal();
+            journal.prune(Instant::now());
+            if journal.entries.contains_key(attempt.id) {
                 return Reservation::AlreadyAttempted;
             }
-            entry.journal.record(attempt);
+            journal.record(attempt);
             Reservation::Reserved { version: entry.write(record) }
         });
         Ok(reserved.unwrap_or(Reservation::VersionChanged))
     }
 
     async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
-        let entries = self.lock();
-        let current = entries.get(&key(id)).and_then(|e| e.journal.current.clone());
+        let credentials = self.lock();
+        let coordination = entry(&credentials, id).and_then(|e| e.coordination.as_ref());
+        let current = coordination.and_then(|c| c.journal.current.clone());
         // After a reopen the previous attempt is current again with no owner (as in Redis).
         Ok(current.filter(|(current, owner)| current == attempt && !owner.is_empty()).map(|(_, owner)| owner))
     }
@@ -159,26 +195,27 @@ impl CredentialStore for MemoryStore {
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         Ok(self.live(id, expected, |entry| {
-            entry.journal.record(attempt);
+            entry.journal().record(attempt);
             entry.write(record)
         }))
     }
 
     async fn acquire_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
-        let mut entries = self.lock();
-        let entry = entries.entry(key(id)).or_default();
+        let mut credentials = self.lock();
+        let entry = entry_or_default(&mut credentials, id);
         let now = Instant::now();
-        if entry.lease.as_ref().is_some_and(|(_, until)| *until > now) {
+        if entry.lease().is_some_and(|(_, until)| *until > now) {
             return Ok(false);
         }
-        entry.lease = Some((owner.to_owned(), now + ttl));
+        entry.coordination.get_or_insert_default().lease = Some((owner.to_owned(), now + ttl));
         Ok(true)
     }
 
     async fn renew_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
-        let mut entries = self.lock();
+        let mut credentials = self.lock();
         let now = Instant::now();
-        match entries.get_mut(&key(id)).and_then(|e| e.lease.as_mut()) {
+        let coordination = entry_mut(&mut credentials, id).and_then(|e| e.coordination.as_mut());
+        match coordination.and_then(|c| c.lease.as_mut()) {
             Some((holder, until)) if holder == owner && *until > now => {
                 *until = now + ttl;
                 Ok(true)
@@ -188,9 +225,10 @@ impl CredentialStore for MemoryStore {
     }
 
     async fn release_lease(&self, id: &CredentialId, owner: &str) -> StoreResult<()> {
-        if let Some(entry) = self.lock().get_mut(&key(id)) {
-            if entry.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
-                entry.lease = None;
+        let mut credentials = self.lock();
+        if let Some(coordination) = entry_mut(&mut credentials, id).and_then(|e| e.coordination.as_mut()) {
+            if coordination.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
+                coordination.lease = None;
             }
         }
         Ok(())
@@ -205,16 +243,18 @@ impl CredentialStore for MemoryStore {
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
         Ok(self.live(id, expected, |entry| {
-            entry.journal.reopen(attempt);
+            entry.journal().reopen(attempt);
             entry.write(record)
         }))
     }
 
     async fn journal(&self, id: &CredentialId) -> StoreResult<Vec<JournalEntry>> {
         let now = Instant::now();
-        let entries = self.lock();
-        let Some(entry) = entries.get(&key(id)) else { return Ok(Vec::new()) };
-        Ok(entry
+        let credentials = self.lock();
+        let Some(coordination) = entry(&credentials, id).and_then(|e| e.coordination.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        Ok(coordination
             .journal
             .entries
             .iter()
@@ -228,8 +268,8 @@ impl CredentialStore for MemoryStore {
 
     #[tracing::instrument(name = "store.delete", skip_all, fields(store = "memory", credential = %id))]
     async fn delete(&self, id: &CredentialId) -> StoreResult<bool> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(&key(id)).filter(|e| e.record.is_some()) else {
+        let mut credentials = self.lock();
+        let Some(entry) = entry_mut(&mut credentials, id).filter(|e| e.record.is_some()) else {
             return Ok(false);
         };
         entry.version += 1;
@@ -239,16 +279,13 @@ impl CredentialStore for MemoryStore {
 
     #[tracing::instrument(name = "store.list", skip_all, fields(store = "memory", provider = %provider))]
     async fn list(&self, provider: &ProviderName, after: Option<&Subject>, limit: usize) -> StoreResult<Vec<Listed>> {
-        let entries = self.lock();
-        let start = match after {
-            Some(subject) => Bound::Excluded((provider.clone(), subject.clone())),
-            None => Bound::Included((provider.clone(), Subject::min())),
-        };
-        Ok(entries
+        let credentials = self.lock();
+        let Some(subjects) = credentials.get(provider) else { return Ok(Vec::new()) };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(subjects
             .range((start, Bound::Unbounded))
-            .take_while(|((p, _), _)| p == provider)
-            .filter_map(|((_, subject), e)| {
-                e.record.as_ref().map(|r| Listed { subject: subject.clone(), credential: r.clone() })
+            .filter_map(|(subject, e)| {
+                e.record.as_deref().map(|r| Listed { subject: subject.clone(), credential: r.clone() })
             })
             .take(limit)
             .collect())
