@@ -59,7 +59,7 @@ impl Broker {
             self.imported(material)
         };
         let record = self.records.replace(&id, &Meta::active(None), &vault).await?;
-        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
+        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone())));
         self.plan(&id, &record, &vault);
         Ok(CredentialView::new(id, &record))
     }
@@ -103,7 +103,7 @@ impl Broker {
             }
         }
         let existed = self.store().delete(&id).await?;
-        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone()))).await;
+        self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone())));
         // Every version is older than this: other replicas drop what they cached.
         self.feed.publish(&id, u64::MAX).await;
         if existed { Ok(()) } else { Err(BrokerError::CredentialNotFound(id)) }

@@ -11,8 +11,8 @@ pub async fn run(cache: AuthCache, mut changes: broadcast::Receiver<Change>) {
         match changes.recv().await {
             Ok(Change::Changed { id, version, .. }) => {
                 let key = (id.provider, Some(id.subject));
-                if cache.get(&key).await.is_some_and(|served| served.version < version) {
-                    cache.invalidate(&key).await;
+                if cache.get(&key).is_some_and(|served| served.version < version) {
+                    cache.invalidate(&key);
                 }
             }
             Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => cache.invalidate_all(),

@@ -84,7 +84,7 @@ pub struct Broker {
     replica: String,
     /// The last record read per login credential (sealed): what logins renew from while the
     /// store is unreachable (`offline.rs`).
-    offline: moka::future::Cache<CredentialId, StoredCredential>,
+    offline: quick_cache::sync::Cache<CredentialId, StoredCredential>,
     budgets: std::collections::HashMap<ProviderName, crate::store::budget::TokenBudget>,
     /// When each provider's own token was last renewed on a caller's report (not stored:
     /// limited per replica).
@@ -115,7 +115,7 @@ impl Broker {
             coordination,
             chaos,
             replica: format!("{:08x}", rand::random::<u32>()),
-            offline: moka::future::Cache::builder().max_capacity(1_000_000).build(),
+            offline: quick_cache::sync::Cache::new(1_000_000),
             budgets,
             own_forced: Default::default(),
             renewals: Default::default(),
@@ -154,7 +154,7 @@ impl Broker {
         let provider = self.provider(provider)?;
         let until = OffsetDateTime::now_utc() + min_validity;
         let key = (provider.name.clone(), subject.cloned());
-        let cached = self.cache.get(&key).await.filter(|s| s.valid_until(until));
+        let cached = self.cache.get(&key).filter(|s| s.valid_until(until));
         if let Some(served) = cached.as_ref().filter(|s| self.cache.fresh(s)) {
             metrics::cache_lookup(true);
             metrics::handed_out(&provider.name, served);
@@ -196,8 +196,7 @@ impl Broker {
         loop {
             let step = {
                 let _flight = self.flights.enter(key).await;
-                if let Some(served) = self.cache.get(key).await.filter(|s| s.valid_until(until) && self.cache.fresh(s))
-                {
+                if let Some(served) = self.cache.get(key).filter(|s| s.valid_until(until) && self.cache.fresh(s)) {
                     return Ok(served);
                 }
                 self.step(provider, &id, Ask::Serve { until }).await
@@ -205,7 +204,7 @@ impl Broker {
             let wake = match step {
                 Ok(Step::Served(served)) => {
                     let served = Arc::new(served);
-                    self.cache.insert(key.clone(), served.clone()).await;
+                    self.cache.insert(key.clone(), served.clone());
                     return Ok(served);
                 }
                 Ok(Step::Renewal(at)) if wall_clock(at) > deadline => {
@@ -235,11 +234,11 @@ impl Broker {
         until: OffsetDateTime,
     ) -> BrokerResult<Arc<Served>> {
         let _flight = self.flights.enter(key).await;
-        if let Some(served) = self.cache.get(key).await.filter(|s| s.valid_until(until) && self.cache.fresh(s)) {
+        if let Some(served) = self.cache.get(key).filter(|s| s.valid_until(until) && self.cache.fresh(s)) {
             return Ok(served);
         }
         let served = Arc::new(self.own(provider, until).await?);
-        self.cache.insert(key.clone(), served.clone()).await;
+        self.cache.insert(key.clone(), served.clone());
         Ok(served)
     }
 

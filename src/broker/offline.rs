@@ -16,9 +16,11 @@ impl Broker {
         let read = self.records.read(id).await;
         match &read {
             Ok((record, vault)) if self.keeps_offline_copy(id, vault) => {
-                self.offline.insert(id.clone(), record.clone()).await;
+                self.offline.insert(id.clone(), record.clone());
             }
-            Err(BrokerError::CredentialNotFound(_)) => self.offline.invalidate(id).await,
+            Err(BrokerError::CredentialNotFound(_)) => {
+                self.offline.remove(id);
+            }
             _ => {}
         }
         read
@@ -38,7 +40,7 @@ impl Broker {
         ask: Ask,
         error: StoreError,
     ) -> BrokerResult<Served> {
-        let Some(record) = self.offline.get(id).await.filter(|r| r.state == CredentialState::Active) else {
+        let Some(record) = self.offline.get(id).filter(|r| r.state == CredentialState::Active) else {
             return Err(error.into());
         };
         let vault = self.records.open(id, &record)?;
@@ -62,7 +64,7 @@ impl Broker {
             access_expires_at: vault.expires_at(),
             ..record.clone()
         };
-        self.offline.insert(id.clone(), offline).await;
+        self.offline.insert(id.clone(), offline);
         let authorization = provider.headers(&vault).ok_or(BrokerError::NoSession)?;
         let authorization = self.coordination.promise(provider, &vault, authorization);
         Ok(self.serve(provider, authorization, record.version, &vault))

@@ -93,7 +93,7 @@ impl Broker {
         let authorization = provider.headers(vault).ok_or(BrokerError::NoSession)?;
         let authorization = self.coordination.promise(provider, vault, authorization);
         let key = (id.provider.clone(), Some(id.subject.clone()));
-        self.cache.insert(key, Arc::new(self.serve(provider, authorization, record.version, vault))).await;
+        self.cache.insert(key, Arc::new(self.serve(provider, authorization, record.version, vault)));
         self.plan(id, record, vault);
         Ok(())
     }

@@ -235,7 +235,7 @@ impl Broker {
             return; // renewed, replaced or deleted since the plan was made
         }
         match self.step(&provider, &id, Ask::Due).await {
-            Ok(Step::Served(served)) if served.version > version => self.cache.insert(key, Arc::new(served)).await,
+            Ok(Step::Served(served)) if served.version > version => self.cache.insert(key, Arc::new(served)),
             // Another replica holds the lease: look again once it could have lapsed.
             Ok(Step::Busy) => {
                 let again = OffsetDateTime::now_utc() + self.coordination.lease_ttl;

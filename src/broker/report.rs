@@ -40,7 +40,7 @@ impl Broker {
         match self.leased(&provider, &id, Ask::Forced, Some(record.version)).await? {
             Step::Served(served) => {
                 let renewed = served.fingerprint != fingerprint;
-                self.cache.insert(key, Arc::new(served)).await;
+                self.cache.insert(key, Arc::new(served));
                 Ok(renewed)
             }
             Step::Renewal(_) | Step::Busy => Ok(false),
@@ -68,16 +68,16 @@ impl Broker {
     async fn report_own(&self, provider: &Provider, fingerprint: &str) -> BrokerResult<bool> {
         let key = (provider.name.clone(), None);
         let _flight = self.flights.enter(&key).await;
-        let current = self.cache.get(&key).await;
+        let current = self.cache.get(&key);
         if current.as_ref().is_none_or(|s| s.fingerprint != fingerprint || !s.renewable)
             || !self.own_may_renew(provider)
         {
             return Ok(false);
         }
-        self.cache.invalidate(&key).await;
+        self.cache.invalidate(&key);
         let served = self.own(provider, OffsetDateTime::now_utc()).await?;
         let renewed = served.fingerprint != fingerprint;
-        self.cache.insert(key, Arc::new(served)).await;
+        self.cache.insert(key, Arc::new(served));
         Ok(renewed)
     }
 
