@@ -2,6 +2,7 @@
 //! testcontainers (or `REDIS_URL`). One test binary, so it links once.
 
 mod admin;
+mod allocator;
 mod bad_input;
 mod budget;
 #[cfg(feature = "chaos")] // fault-injection hooks: scripts/test builds with them
