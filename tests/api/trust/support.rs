@@ -108,10 +108,25 @@ impl Broker {
         [read("stdout.log"), read("stderr.log"), read("audit.jsonl")].concat()
     }
 
-    /// The audit log's events.
-    pub fn audit(&self) -> Vec<serde_json::Value> {
+    /// The audit log's events once `complete` holds for them, or as they are after 10 s.
+    /// Only a credential hand-out under `fail_closed` waits for its line; every other line
+    /// (refusals, failures) reaches the file a moment after the answer.
+    pub async fn audit_when(&self, complete: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let events = self.audit();
+            if complete(&events) || std::time::Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The audit log's events: its complete lines (one may be being written).
+    fn audit(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.path("audit.jsonl")).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect()
+        let lines = text.split_inclusive('\n').filter(|line| line.ends_with('\n'));
+        lines.map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect()
     }
 
     pub async fn channel(&self, ca: &Ca, client: Option<&Leaf>) -> Result<Channel, tonic::transport::Error> {
