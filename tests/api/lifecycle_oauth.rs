@@ -309,7 +309,12 @@ async fn passolution_rate_limited_refresh_reopens_and_backs_off() {
 
 #[tokio::test]
 async fn passolution_unreachable_token_url_reopens_the_attempt() {
-    let closed = format!("http://127.0.0.1:{}/oauth/token", crate::shutdown::free_port());
+    // A port held for the test's length but never listening: connecting is refused, and no
+    // other test's server can take it meanwhile (a port merely found free could be, and an
+    // answer from it would make the attempt indeterminate, not reopened).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = format!("http://{}/oauth/token", held.local_addr().unwrap());
     let s = spawn_with_fake_and(StoreKind::Memory, &[]).await;
     let (_, _, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
     drop(s);
@@ -323,6 +328,7 @@ async fn passolution_unreachable_token_url_reopens_the_attempt() {
         CredentialState::Active,
         "reopened: safe to retry"
     );
+    drop(held);
 }
 
 async fn herd_on_expired(store: StoreKind) {
