@@ -10,10 +10,14 @@
 //! name is not repeated in every key), and an entry is three words in the B-tree's nodes —
 //! the record and the refresh coordination live behind boxes, so the nodes' empty slots
 //! (a B-tree filled in order is about half full) cost little, and the journal and lease
-//! take no memory at all for the many credentials that are never refreshed.
+//! take no memory at all for the many credentials that are never refreshed. The record is
+//! kept compact ([`kept`]: rare fields boxed, the sealed blob decoded).
+
+mod kept;
 
 use super::{Attempt, CredentialStore, JournalEntry, Listed, Reservation, StoreResult, StoredCredential};
 use crate::domain::{CredentialId, ProviderName, Subject};
+use kept::Kept;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +28,7 @@ type Credentials = HashMap<ProviderName, BTreeMap<Subject, Entry>>;
 #[derive(Default)]
 struct Entry {
     version: u64,
-    record: Option<Box<StoredCredential>>,
+    record: Option<Box<Kept>>,
     /// Created by the first refresh attempt or lease; kept across deletes, like the journal
     /// in Redis.
     coordination: Option<Box<Coordination>>,
@@ -85,8 +89,13 @@ impl Entry {
 
     fn write(&mut self, record: &StoredCredential) -> u64 {
         self.version += 1;
-        self.record = Some(Box::new(StoredCredential { version: self.version, ..record.clone() }));
+        self.record = Some(Box::new(Kept::new(record)));
         self.version
+    }
+
+    /// The live record, at its version.
+    fn current(&self) -> Option<StoredCredential> {
+        self.record.as_ref().map(|kept| kept.record(self.version))
     }
 
     fn journal(&mut self) -> &mut Journal {
@@ -134,7 +143,7 @@ fn entry_or_default<'a>(credentials: &'a mut Credentials, id: &CredentialId) -> 
 impl CredentialStore for MemoryStore {
     #[tracing::instrument(name = "store.get", skip_all, fields(store = "memory", credential = %id))]
     async fn get(&self, id: &CredentialId) -> StoreResult<Option<StoredCredential>> {
-        Ok(entry(&self.lock(), id).and_then(|e| e.record.as_deref().cloned()))
+        Ok(entry(&self.lock(), id).and_then(Entry::current))
     }
 
     async fn version(&self, id: &CredentialId) -> StoreResult<u64> {
@@ -284,9 +293,7 @@ impl CredentialStore for MemoryStore {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(subjects
             .range((start, Bound::Unbounded))
-            .filter_map(|(subject, e)| {
-                e.record.as_deref().map(|r| Listed { subject: subject.clone(), credential: r.clone() })
-            })
+            .filter_map(|(subject, e)| e.current().map(|credential| Listed { subject: subject.clone(), credential }))
             .take(limit)
             .collect())
     }
