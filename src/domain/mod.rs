@@ -7,6 +7,7 @@ mod secret;
 pub use reason::Reason;
 pub use secret::{Secret, SecretMaterial, Session, Vault};
 
+use compact_str::CompactString;
 use std::fmt;
 
 /// Longest provider name or subject accepted, in bytes.
@@ -42,13 +43,17 @@ fn check_identifier(field: &'static str, value: &str) -> Result<(), InvalidField
 }
 
 /// The name of a configured provider instance, as callers pass it.
+///
+/// Names and subjects are `CompactString`s: up to 24 bytes (most of them) they are kept
+/// inline, with no allocation — per call for the key they make, and per credential in the
+/// store and the cache (issue 11: memory at 100 000 credentials).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProviderName(String);
+pub struct ProviderName(CompactString);
 
 impl ProviderName {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
         check_identifier(field, value)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(CompactString::new(value)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -64,12 +69,12 @@ impl fmt::Display for ProviderName {
 /// Whose credential: a user, an organisation, a project — opaque to the broker.
 /// Subjects are identifiers, not secrets: they may appear in logs and traces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Subject(String);
+pub struct Subject(CompactString);
 
 impl Subject {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
         check_identifier(field, value)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(CompactString::new(value)))
     }
     /// An empty string means "the provider instance's own credential".
     pub fn parse_optional(field: &'static str, value: &str) -> Result<Option<Self>, InvalidField> {
