@@ -10,6 +10,7 @@
 //! when the store is unreachable.
 
 use crate::domain::{ProviderName, Secret, Subject};
+use compact_str::CompactString;
 use quick_cache::sync::Cache;
 use reqwest::header::{HeaderName, HeaderValue};
 use std::sync::{Arc, OnceLock};
@@ -20,16 +21,21 @@ use time::OffsetDateTime;
 pub type CacheKey = (ProviderName, Option<Subject>);
 
 /// Headers as handed out, shared by every caller that gets them.
+///
+/// Laid out for 100 000 cached credentials (issue 11): boxed slices, the HTTP form boxed
+/// (built only for proxied credentials) and an inline fingerprint keep it, with its `Arc`,
+/// within 128 bytes, one allocator size class below where it was.
 #[derive(Debug)]
 pub struct Served {
-    pub headers: Vec<(&'static str, Secret)>,
+    pub headers: Box<[(&'static str, Secret)]>,
     /// The same headers ready for an HTTP request: built by the first proxied call with them
     /// rather than by every one (a clone shares the bytes), and only for credentials that are
     /// proxied (memory). `Err(name)`: that header's value is not a valid HTTP header value.
-    pub http: OnceLock<Result<Vec<(HeaderName, HeaderValue)>, &'static str>>,
+    pub http: OnceLock<Box<Result<Vec<(HeaderName, HeaderValue)>, &'static str>>>,
     /// The end of the validity promised to callers (`plan::Coordination::promise`).
     pub expires_at: Option<OffsetDateTime>,
-    pub fingerprint: String,
+    /// 16 characters: inline, no allocation of its own.
+    pub fingerprint: CompactString,
     /// The store version these headers came from (0 for the provider's own credential).
     pub version: u64,
     /// When they were obtained from the store or provider.
@@ -50,7 +56,7 @@ impl Served {
             value.set_sensitive(true);
             Ok((HeaderName::from_static(name), value))
         };
-        let built = self.http.get_or_init(|| self.headers.iter().map(header).collect());
+        let built = self.http.get_or_init(|| Box::new(self.headers.iter().map(header).collect()));
         built.as_deref().map_err(|name| *name)
     }
 
@@ -91,5 +97,19 @@ impl AuthCache {
 
     pub fn invalidate_all(&self) {
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Served;
+    use std::sync::Arc;
+
+    /// An `Arc<Served>` is one allocation per cached credential: within mimalloc's 128-byte
+    /// size class (the next is 160), which is what its layout is for.
+    #[test]
+    fn a_shared_served_fits_in_128_bytes() {
+        assert!(size_of::<Served>() + 2 * size_of::<usize>() <= 128, "{}", size_of::<Served>());
+        assert_eq!(size_of::<Arc<Served>>(), size_of::<usize>());
     }
 }

@@ -47,6 +47,7 @@ use crate::providers::http::HttpClient;
 use crate::providers::{Authorization, OwnCredential, Provider, Registry, Renewal, bearer};
 use crate::store::{AnyStore, ChangeFeed, StoreError, StoredCredential};
 use crate::telemetry::metrics;
+use compact_str::CompactString;
 use flight::Flights;
 use plan::Ask;
 use records::Records;
@@ -269,9 +270,9 @@ impl Broker {
 
     fn served(&self, authorization: Authorization, version: u64, renewable: bool, slides: bool) -> Served {
         Served {
-            fingerprint: self.fingerprint(&authorization),
+            fingerprint: CompactString::new(self.fingerprint(&authorization)),
             http: OnceLock::new(),
-            headers: authorization.headers,
+            headers: authorization.headers.into_boxed_slice(),
             expires_at: authorization.expires_at,
             version,
             cached_at: std::time::Instant::now(),

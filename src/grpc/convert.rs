@@ -201,7 +201,7 @@ impl From<&Served> for pb::GetAuthorizationResponse {
                 .map(|(name, value)| pb::Header { name: (*name).to_owned(), value: value.expose().to_owned() })
                 .collect(),
             expires_at: served.expires_at.map(to_timestamp),
-            token_fingerprint: served.fingerprint.clone(),
+            token_fingerprint: served.fingerprint.to_string(),
         }
     }
 }
