@@ -87,9 +87,11 @@ impl Entry {
         self.record.as_ref().map(|_| self.version)
     }
 
-    fn write(&mut self, record: &StoredCredential) -> u64 {
+    /// `kept` is made before the lock is taken: compacting (base64) is no work for a
+    /// critical section.
+    fn write(&mut self, kept: Kept) -> u64 {
         self.version += 1;
-        self.record = Some(Box::new(Kept::new(record)));
+        self.record = Some(Box::new(kept));
         self.version
     }
 
@@ -152,9 +154,10 @@ impl CredentialStore for MemoryStore {
 
     #[tracing::instrument(name = "store.put", skip_all, fields(store = "memory", credential = %id))]
     async fn put(&self, id: &CredentialId, expected: u64, record: &StoredCredential) -> StoreResult<Option<u64>> {
+        let kept = Kept::new(record);
         let mut credentials = self.lock();
         let entry = entry_or_default(&mut credentials, id);
-        Ok((entry.version == expected).then(|| entry.write(record)))
+        Ok((entry.version == expected).then(|| entry.write(kept)))
     }
 
     async fn compare_and_swap(
@@ -163,7 +166,8 @@ impl CredentialStore for MemoryStore {
         expected: u64,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
-        Ok(self.live(id, expected, |entry| entry.write(record)))
+        let kept = Kept::new(record);
+        Ok(self.live(id, expected, |entry| entry.write(kept)))
     }
 
     // One critical section checks the version, records the attempt and writes: the same
@@ -176,6 +180,7 @@ impl CredentialStore for MemoryStore {
         attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Reservation> {
+        let kept = Kept::new(record);
         let reserved = self.live(id, expected, |entry| {
             let journal = entry.journal();
             journal.prune(Instant::now());
@@ -183,7 +188,7 @@ impl CredentialStore for MemoryStore {
                 return Reservation::AlreadyAttempted;
             }
             journal.record(attempt);
-            Reservation::Reserved { version: entry.write(record) }
+            Reservation::Reserved { version: entry.write(kept) }
         });
         Ok(reserved.unwrap_or(Reservation::VersionChanged))
     }
@@ -203,9 +208,10 @@ impl CredentialStore for MemoryStore {
         attempt: Attempt<'_>,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
+        let kept = Kept::new(record);
         Ok(self.live(id, expected, |entry| {
             entry.journal().record(attempt);
-            entry.write(record)
+            entry.write(kept)
         }))
     }
 
@@ -251,9 +257,10 @@ impl CredentialStore for MemoryStore {
         attempt: &str,
         record: &StoredCredential,
     ) -> StoreResult<Option<u64>> {
+        let kept = Kept::new(record);
         Ok(self.live(id, expected, |entry| {
             entry.journal().reopen(attempt);
-            entry.write(record)
+            entry.write(kept)
         }))
     }
 
