@@ -161,7 +161,7 @@ fn direct(bro_base: &str, code: &str) -> Call {
 fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
-    vs_nginx::run(seconds, concurrency);
+    vs_nginx::run(seconds, concurrency, arg("--connections", 4) as usize);
     let mib = arg("--stream-mib", 100) as usize;
     if mib > 0 {
         streamed::run(mib);

@@ -93,7 +93,7 @@ async fn prepare(port: u16, code: &str) {
     }
 }
 
-pub fn run(seconds: u64, concurrency: usize) {
+pub fn run(seconds: u64, concurrency: usize, connections: usize) {
     let (upstream_port, direct_port, nginx_port, broker_port) = (free_port(), free_port(), free_port(), free_port());
     let code = "ab".repeat(32);
     let authorization = format!("Basic {}", STANDARD.encode(format!("{USER}:{code}")));
@@ -139,7 +139,6 @@ pub fn run(seconds: u64, concurrency: usize) {
         ),
     ];
 
-    let connections = 4;
     let streams = concurrency.div_ceil(connections);
     let mut nginx_get = 0.0;
     println!(
