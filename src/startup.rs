@@ -5,6 +5,7 @@
 //! lets in-flight RPCs finish, and gives up after the configured grace period; `drain.rs` holds
 //! the steps before (readiness, drain delay) and after (running renewals).
 
+mod cores;
 mod drain;
 mod monitoring;
 
@@ -19,6 +20,7 @@ use crate::providers::http::HttpClient;
 use crate::security::Gate;
 use crate::security::tls::ReloadingTls;
 use crate::store::{AnyStore, ChangeFeed, MemoryStore, RedisStore};
+use cores::Cores;
 use futures::FutureExt;
 use listeners::Listener;
 use std::future::Future;
@@ -134,13 +136,16 @@ impl Application {
         }
         .boxed()
         .shared();
-        tracing::info!(%addr, tls = self.server.tls.is_some(), "credbroker listening");
-        let main = self.listener.serve(routes, &self.server, signal.clone());
+        // Kept until every renewal has ended: a renewal a request started runs on its runtime.
+        let cores = Cores::start(self.server.cores)?;
+        let runtimes = cores.runtimes();
+        tracing::info!(%addr, tls = self.server.tls.is_some(), cores = self.server.cores, "credbroker listening");
+        let main = self.listener.serve(routes, &self.server, signal.clone(), &runtimes);
         let admin = async {
             let Some(admin) = self.admin else { return Ok(()) };
             tracing::info!(addr = %admin.local_addr(), "admin API listening");
             let routes = grpc::admin_routes(self.broker.clone(), self.gate.clone(), &readiness).await;
-            admin.serve(routes, &self.server, signal).await
+            admin.serve(routes, &self.server, signal, &[tokio::runtime::Handle::current()]).await
         };
         let server = futures::future::try_join(main, admin);
         let grace = self.server.shutdown_grace;
@@ -154,6 +159,7 @@ impl Application {
         // Scraped until the very end: the drain is what operators watch.
         monitoring.inspect(|task| task.abort());
         tracing::info!("stopped");
+        drop(cores);
         Ok(())
     }
 }

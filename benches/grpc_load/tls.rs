@@ -80,7 +80,8 @@ fn start_baseline(rt: &tokio::runtime::Runtime, dir: &Path, answer: pb::GetAutho
     let _guard = rt.enter();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    let incoming = ReloadingTls::new(tls_settings(dir)).unwrap().incoming(listener);
+    let tls = ReloadingTls::new(tls_settings(dir)).unwrap();
+    let incoming = tls.incoming(listener, &[rt.handle().clone()]).pop().expect("one stream per runtime");
     rt.spawn(
         Server::builder().add_service(CredentialBrokerServer::new(Constant(answer))).serve_with_incoming(incoming),
     );

@@ -91,6 +91,10 @@ pub struct ServerSettings {
     /// A plaintext connection that has sent nothing by then is closed (TLS connections:
     /// `tls.handshake_timeout`).
     pub first_byte_timeout: Duration,
+    /// Single-threaded runtimes serving the main listener's connections, each given the next
+    /// new connection in turn (`startup/cores.rs`); default one per core the process may use
+    /// (its CPU quota included). 0: serve them on the shared work-stealing runtime.
+    pub cores: usize,
 }
 
 #[derive(Debug, Clone)]

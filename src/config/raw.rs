@@ -36,6 +36,8 @@ struct RawServer {
     keepalive_timeout: Duration,
     #[serde(with = "humantime_serde")]
     first_byte_timeout: Duration,
+    /// `None`: one per core the process may use.
+    cores: Option<usize>,
 }
 
 impl Default for RawServer {
@@ -52,6 +54,7 @@ impl Default for RawServer {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(10),
+            cores: None,
         }
     }
 }
@@ -254,6 +257,9 @@ fn describe(prefix: &str, error: &figment::Error) -> String {
     format!("{path}: {}", error.kind)
 }
 
+/// A sanity bound on `server.cores`: each is a thread with its own runtime and HTTP pools.
+const MAX_CORES: usize = 1024;
+
 fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSettings> {
     let tls = super::security::validate_tls(raw.tls, errors);
     if raw.max_concurrent_streams == 0 {
@@ -261,6 +267,9 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
     }
     if raw.first_byte_timeout.is_zero() {
         errors.push("server.first_byte_timeout: above 0".into());
+    }
+    if raw.cores.is_some_and(|n| n > MAX_CORES) {
+        errors.push(format!("server.cores: at most {MAX_CORES} (0: the shared runtime)"));
     }
     let listen = match raw.listen.parse() {
         Ok(listen) => listen,
@@ -280,6 +289,7 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Option<ServerSet
         keepalive_interval: raw.keepalive_interval,
         keepalive_timeout: raw.keepalive_timeout,
         first_byte_timeout: raw.first_byte_timeout,
+        cores: raw.cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
     })
 }
 

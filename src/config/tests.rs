@@ -260,3 +260,15 @@ fn numeric_provider_keys_come_from_the_environment() {
 
 #[path = "store_tests.rs"]
 mod store_tests;
+
+#[test]
+fn server_cores_default_to_the_usable_cpus_and_are_bounded() {
+    let usable = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(Settings::embedded_default().server.cores, usable);
+    let cores = |n: &str| Settings::load(None, env(&[("CREDBROKER__SERVER__CORES", n)])).map(|s| s.server.cores);
+    assert_eq!(cores("0").unwrap(), 0, "0: the shared runtime");
+    assert_eq!(cores("3").unwrap(), 3);
+    let errors = cores("100000").unwrap_err();
+    assert!(errors.0.iter().any(|e| e.starts_with("server.cores: at most")), "{errors}");
+    assert!(cores("-1").is_err());
+}

@@ -62,21 +62,33 @@ pub enum UpstreamError {
     Unparsable { status: u16, detail: String },
 }
 
-/// One shared client for every upstream: connection pooling, HTTP/2 where the server offers
-/// it (ALPN), connect and request timeouts, no redirects, no retries,
-/// `Accept: application/json` and `user-agent: credbroker/<version>`.
+/// One shared client for every token call (ProxyCall: one per thread, see `fresh`): pooling,
+/// HTTP/2 where the server offers it (ALPN), connect and request timeouts, no redirects, no
+/// retries, `Accept: application/json` and `user-agent: credbroker/<version>`.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    connect_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl HttpClient {
     /// `request_timeout` covers the whole exchange, reply body included. Keep
     /// `connect_timeout` below it: only a connect timeout proves the request was not sent.
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
+        Self { client: Self::build(connect_timeout, request_timeout), connect_timeout, request_timeout }
+    }
+
+    /// Another client with the same settings and a connection pool of its own (ProxyCall's,
+    /// one per thread: `proxy::Proxy`).
+    pub fn fresh(&self) -> reqwest::Client {
+        Self::build(self.connect_timeout, self.request_timeout)
+    }
+
+    fn build(connect_timeout: Duration, request_timeout: Duration) -> reqwest::Client {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let client = reqwest::Client::builder()
+        reqwest::Client::builder()
             .user_agent(concat!("credbroker/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .connect_timeout(connect_timeout)
@@ -87,8 +99,7 @@ impl HttpClient {
             // on a connection the provider is closing — which would make its outcome unknown.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .expect("static client settings and the built-in TLS provider are valid");
-        Self { client }
+            .expect("static client settings and the built-in TLS provider are valid")
     }
 
     pub fn inner(&self) -> &reqwest::Client {

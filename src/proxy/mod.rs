@@ -11,7 +11,8 @@
 //!   401 retry would need.
 //! - [`settings`]: limits and timeouts. `trace`: W3C trace context to the provider.
 //!
-//! Every call is sent once by the shared client (no redirects, no automatic retries). The one
+//! Every call is sent once by its thread's HTTP client (the broker's settings: no redirects,
+//! no automatic retries). The one
 //! resend is conscious: after a rejection (the provider's `rejected_statuses`, default 401),
 //! the credential is renewed (like `ReportRejected`: conditional on the header used, single
 //! flight, limited) and the request is sent again once, if the header changed and the body
@@ -46,6 +47,7 @@ use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use thread_local::ThreadLocal;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use upstreams::Upstreams;
@@ -87,10 +89,14 @@ pub fn parse_method(field: &'static str, value: &str) -> Result<Method, InvalidF
         .ok_or_else(|| InvalidField::new(field, "must be one of GET, POST, PUT, PATCH, DELETE, HEAD"))
 }
 
-/// Makes proxied calls through the broker's credentials and shared HTTP client.
+/// Makes proxied calls with the broker's credentials.
 pub struct Proxy {
     broker: Arc<Broker>,
-    client: reqwest::Client,
+    /// An HTTP client, and so a connection pool, per thread: a pooled connection is driven
+    /// by a task of the runtime that opened it, so a thread's calls go out through
+    /// connections its own runtime drives (with one runtime per core, `startup/cores.rs`,
+    /// no hand-over to another thread; docs/performance.md, step 10).
+    clients: ThreadLocal<reqwest::Client>,
     settings: ProxySettings,
     upstreams: Upstreams,
     in_flight: Arc<InFlight>,
@@ -118,10 +124,9 @@ impl Deadline {
 
 impl Proxy {
     pub fn new(broker: Arc<Broker>, settings: ProxySettings) -> Self {
-        let client = broker.http().inner().clone();
         let upstreams = Upstreams::new(broker.registry());
         let in_flight = InFlight::new(settings.max_in_flight_calls, settings.max_in_flight_bytes);
-        Self { broker, client, settings, upstreams, in_flight, next_extension: Arc::default() }
+        Self { broker, clients: ThreadLocal::new(), settings, upstreams, in_flight, next_extension: Arc::default() }
     }
 
     pub fn settings(&self) -> &ProxySettings {
@@ -168,7 +173,8 @@ impl Proxy {
         *request.timeout_mut() = Some(timeout);
         let sent_at = OffsetDateTime::now_utc();
         let started = std::time::Instant::now();
-        let response = self.client.execute(request).await.map_err(|e| error::upstream(e, deadline.total))?;
+        let client = self.clients.get_or(|| self.broker.http().fresh());
+        let response = client.execute(request).await.map_err(|e| error::upstream(e, deadline.total))?;
         crate::telemetry::metrics::proxied(&head.provider, response.status().as_u16(), started.elapsed());
         Ok((response, sent_at))
     }

@@ -11,7 +11,6 @@
 //!   after `server.tls.handshake_timeout` or `server.first_byte_timeout` and holds no task,
 //!   buffer or slot of the accept loop meanwhile.
 
-use futures::Stream;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tonic::transport::server::Connected;
 
 /// The peer of a connection, in every request's extensions.
@@ -83,38 +83,49 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Connection<S> {
     }
 }
 
-/// Plaintext connections from `listener`, each handed on once its first byte has arrived.
-pub fn plaintext(
-    listener: TcpListener,
-    first_byte_timeout: Duration,
-) -> impl Stream<Item = io::Result<Connection<TcpStream>>> {
-    accept(listener, first_byte_timeout, |tcp, addr| async move {
+/// Accepted connections, ready for the server to serve.
+pub type Incoming<S> = tokio_stream::wrappers::ReceiverStream<io::Result<Connection<S>>>;
+
+/// Plaintext connections from `listener`, each handed on once its first byte has arrived;
+/// one stream per runtime in `runtimes` (see [`accept`]).
+pub fn plaintext(listener: TcpListener, first_byte_timeout: Duration, runtimes: &[Handle]) -> Vec<Incoming<TcpStream>> {
+    accept(listener, first_byte_timeout, runtimes, |tcp, addr| async move {
         // `peek` leaves the byte for HTTP/2 to read.
         tcp.peek(&mut [0u8; 1]).await?;
         Ok(Connection::new(tcp, Peer { addr: Some(addr), certificate_identity: None }))
     })
 }
 
-/// Connections from `listener`: each accepted socket is set up by `setup` (a TLS handshake,
-/// or waiting for the first byte) in its own task, bounded by `timeout`; failures are logged
-/// at debug and dropped. Accepting stops when the server stops polling the stream.
-pub fn accept<S, F, Fut>(
-    listener: TcpListener,
-    timeout: Duration,
-    setup: F,
-) -> impl Stream<Item = io::Result<Connection<S>>>
+/// Connections from `listener`, spread over `runtimes` in turn: the stream at index `i`
+/// yields the connections set up on `runtimes[i]`, to be served there. Each accepted socket
+/// moves to its runtime's reactor and is set up by `setup` (a TLS handshake, or waiting for
+/// the first byte) in a task of its own there, bounded by `timeout`; failures are logged at
+/// debug and dropped. Accepting stops when the server stops polling every stream.
+pub fn accept<S, F, Fut>(listener: TcpListener, timeout: Duration, runtimes: &[Handle], setup: F) -> Vec<Incoming<S>>
 where
     S: Send + 'static,
-    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = io::Result<Connection<S>>> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (senders, incoming): (Vec<_>, Vec<_>) = runtimes
+        .iter()
+        .map(|runtime| {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            ((runtime.clone(), tx), Incoming::new(rx))
+        })
+        .collect();
+    let setup = Arc::new(setup);
     tokio::spawn(async move {
-        loop {
+        let all_closed = || async {
+            for (_, tx) in &senders {
+                tx.closed().await;
+            }
+        };
+        for next in (0..senders.len()).cycle() {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 // The server stopped serving: stop accepting (and free the port).
-                () = tx.closed() => return,
+                () = all_closed() => return,
             };
             let (tcp, addr) = match accepted {
                 Ok(accepted) => accepted,
@@ -126,8 +137,17 @@ where
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let (tx, connection) = (tx.clone(), setup(tcp, addr));
-            tokio::spawn(async move {
+            // Off this runtime's reactor, onto the serving runtime's (below).
+            let tcp = match tcp.into_std() {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "connection set-up failed");
+                    continue;
+                }
+            };
+            let ((runtime, tx), setup) = (senders[next].clone(), setup.clone());
+            runtime.spawn(async move {
+                let connection = async { setup(TcpStream::from_std(tcp)?, addr).await };
                 match tokio::time::timeout(timeout, connection).await {
                     Ok(Ok(connection)) => {
                         let _ = tx.send(Ok(connection)).await;
@@ -138,5 +158,5 @@ where
             });
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    incoming
 }

@@ -13,9 +13,8 @@
 //!   than that.
 
 use super::identity;
-use super::peer::{self, Connection, Peer};
+use super::peer::{self, Connection, Incoming, Peer};
 use arc_swap::ArcSwap;
-use futures::Stream;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -24,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -149,13 +149,15 @@ impl ReloadingTls {
     }
 
     /// TLS connections from `listener`, each with its client certificate's identity read
-    /// once (see [`super::peer`]); handshakes are bounded by the handshake timeout.
+    /// once (see [`super::peer`]); handshakes are bounded by the handshake timeout. One
+    /// stream per runtime in `runtimes` (see [`peer::accept`]).
     pub fn incoming(
         self: Arc<Self>,
         listener: TcpListener,
-    ) -> impl Stream<Item = std::io::Result<Connection<TlsStream<TcpStream>>>> {
+        runtimes: &[Handle],
+    ) -> Vec<Incoming<TlsStream<TcpStream>>> {
         let timeout = self.settings.handshake_timeout;
-        peer::accept(listener, timeout, move |tcp, addr| {
+        peer::accept(listener, timeout, runtimes, move |tcp, addr| {
             let acceptor = self.acceptor();
             async move {
                 let stream = acceptor.accept(tcp).await?;

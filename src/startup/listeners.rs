@@ -4,13 +4,18 @@
 use crate::config::ServerSettings;
 use crate::security::SecuritySettings;
 use crate::security::peer;
+use crate::security::peer::Incoming;
 use crate::security::tls::ReloadingTls;
-use std::future::Future;
+use crate::telemetry::rpc_metrics::RpcMetricsLayer;
+use futures::future::{BoxFuture, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tower::layer::util::{Identity, Stack};
 
 /// The largest HTTP/2 frame callers may send (SETTINGS_MAX_FRAME_SIZE).
 const MAX_FRAME_SIZE: u32 = 128 * 1024;
@@ -31,32 +36,63 @@ impl Listener {
         self.tcp.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves `routes` until `shutdown` resolves, with the HTTP/2 limits of `[server]`.
+    /// Serves `routes` until `shutdown` resolves, with the HTTP/2 limits of `[server]`: each
+    /// connection on one of `runtimes`, in turn (one server per runtime; see `cores.rs`).
     pub async fn serve(
         self,
         routes: Routes,
         server: &ServerSettings,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown: Shutdown,
+        runtimes: &[Handle],
     ) -> Result<(), tonic::transport::Error> {
-        let mut builder = Server::builder()
-            .max_concurrent_streams(server.max_concurrent_streams)
-            .http2_keepalive_interval(Some(server.keepalive_interval))
-            .http2_keepalive_timeout(Some(server.keepalive_timeout))
-            // Frames up to 128 KiB instead of HTTP/2's default 16 KiB: a ProxyCallStream
-            // body's 64 KiB messages arrive in one frame, not four (docs/performance.md, 7).
-            .max_frame_size(Some(MAX_FRAME_SIZE))
-            // Every call's server span has the caller's trace as parent; every call is timed.
-            .trace_fn(crate::telemetry::rpc_trace::server_span)
-            .layer(crate::telemetry::rpc_metrics::RpcMetricsLayer);
-        let router = builder.add_routes(routes);
         match self.tls {
             None => {
-                let incoming = peer::plaintext(self.tcp, server.first_byte_timeout);
-                router.serve_with_incoming_shutdown(incoming, shutdown).await
+                let incoming = peer::plaintext(self.tcp, server.first_byte_timeout, runtimes);
+                serve_on(runtimes, incoming, routes, server, shutdown).await
             }
-            Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(self.tcp), shutdown).await,
+            Some(tls) => serve_on(runtimes, tls.incoming(self.tcp, runtimes), routes, server, shutdown).await,
         }
     }
+}
+
+/// Resolves when the server should stop accepting; every runtime's server waits on a clone.
+pub(super) type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// One server per runtime, each serving the connections of its `incoming`, until all ended.
+async fn serve_on<S>(
+    runtimes: &[Handle],
+    incoming: Vec<Incoming<S>>,
+    routes: Routes,
+    server: &ServerSettings,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let servers = runtimes.iter().zip(incoming).map(|(runtime, incoming)| {
+        let router = builder(server).add_routes(routes.clone());
+        runtime.spawn(router.serve_with_incoming_shutdown(incoming, shutdown.clone()))
+    });
+    // Dropped (the grace period ran out), the servers and their connections go on until their
+    // runtimes end: `Cores` is dropped after the running renewals, the shared runtime at exit.
+    for served in futures::future::join_all(servers.collect::<Vec<_>>()).await {
+        served.expect("a server task ends by itself: no panic, its runtime still running")?;
+    }
+    Ok(())
+}
+
+/// The server with the HTTP/2 limits of `[server]`.
+fn builder(server: &ServerSettings) -> Server<Stack<RpcMetricsLayer, Identity>> {
+    Server::builder()
+        .max_concurrent_streams(server.max_concurrent_streams)
+        .http2_keepalive_interval(Some(server.keepalive_interval))
+        .http2_keepalive_timeout(Some(server.keepalive_timeout))
+        // Frames up to 128 KiB instead of HTTP/2's default 16 KiB: a ProxyCallStream
+        // body's 64 KiB messages arrive in one frame, not four (docs/performance.md, 7).
+        .max_frame_size(Some(MAX_FRAME_SIZE))
+        // Every call's server span has the caller's trace as parent; every call is timed.
+        .trace_fn(crate::telemetry::rpc_trace::server_span)
+        .layer(RpcMetricsLayer)
 }
 
 /// Says, at every start, what protects this broker — and loudly when nothing does.

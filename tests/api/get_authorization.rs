@@ -1,6 +1,6 @@
 //! GetAuthorization for the credentials that need no token exchange, on both stores.
 
-use crate::helpers::{StoreKind, TestApp, bro_code, bro_token, only_header, spawn_app};
+use crate::helpers::{StoreKind, TestApp, bro_code, bro_token, only_header, spawn_app, spawn_app_with};
 use base64::Engine;
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use tonic::Code;
@@ -124,4 +124,24 @@ async fn warm_answers_survive_redis_going_away() {
     let cold = app.get("bro", "cold").await.unwrap_err();
     assert_eq!(cold.code(), Code::Unavailable, "{cold:?}");
     assert_eq!(app.put("bro", "new", bro_token("u|3", &bro_code("c3"))).await.unwrap_err().code(), Code::Unavailable);
+}
+
+/// `server.cores`: connections are spread over one runtime per core (the default), or all
+/// served on the shared runtime (0). Every layout serves every connection: each connection
+/// here is a channel of its own, so with 3 runtimes each serves two of the six.
+#[tokio::test]
+async fn every_runtime_layout_serves_every_connection() {
+    for cores in ["0", "1", "3"] {
+        let app = spawn_app_with(StoreKind::Memory, &[("CREDBROKER__SERVER__CORES", cores)]).await;
+        app.put("bro", "org", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+        for _ in 0..6 {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr)).unwrap();
+            let mut client =
+                pb::credential_broker_client::CredentialBrokerClient::new(channel.connect().await.unwrap());
+            let request =
+                pb::GetAuthorizationRequest { provider: "bro".into(), subject: "org".into(), ..Default::default() };
+            let response = client.get_authorization(request).await.unwrap_or_else(|e| panic!("cores = {cores}: {e}"));
+            assert_eq!(only_header(response.get_ref()).0, "authorization", "cores = {cores}");
+        }
+    }
 }
