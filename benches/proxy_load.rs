@@ -9,6 +9,7 @@
 //!   cargo bench --bench proxy_load -- --seconds 10 --concurrency 64 --connections 4
 //!   cargo bench --bench proxy_load -- --passthrough 0      # the nginx comparisons only
 //!   cargo bench --bench proxy_load -- --stream-mib 0       # without the streamed transfers
+//!   cargo bench --bench proxy_load -- --latency-percent 50 # latency at half of nginx's rate
 //!
 //! First, `ProxyCall` of the real binary against what users would deploy instead: nginx as a
 //! header-injecting reverse proxy (`nginx`), both in front of an nginx answering a fixed body,
@@ -161,7 +162,7 @@ fn direct(bro_base: &str, code: &str) -> Call {
 fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
-    vs_nginx::run(seconds, concurrency, arg("--connections", 4) as usize);
+    vs_nginx::run(seconds, concurrency, arg("--connections", 4) as usize, arg("--latency-percent", 10));
     let mib = arg("--stream-mib", 100) as usize;
     if mib > 0 {
         streamed::run(mib);

@@ -1,9 +1,9 @@
 //! `ProxyCall` of the real credbroker binary against nginx's header-injecting proxy, in one
 //! run: direct to the upstream, through nginx, through credbroker — a small GET and a 64 KiB
-//! POST at 64 calls in flight (h2load: 4 connections × 16 streams, cleartext HTTP/2 for all
-//! but the direct POST, which is HTTP/1.1),
-//! then latency at 10 % of nginx's GET throughput (open loop, one reqwest HTTP/2 client for
-//! both, so neither side gets a different client).
+//! POST at 64 calls in flight (h2load: 4 connections × 16 streams, `--connections` to change;
+//! cleartext HTTP/2 for all but the direct POST, which is HTTP/1.1),
+//! then latency at 10 % (`--latency-percent`) of nginx's GET throughput (open loop, one
+//! reqwest HTTP/2 client for both, so neither side gets a different client).
 
 use crate::load::{Call, open_loop};
 use crate::nginx::{BODY, H2load, Nginx, free_port, h2load, wait_listening};
@@ -93,7 +93,7 @@ async fn prepare(port: u16, code: &str) {
     }
 }
 
-pub fn run(seconds: u64, concurrency: usize, connections: usize) {
+pub fn run(seconds: u64, concurrency: usize, connections: usize, latency_percent: u64) {
     let (upstream_port, direct_port, nginx_port, broker_port) = (free_port(), free_port(), free_port(), free_port());
     let code = "ab".repeat(32);
     let authorization = format!("Basic {}", STANDARD.encode(format!("{USER}:{code}")));
@@ -164,8 +164,9 @@ pub fn run(seconds: u64, concurrency: usize, connections: usize) {
         println!("  {name:<11} ratio ProxyCall/nginx {pn}  (nginx/direct {nd})  load {}", loadavg());
     }
 
-    let rate = nginx_get * 0.1;
-    println!("latency send→response at 10 % of nginx's GET throughput ({rate:.0} req/s, open loop, {seconds}s):");
+    let rate = nginx_get * latency_percent as f64 / 100.0;
+    print!("latency send→response at {latency_percent} % of nginx's GET throughput");
+    println!(" ({rate:.0} req/s, open loop, {seconds}s):");
     rt.block_on(async {
         let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
         let nginx = get(client.clone(), http(nginx_port));
