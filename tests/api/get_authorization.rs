@@ -126,9 +126,10 @@ async fn warm_answers_survive_redis_going_away() {
     assert_eq!(app.put("bro", "new", bro_token("u|3", &bro_code("c3"))).await.unwrap_err().code(), Code::Unavailable);
 }
 
-/// `server.cores`: connections are spread over one runtime per core (the default), or all
-/// served on the shared runtime (0). Every layout serves every connection: each connection
-/// here is a channel of its own, so with 3 runtimes each serves two of the six.
+/// `server.cores`: connections are dealt in turn to one runtime per core (the default), or all
+/// served on the shared runtime (0). Every layout serves every connection: six channels of
+/// their own after the helper's, so with 3 runtimes every runtime serves some (the dealing
+/// itself is `startup::cores`'s unit test).
 #[tokio::test]
 async fn every_runtime_layout_serves_every_connection() {
     for cores in ["0", "1", "3"] {
