@@ -121,7 +121,7 @@ where
                 tx.closed().await;
             }
         };
-        for next in (0..senders.len()).cycle() {
+        for turn in 0usize.. {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 // The server stopped serving: stop accepting (and free the port).
@@ -145,7 +145,10 @@ where
                     continue;
                 }
             };
-            let ((runtime, tx), setup) = (senders[next].clone(), setup.clone());
+            // The next runtime whose server still serves (all of them, until shutdown).
+            let open = (0..senders.len()).map(|k| &senders[(turn + k) % senders.len()]).find(|(_, tx)| !tx.is_closed());
+            let Some((runtime, tx)) = open.cloned() else { return };
+            let setup = setup.clone();
             runtime.spawn(async move {
                 let connection = async { setup(TcpStream::from_std(tcp)?, addr).await };
                 match tokio::time::timeout(timeout, connection).await {
