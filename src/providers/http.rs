@@ -79,8 +79,13 @@ impl HttpClient {
         Self { client: Self::build(connect_timeout, request_timeout), connect_timeout, request_timeout }
     }
 
-    /// Another client with the same settings and a connection pool of its own (ProxyCall's,
-    /// one per thread: `proxy::Proxy`).
+    /// The connect timeout: ProxyCall's clients use it too (`proxy::client`).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Another client with the same settings and a connection pool of its own (ProxyCall's
+    /// through an environment proxy, one per thread: `proxy::client`).
     pub fn fresh(&self) -> reqwest::Client {
         Self::build(self.connect_timeout, self.request_timeout)
     }

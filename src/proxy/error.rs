@@ -58,19 +58,3 @@ pub enum ProxyError {
     #[error("the credential's {0} header is not a valid HTTP header value")]
     CredentialHeader(&'static str),
 }
-
-/// A reqwest failure as a [`ProxyError`]: its timeout, or the failure without its URL (the
-/// query may carry a caller's data).
-pub(super) fn upstream(e: reqwest::Error, timeout: Duration) -> ProxyError {
-    if e.is_timeout() {
-        return ProxyError::TimedOut(timeout);
-    }
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    ProxyError::Transport(text)
-}

@@ -11,8 +11,8 @@
 //!   401 retry would need.
 //! - [`settings`]: limits and timeouts. `trace`: W3C trace context to the provider.
 //!
-//! Every call is sent once by its thread's HTTP client (the broker's settings: no redirects,
-//! no automatic retries). The one
+//! Every call is sent once by its thread's HTTP client (`client`: hyper's, with the broker's
+//! settings: no redirects, no automatic retries). The one
 //! resend is conscious: after a rejection (the provider's `rejected_statuses`, default 401),
 //! the credential is renewed (like `ReportRejected`: conditional on the header used, single
 //! flight, limited) and the request is sent again once, if the header changed and the body
@@ -24,6 +24,7 @@
 
 pub mod admission;
 mod call;
+mod client;
 mod error;
 pub mod headers;
 pub mod settings;
@@ -42,16 +43,15 @@ pub use upload::BodyStream;
 
 use crate::broker::{Broker, CacheKey, Served};
 use crate::domain::{InvalidField, ProviderName, Subject};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use client::{Clients, RequestBody, ResponseBody};
+use http::header::HeaderMap;
+use http::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thread_local::ThreadLocal;
 use time::OffsetDateTime;
 use tokio::time::Instant;
-use upstreams::Upstreams;
-use url::Url;
+use upstreams::{Target, Upstreams};
 
 /// How long the handed-out headers must stay valid: long enough to reach the provider.
 /// Kept short, so providers with short token lifetimes are still served.
@@ -96,7 +96,7 @@ pub struct Proxy {
     /// by a task of the runtime that opened it, so a thread's calls go out through
     /// connections its own runtime drives (with one runtime per core, `startup/cores.rs`,
     /// no hand-over to another thread; docs/performance.md, step 10).
-    clients: ThreadLocal<reqwest::Client>,
+    clients: Clients,
     settings: ProxySettings,
     upstreams: Upstreams,
     in_flight: Arc<InFlight>,
@@ -126,7 +126,8 @@ impl Proxy {
     pub fn new(broker: Arc<Broker>, settings: ProxySettings) -> Self {
         let upstreams = Upstreams::new(broker.registry());
         let in_flight = InFlight::new(settings.max_in_flight_calls, settings.max_in_flight_bytes);
-        Self { broker, clients: ThreadLocal::new(), settings, upstreams, in_flight, next_extension: Arc::default() }
+        let clients = Clients::new(broker.http().clone());
+        Self { broker, clients, settings, upstreams, in_flight, next_extension: Arc::default() }
     }
 
     pub fn settings(&self) -> &ProxySettings {
@@ -140,7 +141,7 @@ impl Proxy {
 
     /// The URL to call: refused (`INVALID_ARGUMENT`) if it would leave the provider's base
     /// URL, and (`PERMISSION_DENIED`) if it is one of the provider's token endpoints.
-    fn target(&self, head: &ProxyHead) -> ProxyResult<Url> {
+    fn target(&self, head: &ProxyHead) -> ProxyResult<Target> {
         self.upstreams.target(&head.provider, &head.path)
     }
 
@@ -154,27 +155,24 @@ impl Proxy {
     async fn send(
         &self,
         head: &ProxyHead,
-        url: &Url,
+        target: &Target,
         served: &Served,
-        body: reqwest::Body,
+        body: RequestBody,
         deadline: &Deadline,
         parent: &opentelemetry::Context,
-    ) -> Result<(reqwest::Response, OffsetDateTime), ProxyError> {
-        let timeout = deadline.remaining()?;
+    ) -> Result<(http::Response<ResponseBody>, OffsetDateTime), ProxyError> {
         let mut headers = head.headers.clone();
         for (name, value) in served.http_headers().map_err(ProxyError::CredentialHeader)? {
             headers.insert(name.clone(), value.clone());
         }
         trace::inject(parent, &mut headers);
-        let mut request = reqwest::Request::new(head.method.clone(), url.clone());
+        let mut request = http::Request::new(body);
+        *request.method_mut() = head.method.clone();
+        *request.uri_mut() = target.uri.clone();
         *request.headers_mut() = headers;
-        // No body at all rather than an empty one: a GET must not look like an upload.
-        *request.body_mut() = Some(body).filter(|b| b.as_bytes().is_none_or(|bytes| !bytes.is_empty()));
-        *request.timeout_mut() = Some(timeout);
         let sent_at = OffsetDateTime::now_utc();
         let started = std::time::Instant::now();
-        let client = self.clients.get_or(|| self.broker.http().fresh());
-        let response = client.execute(request).await.map_err(|e| error::upstream(e, deadline.total))?;
+        let response = self.clients.send(target.route, request, deadline).await?;
         crate::telemetry::metrics::proxied(&head.provider, response.status().as_u16(), started.elapsed());
         Ok((response, sent_at))
     }

@@ -12,16 +12,17 @@
 //! which a task of its own reads so that the deadline ends the upstream exchange even when
 //! the caller stops reading.
 
-use super::error::{ProxyError, ProxyResult, upstream};
+use super::client::{ResponseBody, transport};
+use super::error::{ProxyError, ProxyResult};
 use super::upload::{BodyStream, Upload};
 use super::{Admission, Deadline, Proxy, ProxyHead, headers};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
-use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
+use http::{Method, StatusCode};
+use http_body_util::BodyDataStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -47,19 +48,19 @@ impl Proxy {
         parent: &opentelemetry::Context,
         admission: Arc<Admission>,
     ) -> ProxyResult<ProxyStreamResponse> {
-        let url = self.target(&head)?;
+        let target = self.target(&head)?;
         let deadline = Deadline::new(self.settings.timeout(head.timeout));
         let mut served = self.authorize(&head).await?;
         let s = &self.settings;
         let limits = (s.max_stream_request_body, s.max_request_body);
         let (body, upload) = Upload::start(body, limits, &deadline, admission).await?;
-        let sent = self.send(&head, &url, &served, body, &deadline, parent).await;
+        let sent = self.send(&head, &target, &served, body, &deadline, parent).await;
         let (mut response, mut sent_at) = sent.map_err(|e| upload.take_error().unwrap_or(e))?;
         if self.rejected(&head, &served, response.status()) {
             if let Some(renewed) = self.renewed(&head, &served).await {
                 if let Some(replay) = upload.replay() {
                     served = renewed;
-                    (response, sent_at) = self.send(&head, &url, &served, replay, &deadline, parent).await?;
+                    (response, sent_at) = self.send(&head, &target, &served, replay, &deadline, parent).await?;
                 }
             }
         }
@@ -67,12 +68,13 @@ impl Proxy {
             self.slide(&head, &served, sent_at);
         }
         let limit = s.max_stream_response_body;
-        if response.content_length().is_some_and(|length| length > limit) && head.method != reqwest::Method::HEAD {
+        let declared = response.body().declared_length();
+        if declared.is_some_and(|length| length > limit) && head.method != Method::HEAD {
             return Err(ProxyError::ResponseTooLarge { limit }.into());
         }
         let status = response.status();
         let headers = headers::response_headers(std::mem::take(response.headers_mut()));
-        let body = pumped(chunked(response, limit, s.stream_chunk_size, deadline.total), &deadline);
+        let body = pumped(chunked(response.into_body(), limit, s.stream_chunk_size), &deadline);
         Ok(ProxyStreamResponse { status, headers, body })
     }
 }
@@ -112,17 +114,11 @@ fn pumped(
 }
 
 /// The response body in chunks of at most `size` bytes, failing once past `limit` bytes.
-fn chunked(
-    response: reqwest::Response,
-    limit: u64,
-    size: usize,
-    timeout: Duration,
-) -> BoxStream<'static, Result<Bytes, ProxyError>> {
+fn chunked(body: ResponseBody, limit: u64, size: usize) -> BoxStream<'static, Result<Bytes, ProxyError>> {
     let mut seen = 0u64;
-    response
-        .bytes_stream()
+    BodyDataStream::new(body)
         .map(move |chunk| {
-            let chunk = chunk.map_err(|e| upstream(e, timeout))?;
+            let chunk = chunk.map_err(|e| transport(&*e))?;
             seen += chunk.len() as u64;
             if seen > limit { Err(ProxyError::ResponseTooLarge { limit }) } else { Ok(chunk) }
         })

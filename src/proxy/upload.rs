@@ -6,6 +6,7 @@
 //! connection task) and the call that reads it after the response: held only for a few
 //! field updates, never across an `.await`.
 
+use super::client::RequestBody;
 use super::error::ProxyError;
 use super::{Admission, Deadline};
 use bytes::Bytes;
@@ -34,7 +35,7 @@ pub(super) struct Upload(Arc<Mutex<State>>);
 /// What the HTTP client sees when the body fails; the reason is kept in the [`Upload`].
 #[derive(Debug, thiserror::Error)]
 #[error("the request body could not be read")]
-struct UploadFailed;
+pub(super) struct UploadFailed;
 
 impl Upload {
     /// Wraps `body` (at most `limit` bytes; up to `replay_limit` kept) into what is sent.
@@ -46,7 +47,7 @@ impl Upload {
         limits: (u64, u64),
         deadline: &Deadline,
         admission: Arc<Admission>,
-    ) -> Result<(reqwest::Body, Upload), ProxyError> {
+    ) -> Result<(RequestBody, Upload), ProxyError> {
         let (limit, replay_limit) = limits;
         let upload = Upload(Arc::new(Mutex::new(State { kept: Some(Vec::new()), ..State::default() })));
         let mut body = body.peekable();
@@ -54,10 +55,10 @@ impl Upload {
         let silent = ProxyError::CallerSilent { what: "body", waited: deadline.total };
         if first.map_err(|_| silent)?.is_none() {
             upload.state().finished = true;
-            return Ok((reqwest::Body::from(Vec::new()), upload));
+            return Ok((RequestBody::Empty, upload));
         }
         let counted = Counted { inner: body.boxed(), upload: upload.clone(), limit, replay_limit, admission };
-        Ok((reqwest::Body::wrap_stream(counted), upload))
+        Ok((RequestBody::Streamed(counted), upload))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -70,14 +71,14 @@ impl Upload {
     }
 
     /// The whole body again, if it ended and fit in the replay buffer.
-    pub(super) fn replay(&self) -> Option<reqwest::Body> {
+    pub(super) fn replay(&self) -> Option<RequestBody> {
         let state = self.state();
         let kept = state.kept.as_ref().filter(|_| state.finished && state.error.is_none())?;
-        Some(reqwest::Body::from(kept.concat()))
+        Some(RequestBody::full(Bytes::from(kept.concat())))
     }
 }
 
-struct Counted {
+pub(super) struct Counted {
     inner: BodyStream,
     upload: Upload,
     limit: u64,
@@ -153,8 +154,8 @@ mod tests {
             while let Some(item) = counted.next().await {
                 item.unwrap();
             }
-            let replayed = upload.replay().map(|b| b.as_bytes().map(<[u8]>::len));
-            assert_eq!(replayed, expected.map(Some));
+            let replayed = upload.replay().map(|b| http_body::Body::size_hint(&b).exact());
+            assert_eq!(replayed, expected.map(|n| Some(n as u64)));
         }
     }
 
