@@ -6,6 +6,7 @@
 pub mod metrics;
 pub mod rpc_metrics;
 pub mod rpc_trace;
+pub mod sampling;
 
 use crate::config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
@@ -63,7 +64,14 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
         .transpose()?;
     let otlp_metrics = otlp_configured("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
     let meter_provider = metrics::init(&settings.service_name, settings.metrics_listen.is_some(), otlp_metrics)?;
-    let otel = tracer_provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("credbroker")));
+    // Sampled as spans start, before the layer builds them (`sampling`).
+    let rule = sampling::Rule::from_env(
+        std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+        std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
+    );
+    let otel = tracer_provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer().with_tracer(p.tracer("credbroker")).with_filter(sampling::Sampling(rule))
+    });
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
     Ok(TelemetryGuard { tracer_provider, meter_provider })
@@ -72,5 +80,10 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
 fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
     let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+    // Every span that reaches the SDK was already sampled (`sampling`): it must keep them all.
+    Ok(SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }

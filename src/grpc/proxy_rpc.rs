@@ -8,6 +8,7 @@ use super::status::{invalid, proxy_status};
 use crate::domain::InvalidField;
 use crate::proxy::{Admission, Proxy, ProxyError, ProxyHead};
 use crate::security::{Gate, Rpc};
+use crate::telemetry::sampling::root_span;
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use opentelemetry::Context;
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// What `ProxyCallStream` answers with.
 pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::ProxyCallResponseChunk, Status>> + Send>>;
@@ -40,7 +40,7 @@ fn caller_context(metadata: &MetadataMap) -> Context {
 }
 
 // The spans are made by hand rather than with `#[instrument]`: their parent (the caller's
-// trace) must be set before they are first entered.
+// trace) must be set before they are first entered, and it decides whether they are sampled.
 macro_rules! rpc_span {
     ($name:literal) => {
         tracing::info_span!(
@@ -82,8 +82,7 @@ pub(super) async fn unary(
     request: Request<pb::ProxyCallRequest>,
 ) -> Result<Response<pb::ProxyCallResponse>, Status> {
     let parent = caller_context(request.metadata());
-    let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCall");
-    let _ = span.set_parent(parent.clone());
+    let span = root_span(&parent, || rpc_span!("credbroker.v1.CredentialBroker/ProxyCall"));
     async move {
         let (provider, subject) = (&request.get_ref().provider, &request.get_ref().subject);
         let passed = gate.check(&request, Rpc::ProxyCall, provider, subject)?;
@@ -120,8 +119,7 @@ pub(super) async fn streaming(
     request: Request<Streaming<pb::ProxyCallChunk>>,
 ) -> Result<Response<ResponseStream>, Status> {
     let parent = caller_context(request.metadata());
-    let span = rpc_span!("credbroker.v1.CredentialBroker/ProxyCallStream");
-    let _ = span.set_parent(parent.clone());
+    let span = root_span(&parent, || rpc_span!("credbroker.v1.CredentialBroker/ProxyCallStream"));
     async move {
         let caller = gate.authenticate(&request, Rpc::ProxyCallStream)?;
         let admission = admission(proxy, &request, 0)?;

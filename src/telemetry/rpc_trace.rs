@@ -9,7 +9,6 @@
 use opentelemetry::propagation::Extractor;
 use tonic::codegen::http;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
@@ -30,16 +29,15 @@ pub fn server_span(request: &http::Request<()>) -> Span {
         return Span::none();
     }
     let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("unknown", "unknown"));
-    let span = tracing::info_span!(
-        "grpc.server",
-        otel.name = path.trim_start_matches('/'),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = method,
-    );
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
-    // Before the span is first entered, or the parent would not take.
-    let _ = span.set_parent(parent);
-    span
+    super::sampling::root_span(&parent, || {
+        tracing::info_span!(
+            "grpc.server",
+            otel.name = path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+        )
+    })
 }

@@ -384,3 +384,46 @@ async fn metrics_reach_an_otlp_collector() {
         assert!(names.contains(name), "{name} not exported over OTLP: {names:?}");
     }
 }
+
+/// `OTEL_TRACES_SAMPLER=parentbased_traceidratio` at ratio 0: only the call whose caller
+/// sampled it is exported, whole; calls without a `traceparent`, or with an unsampled one, and
+/// background work are not (the decision is made as the root span starts:
+/// `telemetry::sampling`).
+#[tokio::test]
+async fn only_the_traces_the_sampler_draws_are_exported() {
+    const UNSAMPLED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let (collector, collector_addr) = Collector::start().await;
+    let port = free_port();
+    let mut command = traced_broker(port, "http://127.0.0.1:9/", collector_addr);
+    command.env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").env("OTEL_TRACES_SAMPLER_ARG", "0");
+    let child = command.spawn().unwrap();
+    wait_for_port(port).await;
+    let (mut admin, mut broker) = clients(port).await;
+    let secret = PutSecret::BroToken(pb::BroToken { username: "u|1".into(), code: SECRET.into() });
+    let put = pb::PutCredentialRequest { provider: "bro".into(), subject: "org".into(), secret: Some(secret) };
+    admin.put_credential(put).await.unwrap();
+    let get = || pb::GetAuthorizationRequest { provider: "bro".into(), subject: "org".into(), min_validity: None };
+    broker.get_authorization(get()).await.unwrap();
+    for traceparent in [format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00"), format!("00-{TRACE_ID}-{CALLER_SPAN}-01")] {
+        let mut request = tonic::Request::new(get());
+        request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+        broker.get_authorization(request).await.unwrap();
+    }
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+
+    let spans = exported_spans(&collector);
+    let server = spans
+        .iter()
+        .find(|s| s.parent == CALLER_SPAN)
+        .unwrap_or_else(|| panic!("the sampled call was not exported: {spans:#?}"));
+    assert_eq!(
+        (server.name.as_str(), server.trace_id.as_str()),
+        ("credbroker.v1.CredentialBroker/GetAuthorization", TRACE_ID)
+    );
+    let others: Vec<_> = spans.iter().filter(|s| s.trace_id != TRACE_ID).collect();
+    assert!(others.is_empty(), "spans of calls the sampler did not draw were exported: {others:#?}");
+}
