@@ -62,6 +62,9 @@ pub enum UpstreamError {
     Unparsable { status: u16, detail: String },
 }
 
+/// What every upstream request says it is (token calls and ProxyCall's, `proxy::client`).
+pub const USER_AGENT: &str = concat!("credbroker/", env!("CARGO_PKG_VERSION"));
+
 /// One shared client for every token call (ProxyCall: one per thread, see `fresh`): pooling,
 /// HTTP/2 where the server offers it (ALPN), connect and request timeouts, no redirects, no
 /// retries, `Accept: application/json` and `user-agent: credbroker/<version>`.
@@ -94,7 +97,7 @@ impl HttpClient {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         reqwest::Client::builder()
-            .user_agent(concat!("credbroker/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .default_headers(headers)
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)

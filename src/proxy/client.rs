@@ -62,7 +62,7 @@ pub(super) struct Clients {
     direct: ThreadLocal<Direct>,
     via_proxy: ThreadLocal<reqwest::Client>,
     http: crate::providers::http::HttpClient,
-    tls: Arc<rustls::ClientConfig>,
+    tls: rustls::ClientConfig,
 }
 
 impl Clients {
@@ -74,7 +74,7 @@ impl Clients {
             .and_then(rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier)
             .expect("the built-in TLS provider and the platform's roots are usable (as for the token client)")
             .with_no_client_auth();
-        Self { direct: ThreadLocal::new(), via_proxy: ThreadLocal::new(), http, tls: Arc::new(tls) }
+        Self { direct: ThreadLocal::new(), via_proxy: ThreadLocal::new(), http, tls }
     }
 
     fn direct(&self) -> &Direct {
@@ -84,7 +84,7 @@ impl Clients {
             tcp.set_nodelay(true);
             tcp.set_connect_timeout(Some(self.http.connect_timeout()));
             let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config((*self.tls).clone())
+                .with_tls_config(self.tls.clone())
                 .https_or_http()
                 .enable_http1()
                 .enable_http2()
@@ -106,9 +106,7 @@ impl Clients {
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let timeout = deadline.remaining()?;
         let headers = request.headers_mut();
-        headers
-            .entry(USER_AGENT)
-            .or_insert(HeaderValue::from_static(concat!("credbroker/", env!("CARGO_PKG_VERSION"))));
+        headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(crate::providers::http::USER_AGENT));
         headers.entry(ACCEPT).or_insert(HeaderValue::from_static("application/json"));
         let timed_out = |_| ProxyError::TimedOut(deadline.total);
         match route {
