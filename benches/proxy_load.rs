@@ -9,6 +9,7 @@
 //!   cargo bench --bench proxy_load -- --seconds 10 --concurrency 64 --connections 4
 //!   cargo bench --bench proxy_load -- --passthrough 0      # the nginx comparisons only
 //!   cargo bench --bench proxy_load -- --stream-mib 0       # without the streamed transfers
+//!   cargo bench --bench proxy_load -- --seconds 0 --passthrough 0 --stream-rounds 10  # streams only
 //!   cargo bench --bench proxy_load -- --latency-percent 50 # latency at half of nginx's rate
 //!
 //! First, `ProxyCall` of the real binary against what users would deploy instead: nginx as a
@@ -162,10 +163,12 @@ fn direct(bro_base: &str, code: &str) -> Call {
 fn main() {
     let seconds = arg("--seconds", 5);
     let concurrency = arg("--concurrency", 64) as usize;
-    vs_nginx::run(seconds, concurrency, arg("--connections", 4) as usize, arg("--latency-percent", 10));
+    if seconds > 0 {
+        vs_nginx::run(seconds, concurrency, arg("--connections", 4) as usize, arg("--latency-percent", 10));
+    }
     let mib = arg("--stream-mib", 100) as usize;
     if mib > 0 {
-        streamed::run(mib);
+        streamed::run(mib, arg("--stream-rounds", 2) as usize);
     }
     if arg("--passthrough", 1) == 0 {
         return;

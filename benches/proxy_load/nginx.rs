@@ -58,6 +58,13 @@ impl Nginx {
         nginx
     }
 
+    /// The master's and its workers' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        let master = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+        std::iter::once(master).chain(children.split_whitespace().filter_map(|pid| pid.parse().ok())).collect()
+    }
+
     fn log(&self) -> PathBuf {
         self._dir.path().join("error.log")
     }

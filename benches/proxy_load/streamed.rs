@@ -9,6 +9,13 @@
 //! sending the request to the last byte of the answer; the rounds alternate nginx and
 //! credbroker. Clients: reqwest over cleartext HTTP/2 to nginx, tonic to credbroker (both
 //! hyper's HTTP/2 with its default windows).
+//!
+//! Every transfer also counts the CPU time each party spent (`/proc/<pid>/task/*/schedstat`):
+//! the proxy (nginx's master and workers, or credbroker), the caller and the upstream (this
+//! process's threads of two runtimes, told apart by their names). On a machine where all
+//! three share the cores, their CPU per byte bounds the time: the figures say how much of a
+//! ratio is the proxy's own work, how much the caller's (gRPC framing costs a caller more
+//! than a plain HTTP/2 upload), and how much is waiting (cores idle).
 
 use crate::nginx::{Nginx, free_port};
 use crate::vs_nginx::{Credbroker, USER, loadavg};
@@ -99,27 +106,85 @@ async fn streamed(
     (read, received)
 }
 
-async fn timed(f: impl std::future::Future<Output = ()>) -> Duration {
-    let start = Instant::now();
-    f.await;
-    start.elapsed()
+const CALLER_THREADS: &str = "bench-caller";
+const UPSTREAM_THREADS: &str = "bench-upstream";
+
+/// CPU time so far of `pids`' threads whose name starts with `prefix` ("" for all).
+fn cpu(pids: &[u32], prefix: &str) -> Duration {
+    let mut nanos = 0u64;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+        for task in tasks.flatten() {
+            let named = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with(prefix));
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            // The first field is the time spent on a CPU, in nanoseconds.
+            nanos += schedstat.split_whitespace().next().filter(|_| named).and_then(|n| n.parse().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(nanos)
 }
 
-pub fn run(mib: usize) {
+/// What one path's transfers took: wall-clock time, and the CPU time of each party.
+#[derive(Default)]
+struct Spent {
+    wall: Vec<Duration>,
+    proxy: Duration,
+    caller: Duration,
+    upstream: Duration,
+}
+
+impl Spent {
+    /// Runs `transfer`, adding its time and the CPU time of `proxy` and of this process's
+    /// caller and upstream threads.
+    async fn add(&mut self, proxy: &[u32], transfer: impl std::future::Future<Output = ()>) {
+        let me = [std::process::id()];
+        let before = (cpu(proxy, ""), cpu(&me, CALLER_THREADS), cpu(&me, UPSTREAM_THREADS));
+        let start = Instant::now();
+        transfer.await;
+        self.wall.push(start.elapsed());
+        self.proxy += cpu(proxy, "") - before.0;
+        self.caller += cpu(&me, CALLER_THREADS) - before.1;
+        self.upstream += cpu(&me, UPSTREAM_THREADS) - before.2;
+    }
+
+    fn total(&self) -> Duration {
+        self.wall.iter().sum()
+    }
+
+    /// CPU seconds per GiB moved of each party, and the cores busy on average.
+    fn cpu_line(&self, gib: f64) -> String {
+        let per_gib = |d: Duration| d.as_secs_f64() / gib;
+        let busy = (self.proxy + self.caller + self.upstream).as_secs_f64() / self.total().as_secs_f64();
+        format!(
+            "proxy {:.2}  caller {:.2}  upstream {:.2}  (cores busy {busy:.2})",
+            per_gib(self.proxy),
+            per_gib(self.caller),
+            per_gib(self.upstream)
+        )
+    }
+}
+
+fn runtime(name: &'static str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(name).enable_all().build().unwrap()
+}
+
+pub fn run(mib: usize, rounds: usize) {
+    let rounds = rounds.max(1);
     let total = mib * 1024 * 1024 / CHUNK * CHUNK;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let (rt, upstream_rt) = (runtime(CALLER_THREADS), runtime(UPSTREAM_THREADS));
+    let listener = upstream_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let upstream_port = listener.local_addr().unwrap().port();
-    rt.spawn(upstream(listener, total));
+    upstream_rt.spawn(upstream(listener, total));
 
     let code = "ab".repeat(32);
     let authorization = format!("Basic {}", STANDARD.encode(format!("{USER}:{code}")));
     let (nginx_port, broker_port) = (free_port(), free_port());
     let streaming = "client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;";
-    let _nginx = Nginx::proxy_with(nginx_port, upstream_port, &authorization, streaming);
-    let _broker = Credbroker::start(broker_port, upstream_port);
+    let nginx = Nginx::proxy_with(nginx_port, upstream_port, &authorization, streaming);
+    let broker_process = Credbroker::start(broker_port, upstream_port);
+    let (nginx_pids, broker_pids) = (nginx.pids(), [broker_process.pid()]);
 
-    println!("streamed {mib} MiB through ProxyCallStream vs nginx (buffering off), alternating, 2 rounds:");
+    println!("streamed {mib} MiB through ProxyCallStream vs nginx (buffering off), alternating, {rounds} rounds:");
     rt.block_on(async {
         let channel = Channel::from_shared(format!("http://127.0.0.1:{broker_port}")).unwrap().connect().await.unwrap();
         let secret = Secret::BroToken(pb::BroToken { username: USER.into(), code: code.clone() });
@@ -131,32 +196,42 @@ pub fn run(mib: usize) {
         let base = format!("http://127.0.0.1:{nginx_port}/api/v2/");
 
         for direction in ["upload", "download"] {
-            let (mut n, mut b) = (Duration::ZERO, Duration::ZERO);
-            for _ in 0..2 {
-                n += match direction {
-                    "upload" => timed(nginx_upload(&client, &base, total)).await,
-                    _ => timed(nginx_download(&client, &base, total)).await,
-                };
-                b += match direction {
-                    "upload" => {
-                        timed(async {
-                            let (_, count) = streamed(&mut broker, "POST", "upload", total).await;
-                            assert_eq!(count, total.to_string().as_bytes(), "the upstream read every byte");
-                        })
-                        .await
+            let (mut n, mut b) = (Spent::default(), Spent::default());
+            for _ in 0..rounds {
+                match direction {
+                    "upload" => n.add(&nginx_pids, nginx_upload(&client, &base, total)).await,
+                    _ => n.add(&nginx_pids, nginx_download(&client, &base, total)).await,
+                }
+                let transfer = async {
+                    if direction == "upload" {
+                        let (_, count) = streamed(&mut broker, "POST", "upload", total).await;
+                        assert_eq!(count, total.to_string().as_bytes(), "the upstream read every byte");
+                    } else {
+                        assert_eq!(streamed(&mut broker, "GET", "download", 0).await.0, total);
                     }
-                    _ => timed(async { assert_eq!(streamed(&mut broker, "GET", "download", 0).await.0, total) }).await,
                 };
+                b.add(&broker_pids, transfer).await;
             }
-            let rate = |d: Duration| 2.0 * mib as f64 / d.as_secs_f64();
-            let (n_ms, b_ms) = (n.as_millis() / 2, b.as_millis() / 2);
-            print!("  {direction:<8} nginx {n_ms:>6} ms ({:>6.0} MiB/s)", rate(n));
-            println!("  ProxyCallStream {b_ms:>6} ms ({:>6.0} MiB/s)", rate(b));
+            let (n_total, b_total) = (n.total(), b.total());
+            let rate = |d: Duration| (rounds * mib) as f64 / d.as_secs_f64();
+            let per_round = |d: Duration| d.as_millis() / rounds as u128;
+            print!("  {direction:<8} nginx {:>6} ms ({:>6.0} MiB/s)", per_round(n_total), rate(n_total));
+            println!("  ProxyCallStream {:>6} ms ({:>6.0} MiB/s)", per_round(b_total), rate(b_total));
+            // Each round's pair ran back to back: their ratios show the spread of single transfers.
+            let mut ratios: Vec<f64> =
+                n.wall.iter().zip(&b.wall).map(|(n, b)| b.as_secs_f64() / n.as_secs_f64()).collect();
+            ratios.sort_by(f64::total_cmp);
             println!(
-                "  {direction:<8} time ProxyCallStream/nginx {:.3}  (goal ≤ 1.2)  load {}",
-                b.as_secs_f64() / n.as_secs_f64(),
+                "  {direction:<8} time ProxyCallStream/nginx {:.3}  (goal ≤ 1.2)  per round median {:.3}, {:.3}–{:.3}  load {}",
+                b_total.as_secs_f64() / n_total.as_secs_f64(),
+                ratios[ratios.len() / 2],
+                ratios[0],
+                ratios[ratios.len() - 1],
                 loadavg()
             );
+            let gib = (rounds * mib) as f64 / 1024.0;
+            println!("  {direction:<8} CPU s/GiB, nginx path:           {}", n.cpu_line(gib));
+            println!("  {direction:<8} CPU s/GiB, ProxyCallStream path: {}", b.cpu_line(gib));
         }
     });
 }

@@ -29,6 +29,10 @@ const PROXY_CALL: &str = "/credbroker.v1.CredentialBroker/ProxyCall";
 pub struct Credbroker(Child);
 
 impl Credbroker {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     pub fn start(port: u16, upstream: u16) -> Self {
         let binary = std::env::var_os("CREDBROKER_BIN")
             .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_credbroker")), PathBuf::from);
