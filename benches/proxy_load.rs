@@ -25,6 +25,8 @@
 //! header itself, the proxied one lets credbroker attach it.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+#[path = "proxy_load/cpu.rs"]
+mod cpu;
 mod load;
 #[path = "proxy_load/nginx.rs"]
 mod nginx;

@@ -17,6 +17,7 @@
 //! ratio is the proxy's own work, how much the caller's (gRPC framing costs a caller more
 //! than a plain HTTP/2 upload), and how much is waiting (cores idle).
 
+use crate::cpu;
 use crate::nginx::{Nginx, free_port};
 use crate::vs_nginx::{Credbroker, USER, loadavg};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -109,21 +110,6 @@ async fn streamed(
 const CALLER_THREADS: &str = "bench-caller";
 const UPSTREAM_THREADS: &str = "bench-upstream";
 
-/// CPU time so far of `pids`' threads whose name starts with `prefix` ("" for all).
-fn cpu(pids: &[u32], prefix: &str) -> Duration {
-    let mut nanos = 0u64;
-    for pid in pids {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
-        for task in tasks.flatten() {
-            let named = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with(prefix));
-            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            // The first field is the time spent on a CPU, in nanoseconds.
-            nanos += schedstat.split_whitespace().next().filter(|_| named).and_then(|n| n.parse().ok()).unwrap_or(0);
-        }
-    }
-    Duration::from_nanos(nanos)
-}
-
 /// What one path's transfers took: wall-clock time, and the CPU time of each party.
 #[derive(Default)]
 struct Spent {
@@ -138,13 +124,13 @@ impl Spent {
     /// caller and upstream threads.
     async fn add(&mut self, proxy: &[u32], transfer: impl std::future::Future<Output = ()>) {
         let me = [std::process::id()];
-        let before = (cpu(proxy, ""), cpu(&me, CALLER_THREADS), cpu(&me, UPSTREAM_THREADS));
+        let before = (cpu::threads(proxy, ""), cpu::threads(&me, CALLER_THREADS), cpu::threads(&me, UPSTREAM_THREADS));
         let start = Instant::now();
         transfer.await;
         self.wall.push(start.elapsed());
-        self.proxy += cpu(proxy, "") - before.0;
-        self.caller += cpu(&me, CALLER_THREADS) - before.1;
-        self.upstream += cpu(&me, UPSTREAM_THREADS) - before.2;
+        self.proxy += cpu::threads(proxy, "") - before.0;
+        self.caller += cpu::threads(&me, CALLER_THREADS) - before.1;
+        self.upstream += cpu::threads(&me, UPSTREAM_THREADS) - before.2;
     }
 
     fn total(&self) -> Duration {

@@ -4,7 +4,13 @@
 //! cleartext HTTP/2 for all but the direct POST, which is HTTP/1.1),
 //! then latency at 10 % (`--latency-percent`) of nginx's GET throughput (open loop, one
 //! reqwest HTTP/2 client for both, so neither side gets a different client).
+//!
+//! Each proxied path's runs also report the CPU time per request of each party (the proxy,
+//! the upstream nginx, h2load; `cpu`): all three share the cores, so the throughput ratio
+//! follows the ratio of what a request costs the whole path, and the lines say whose cost
+//! differs.
 
+use crate::cpu;
 use crate::load::{Call, open_loop};
 use crate::nginx::{BODY, H2load, Nginx, free_port, h2load, wait_listening};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -101,9 +107,10 @@ pub fn run(seconds: u64, concurrency: usize, connections: usize, latency_percent
     let (upstream_port, direct_port, nginx_port, broker_port) = (free_port(), free_port(), free_port(), free_port());
     let code = "ab".repeat(32);
     let authorization = format!("Basic {}", STANDARD.encode(format!("{USER}:{code}")));
-    let _upstream = Nginx::upstream(upstream_port, direct_port);
-    let _nginx = Nginx::proxy(nginx_port, upstream_port, &authorization);
-    let _broker = Credbroker::start(broker_port, upstream_port);
+    let upstream = Nginx::upstream(upstream_port, direct_port);
+    let nginx = Nginx::proxy(nginx_port, upstream_port, &authorization);
+    let broker = Credbroker::start(broker_port, upstream_port);
+    let (upstream_pids, nginx_pids, broker_pids) = (upstream.pids(), nginx.pids(), [broker.pid()]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(prepare(broker_port, &code));
 
@@ -151,10 +158,17 @@ pub fn run(seconds: u64, concurrency: usize, connections: usize, latency_percent
     for (name, [direct, nginx, broker]) in &workloads {
         let (mut d, mut n, mut b) = (Some(0.0), Some(0.0), Some(0.0));
         let add = |sum: Option<f64>, rate: Option<f64>| Some(sum? + rate? / 2.0);
+        let (mut n_cpu, mut b_cpu) = (Spent::default(), Spent::default());
         for _ in 0..2 {
             d = add(d, h2load(direct, seconds, connections, streams));
-            n = add(n, h2load(nginx, seconds, connections, streams));
-            b = add(b, h2load(broker, seconds, connections, streams));
+            n = add(
+                n,
+                n_cpu.add(&nginx_pids, &upstream_pids, seconds, || h2load(nginx, seconds, connections, streams)),
+            );
+            b = add(
+                b,
+                b_cpu.add(&broker_pids, &upstream_pids, seconds, || h2load(broker, seconds, connections, streams)),
+            );
         }
         let failed = || "failed".to_owned();
         let [d_text, n_text, b_text] = [d, n, b].map(|r| r.map_or_else(failed, |r| format!("{r:.0} req/s")));
@@ -166,6 +180,8 @@ pub fn run(seconds: u64, concurrency: usize, connections: usize, latency_percent
         println!("  {name:<11} direct {d_text:>12}  nginx {n_text:>12}  ProxyCall {b_text:>12}");
         let (pn, nd) = (ratio(Some(b), Some(n)), ratio(Some(n), Some(d)));
         println!("  {name:<11} ratio ProxyCall/nginx {pn}  (nginx/direct {nd})  load {}", loadavg());
+        println!("  {name:<11} CPU µs/request, nginx path:     {}", n_cpu.line());
+        println!("  {name:<11} CPU µs/request, ProxyCall path: {}", b_cpu.line());
     }
 
     let rate = nginx_get * latency_percent as f64 / 100.0;
@@ -187,6 +203,41 @@ pub fn run(seconds: u64, concurrency: usize, connections: usize, latency_percent
         let (d50, d99) = (p[1].0 as i64 - p[0].0 as i64, p[1].1 as i64 - p[0].1 as i64);
         println!("  added by ProxyCall over nginx: p50 {d50:+} µs, p99 {d99:+} µs  load {}", loadavg());
     });
+}
+
+/// The CPU time of one path's h2load runs, by party, and the requests they made.
+#[derive(Default)]
+struct Spent {
+    proxy: Duration,
+    upstream: Duration,
+    generator: Duration,
+    requests: f64,
+}
+
+impl Spent {
+    /// Runs `run` (h2load, for `seconds` after its one-second warm-up), adding what the
+    /// proxy's and the upstream's processes and h2load spent.
+    fn add(&mut self, proxy: &[u32], upstream: &[u32], seconds: u64, run: impl FnOnce() -> Option<f64>) -> Option<f64> {
+        let before = (cpu::threads(proxy, ""), cpu::threads(upstream, ""), cpu::waited_children());
+        let rate = run();
+        self.proxy += cpu::threads(proxy, "") - before.0;
+        self.upstream += cpu::threads(upstream, "") - before.1;
+        self.generator += cpu::waited_children() - before.2;
+        // h2load reports the rate of the measured seconds; the warm-up ran at about the same.
+        self.requests += rate.unwrap_or(f64::NAN) * (seconds + 1) as f64;
+        rate
+    }
+
+    fn line(&self) -> String {
+        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / self.requests;
+        let total = per_request(self.proxy + self.upstream + self.generator);
+        format!(
+            "proxy {:>5.1}  upstream {:>5.1}  h2load {:>5.1}  (all {total:.1})",
+            per_request(self.proxy),
+            per_request(self.upstream),
+            per_request(self.generator)
+        )
+    }
 }
 
 fn get(client: reqwest::Client, url: String) -> Call {
