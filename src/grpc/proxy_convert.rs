@@ -36,7 +36,7 @@ impl TryFrom<pb::ProxyCallRequest> for (ProxyHead, Bytes) {
     type Error = InvalidField;
     fn try_from(r: pb::ProxyCallRequest) -> Result<Self, InvalidField> {
         let head = head(&r.provider, &r.subject, &r.method, &r.path, &r.headers, r.timeout)?;
-        let body = Bytes::from(r.body);
+        let body = r.body;
         // A caller's content-length frames the upstream request: it must be the truth.
         if let Some(declared) = head.headers.get(CONTENT_LENGTH) {
             if declared.to_str().ok().and_then(|v| v.parse::<usize>().ok()) != Some(body.len()) {
@@ -61,11 +61,7 @@ fn proto_headers(headers: &HeaderMap) -> Vec<pb::Header> {
 
 impl From<ProxyResponse> for pb::ProxyCallResponse {
     fn from(response: ProxyResponse) -> Self {
-        Self {
-            status: response.status.as_u16().into(),
-            headers: proto_headers(&response.headers),
-            body: response.body.into(),
-        }
+        Self { status: response.status.as_u16().into(), headers: proto_headers(&response.headers), body: response.body }
     }
 }
 
@@ -77,5 +73,5 @@ pub fn response_head(status: StatusCode, headers: &HeaderMap) -> pb::ProxyCallRe
 
 /// A later message of a streamed response.
 pub fn body_chunk(bytes: Bytes) -> pb::ProxyCallResponseChunk {
-    pb::ProxyCallResponseChunk { part: Some(pb::proxy_call_response_chunk::Part::Body(bytes.into())) }
+    pb::ProxyCallResponseChunk { part: Some(pb::proxy_call_response_chunk::Part::Body(bytes)) }
 }

@@ -165,7 +165,7 @@ async fn first_message(
 fn upload(chunks: Streaming<pb::ProxyCallChunk>, max_message: usize) -> crate::proxy::BodyStream {
     chunks
         .map(move |message| match message {
-            Ok(pb::ProxyCallChunk { part: Some(Part::Body(bytes)) }) => Ok(Bytes::from(bytes)),
+            Ok(pb::ProxyCallChunk { part: Some(Part::Body(bytes)) }) => Ok(bytes),
             Ok(pb::ProxyCallChunk { part: None }) => Ok(Bytes::new()),
             Ok(pb::ProxyCallChunk { part: Some(Part::Head(_)) }) => {
                 Err(ProxyError::Protocol("head: only the first message may carry the head"))
