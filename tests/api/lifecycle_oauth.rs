@@ -270,9 +270,11 @@ async fn passolution_the_probe_reads_the_configured_rejection_statuses() {
 async fn passolution_a_probe_after_expiry_says_outcome_unknown() {
     let s = spawn_with_fake(StoreKind::Memory).await;
     let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
-    s.app.put("passolution", "u", tokens).await.unwrap();
-    // Never processed; the request times out after 2 s, when the 1 s token has expired.
+    // Never processed; the request times out after 2 s, when the 1 s token has expired. Set
+    // before the credential is stored: a token this short is due at once, and the broker may
+    // refresh it ahead of any caller.
     s.fake.knobs().fail_only(Provider::Passolution, Operation::RefreshTokenGrant, FailureMode::Hang, Times::Next(1));
+    s.app.put("passolution", "u", tokens).await.unwrap();
     let error = s.app.get("passolution", "u").await.unwrap_err();
     assert!(matches!(error.code(), Code::Unavailable | Code::FailedPrecondition), "{error:?}");
     let settled = await_state(&s.app, "passolution", "u", CredentialState::ReauthRequired).await;
@@ -290,8 +292,9 @@ async fn passolution_rate_limited_refresh_reopens_and_backs_off() {
     let s = spawn_with_fake(StoreKind::Memory).await;
     s.fake.knobs().update(|c| c.passolution_rate_window = Duration::from_secs(2));
     let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
-    s.app.put("passolution", "u", tokens).await.unwrap();
+    // Before the credential is stored: the 1 s token is due at once (see above).
     s.fake.knobs().set_passolution_rate_limit(0);
+    s.app.put("passolution", "u", tokens).await.unwrap();
     let error = s.app.get("passolution", "u").await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
     assert_eq!(s.app.status("passolution", "u").await.unwrap().state(), CredentialState::Active, "reopened");
