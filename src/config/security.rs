@@ -207,16 +207,18 @@ fn validate_rule(index: usize, raw: RawRule, errors: &mut Vec<String>) -> Option
     Some(Rule { callers: callers?, rpcs, providers: providers?, subjects: subjects?, rate })
 }
 
-/// Proto method names; `"*"` is every broker RPC — never an admin one.
+/// Proto method names; `"*"` is every RPC that uses a credential (`Rpc::in_wildcard`) — never
+/// an admin one.
 fn rpcs(at: &str, names: &[String], errors: &mut Vec<String>) -> Vec<Rpc> {
     let mut rpcs = Vec::new();
     for name in names {
         match (name.as_str(), Rpc::parse(name)) {
-            ("*", _) => rpcs.extend(Rpc::ALL.into_iter().filter(|rpc| !rpc.is_admin())),
+            ("*", _) => rpcs.extend(Rpc::ALL.into_iter().filter(|rpc| rpc.in_wildcard())),
             (_, Some(rpc)) => rpcs.push(rpc),
             (_, None) => errors.push(format!(
                 "{at}.rpcs: {name:?} is not an RPC (GetAuthorization, ReportRejected, ProxyCall, ProxyCallStream, \
-                 PutCredential, GetCredentialStatus, ListCredentials, DeleteCredential, Rewrap, or \"*\")"
+                 PutCredential, GetCredentialStatus, ListCredentials, DeleteCredential, Rewrap, \
+                 StartAuthorization, GetAuthorizationSession, WatchCredentials, ReplayWebhooks, or \"*\")"
             )),
         }
     }

@@ -96,6 +96,7 @@ impl CredentialAdmin for AdminService {
             Ok(Response::new(pb::ListCredentialsResponse {
                 credentials: page.credentials.into_iter().map(Into::into).collect(),
                 next_page_token: page.next.as_ref().map(encode_page_token).unwrap_or_default(),
+                resume_token: String::new(),
             }))
         };
         self.audited(&passed, result.await).await
@@ -130,5 +131,12 @@ impl CredentialAdmin for AdminService {
             Ok(Response::new(report.into()))
         };
         self.audited(&passed, result.await).await
+    }
+
+    async fn replay_webhooks(
+        &self,
+        _request: Request<pb::ReplayWebhooksRequest>,
+    ) -> Result<Response<pb::ReplayWebhooksResponse>, Status> {
+        Err(Status::unimplemented("ReplayWebhooks is not implemented yet"))
     }
 }

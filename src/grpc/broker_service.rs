@@ -105,6 +105,32 @@ impl CredentialBroker for BrokerService {
     ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
         proxy_rpc::streaming(&self.proxy, &self.gate, request).await
     }
+
+    // The consent flow and credential events: the contract is in broker.proto; the
+    // implementation lands in its own modules (docs/connect.md, docs/events.md).
+    async fn start_authorization(
+        &self,
+        _request: Request<pb::StartAuthorizationRequest>,
+    ) -> Result<Response<pb::StartAuthorizationResponse>, Status> {
+        Err(Status::unimplemented("StartAuthorization is not implemented yet"))
+    }
+
+    async fn get_authorization_session(
+        &self,
+        _request: Request<pb::GetAuthorizationSessionRequest>,
+    ) -> Result<Response<pb::AuthorizationSession>, Status> {
+        Err(Status::unimplemented("GetAuthorizationSession is not implemented yet"))
+    }
+
+    type WatchCredentialsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::WatchCredentialsResponse, Status>> + Send>>;
+
+    async fn watch_credentials(
+        &self,
+        _request: Request<pb::WatchCredentialsRequest>,
+    ) -> Result<Response<Self::WatchCredentialsStream>, Status> {
+        Err(Status::unimplemented("WatchCredentials is not implemented yet"))
+    }
 }
 
 impl BrokerService {

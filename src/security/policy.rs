@@ -21,10 +21,14 @@ pub enum Rpc {
     ListCredentials,
     DeleteCredential,
     Rewrap,
+    StartAuthorization,
+    GetAuthorizationSession,
+    WatchCredentials,
+    ReplayWebhooks,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 13] = [
         Rpc::GetAuthorization,
         Rpc::ReportRejected,
         Rpc::ProxyCall,
@@ -34,6 +38,10 @@ impl Rpc {
         Rpc::ListCredentials,
         Rpc::DeleteCredential,
         Rpc::Rewrap,
+        Rpc::StartAuthorization,
+        Rpc::GetAuthorizationSession,
+        Rpc::WatchCredentials,
+        Rpc::ReplayWebhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +55,10 @@ impl Rpc {
             Rpc::ListCredentials => "ListCredentials",
             Rpc::DeleteCredential => "DeleteCredential",
             Rpc::Rewrap => "Rewrap",
+            Rpc::StartAuthorization => "StartAuthorization",
+            Rpc::GetAuthorizationSession => "GetAuthorizationSession",
+            Rpc::WatchCredentials => "WatchCredentials",
+            Rpc::ReplayWebhooks => "ReplayWebhooks",
         }
     }
 
@@ -54,9 +66,25 @@ impl Rpc {
         Rpc::ALL.into_iter().find(|rpc| rpc.name() == name)
     }
 
-    /// Admin RPCs: never granted by `"*"`.
+    /// Admin RPCs (the `CredentialAdmin` service): never granted by `"*"`.
     pub fn is_admin(self) -> bool {
-        !matches!(self, Rpc::GetAuthorization | Rpc::ReportRejected | Rpc::ProxyCall | Rpc::ProxyCallStream)
+        matches!(
+            self,
+            Rpc::PutCredential
+                | Rpc::GetCredentialStatus
+                | Rpc::ListCredentials
+                | Rpc::DeleteCredential
+                | Rpc::Rewrap
+                | Rpc::ReplayWebhooks
+        )
+    }
+
+    /// What `"*"` grants: using credentials. Starting a consent flow, reading its session and
+    /// watching credential events are broker RPCs too, but a rule must name them: a catch-all
+    /// rule for services that fetch headers never lets them connect accounts or watch every
+    /// subject's events.
+    pub fn in_wildcard(self) -> bool {
+        matches!(self, Rpc::GetAuthorization | Rpc::ReportRejected | Rpc::ProxyCall | Rpc::ProxyCallStream)
     }
 
     /// RPCs whose success hands a credential (or its use) to the caller: with
