@@ -4,7 +4,7 @@
 //! quick_cache is a concurrent, bounded cache (sharded, S3-FIFO eviction): a lookup takes one
 //! shard's read lock, so the warm path scales with cores. It keeps each entry inline in its
 //! shard's slab — about 30 bytes of bookkeeping per entry, where moka, used before, made five
-//! allocations of about 260 bytes together (issue 11: memory at 100 000 credentials). Entries
+//! allocations of about 260 bytes together (the memory goal: 100 000 credentials in ≤ 100 MB). Entries
 //! are *fresh* for a time-to-live (a bound on staleness should a change announcement be lost);
 //! a stale entry is re-read from the store, but still served — while its headers are valid —
 //! when the store is unreachable.
@@ -22,7 +22,7 @@ pub type CacheKey = (ProviderName, Option<Subject>);
 
 /// Headers as handed out, shared by every caller that gets them.
 ///
-/// Laid out for 100 000 cached credentials (issue 11): boxed slices, the HTTP form boxed
+/// Laid out for 100 000 cached credentials (≤ 100 MB in all): boxed slices, the HTTP form boxed
 /// (built only for proxied credentials) and an inline fingerprint keep it, with its `Arc`,
 /// within 128 bytes, one allocator size class below where it was.
 #[derive(Debug)]

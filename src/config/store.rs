@@ -242,7 +242,7 @@ fn journal(replicas: u32, wait: Duration, redis: bool, cluster: bool, errors: &m
     }
     if cluster {
         errors.push(
-            "store.journal_replicas: not supported with a Redis Cluster (use Sentinel, or 0 and see README's guarantees)"
+            "store.journal_replicas: not supported with a Redis Cluster (use Sentinel, or 0 and see docs/redis.md, what each topology guarantees)"
                 .into(),
         );
     }

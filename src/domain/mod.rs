@@ -46,7 +46,7 @@ fn check_identifier(field: &'static str, value: &str) -> Result<(), InvalidField
 ///
 /// Names and subjects are `CompactString`s: up to 24 bytes (most of them) they are kept
 /// inline, with no allocation — per call for the key they make, and per credential in the
-/// store and the cache (issue 11: memory at 100 000 credentials).
+/// store and the cache (the memory goal: 100 000 credentials in ≤ 100 MB).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProviderName(CompactString);
 
@@ -110,7 +110,7 @@ impl fmt::Display for CredentialId {
     }
 }
 
-/// The lifecycle state of a stored credential (see `REFRESH-SAFETY.md`).
+/// The lifecycle state of a stored credential (see `docs/refresh-safety.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CredentialState {

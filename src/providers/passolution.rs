@@ -1,5 +1,5 @@
 //! Passolution: a Laravel Passport OAuth2 server. Refresh tokens are single-use and a
-//! refresh revokes the previous access token at once (see `REFRESH-SAFETY.md`).
+//! refresh revokes the previous access token at once (see `docs/refresh-safety.md`).
 
 mod refresh_failure;
 

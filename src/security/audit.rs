@@ -6,7 +6,7 @@
 //! which is what `fail_closed` promises; every other line (refusals, failures, admin calls,
 //! any line without `fail_closed`) is queued without waiting, as no answer depends on it. One syscall per
 //! batch instead of one per decision, and no runtime thread waits on another for the file
-//! (measured by `cargo bench --bench grpc_load -- --tls`, README). Lines are in the kernel's
+//! (measured by `cargo bench --bench grpc_load -- --tls`, docs/performance.md). Lines are in the kernel's
 //! page cache when the caller is answered, not fsynced: a machine crash can lose the last
 //! ones, a process crash cannot lose an awaited one.
 

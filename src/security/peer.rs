@@ -5,7 +5,7 @@
 //!   within a TLS connection, so it is parsed from the certificate once, right after the
 //!   handshake, and every request on the connection reads it from [`Peer`] (a request
 //!   extension). Parsing the DER on every call cost a measurable share of warm
-//!   GetAuthorization under mTLS (`cargo bench --bench grpc_load -- --tls`, README).
+//!   GetAuthorization under mTLS (`cargo bench --bench grpc_load -- --tls`, docs/performance.md).
 //! - Every connection — TLS or plaintext — is set up in its own task under a timeout: a
 //!   client that connects and never speaks (no TLS ClientHello, no HTTP/2 preface) is closed
 //!   after `server.tls.handshake_timeout` or `server.first_byte_timeout` and holds no task,

@@ -6,7 +6,7 @@
 //! A deleted credential leaves a tombstone with its version (and its journal), so versions
 //! only grow, as in Redis.
 //!
-//! Laid out for memory (issue 11: 100 000 credentials): a map per provider (the provider's
+//! Laid out for memory (100 000 credentials in ≤ 100 MB): a map per provider (the provider's
 //! name is not repeated in every key), and an entry is three words in the B-tree's nodes —
 //! the record and the refresh coordination live behind boxes, so the nodes' empty slots
 //! (a B-tree filled in order is about half full) cost little, and the journal and lease

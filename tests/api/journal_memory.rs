@@ -2,7 +2,7 @@
 //! scripts: one credential rotated over and over (reserve + commit, as the broker does), with a
 //! record the size of a real Passolution one. Keys per credential stay two (record + journal)
 //! however long it rotates; the journal's bytes grow with the attempts inside the horizon, and
-//! nothing else. The steady state of a fleet is computed from these figures (README,
+//! nothing else. The steady state of a fleet is computed from these figures (docs/redis.md,
 //! docs/refresh-safety.md); the checkpoints are appended to `target/tmp/journal-memory.txt`.
 
 use crate::helpers::{TEST_KEY, TestRedis, random_prefix};

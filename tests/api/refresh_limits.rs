@@ -1,5 +1,5 @@
 //! What no caller can make the broker do: burn refresh tokens by reporting rejections
-//! (issue 8 item 6), or spend one on a `min_validity` no token can meet (issue 9).
+//! or spend one on a `min_validity` no token can meet.
 
 use crate::helpers::{StoreKind, TEST_KEY, TestApp, TestRedis, random_prefix, settings, spawn_with_settings};
 use crate::lifecycle_oauth::report;

@@ -1,4 +1,4 @@
-//! What a failed refresh means for the single-use refresh token (see `REFRESH-SAFETY.md`).
+//! What a failed refresh means for the single-use refresh token (see `docs/refresh-safety.md`).
 //!
 //! Passport handles a refresh in a fixed order: throttle, check the client, check the refresh
 //! token, revoke the old access and refresh token, issue new ones. A refusal from one of the

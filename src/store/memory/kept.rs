@@ -1,5 +1,5 @@
 //! A record as the in-memory store keeps it: the same content as [`StoredCredential`], laid
-//! out for 100 000 of them (issue 11). 64 bytes in one allocation plus the sealed bytes,
+//! out for 100 000 of them (≤ 100 MB in all). 64 bytes in one allocation plus the sealed bytes,
 //! where the record itself is 176 bytes plus a base64 string a third larger than its bytes:
 //!
 //! - the fields most records never set (a reason, the legacy detail, probe and forced

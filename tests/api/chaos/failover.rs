@@ -5,7 +5,7 @@
 //! `store.journal_replicas = 1` no refresh token may be redeemed twice and nothing may be
 //! lost silently. With 0, and a replica that lags (SIGSTOPped across the refresh, as a slow
 //! or partitioned replica would), the promoted replica has neither the reservation nor the
-//! commit: the scenario shows the loss the README's table describes. The killed primary is
+//! commit: the scenario shows the loss docs/redis.md's topology table describes. The killed primary is
 //! restarted after the failover (Sentinel makes it a replica): until then the new primary has
 //! no replica, and `journal_replicas = 1` rightly refuses every reservation.
 

@@ -3,7 +3,7 @@
 //! while sending. After every run: no refresh token redeemed twice, the credential holds the
 //! newest refresh token or is flagged (INDETERMINATE / REAUTH_REQUIRED with an alert log),
 //! versions only grew, no secret in any replica's log — and each scenario ends in the state
-//! the README's table gives, with the probe having run (or not) where it says.
+//! docs/chaos.md's table gives, with the probe having run (or not) where it says.
 //!
 //! `CHAOS_RUNS=N` repeats each scenario (CI runs each once); `CHAOS_BIN=target/release/credbroker`
 //! runs the release binary instead of the test build's. Each run's figures are appended to
@@ -48,7 +48,7 @@ fn record(name: &str, report: &Report) {
     file.write_all(line.as_bytes()).unwrap();
 }
 
-/// What the README's chaos table says a scenario ends in.
+/// What docs/chaos.md's table says a scenario ends in.
 #[derive(Clone, Copy)]
 struct Expect {
     final_state: CredentialState,
@@ -85,7 +85,7 @@ fn safety_violations(report: &Report) -> Vec<&'static str> {
     violations
 }
 
-/// Where the run ended other than the README's table says: final state, where the probe ran,
+/// Where the run ended other than docs/chaos.md's table says: final state, where the probe ran,
 /// whether the holder was fenced.
 fn expectation_misses(report: &Report, expect: &Expect) -> Vec<String> {
     let mut misses = Vec::new();
@@ -120,7 +120,7 @@ async fn safe(name: &str, fault: Fault, expect: Expect) -> Vec<Report> {
     reports
 }
 
-/// Every fault the suite injects, with the end the README's chaos table gives it. The named
+/// Every fault the suite injects, with the end docs/chaos.md's table gives it. The named
 /// tests below run one each; the soak (`soak.rs`) draws from all of them at random.
 fn scenarios() -> Vec<(&'static str, Fault, Expect)> {
     let unprobed_either = Expect { final_state: CredentialState::Active, probe: None, fence: None };
@@ -281,7 +281,7 @@ async fn chaos_failover_kills_the_primary_after_commit() {
 /// The same failover with `journal_replicas = 0` and a replica that lagged through the
 /// refresh: the promoted replica never saw the RESERVE nor the COMMIT, so it holds the
 /// refresh token that was already redeemed, as if current, with no flag — lost silently, and
-/// the next renewal sends it again (a reuse, if it comes within the run). The loss README's
+/// the next renewal sends it again (a reuse, if it comes within the run). The loss docs/redis.md's topology
 /// table describes for asynchronous replication; this run shows it (proof that the scenario
 /// can fail), it is not a property of the broker with `journal_replicas ≥ 1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,12 @@
 //! The soak: many fault rounds drawn at random from every chaos scenario, each on a fresh fleet
 //! (three replicas, Redis, the fake Passolution and its ledger). Every round must keep the
 //! safety properties (`safety_violations`: no refresh token redeemed twice, none lost
-//! silently, …); a round that ends other than the README's table says for its scenario is
+//! silently, …); a round that ends other than docs/chaos.md's table says for its scenario is
 //! counted and reported, not failed, since the soak's point is the invariant under any timing
 //! (the named tests hold each scenario to its table row).
 //!
 //! `CHAOS_SOAK_ROUNDS=N` (CI: 2), `CHAOS_SOAK_SEED=S` replays a draw. The summary line goes to
-//! stdout and `target/tmp/chaos-report.txt`; the README's soak figures come from it.
+//! stdout and `target/tmp/chaos-report.txt`; docs/chaos.md's soak figures come from it.
 
 use super::{expectation_misses, record, run, safety_violations, scenarios};
 use rand::{Rng, SeedableRng, rngs::StdRng};

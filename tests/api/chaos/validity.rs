@@ -1,4 +1,4 @@
-//! Validity that holds (issue 9): the fake Passolution revokes the previous access token at
+//! Validity that holds: the fake Passolution revokes the previous access token at
 //! once on every refresh, tokens live 6 s, three replicas serve callers that ask various
 //! `min_validity`. No header handed out may be revoked within the validity it promised
 //! (checked against the fake's revocation time of each token), every promise must cover what

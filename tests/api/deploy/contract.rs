@@ -1,4 +1,4 @@
-//! The metric names of credbroker's metrics contract (issue 10; listed in docs/deployment.md,
+//! The metric names of credbroker's metrics contract (listed in docs/deployment.md,
 //! "Monitoring"). The alerting rules and the dashboard may use these and nothing else.
 
 const HISTOGRAMS: [&str; 6] = [

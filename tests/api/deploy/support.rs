@@ -124,7 +124,7 @@ pub fn check_config(toml: &str, env: &[(String, String)]) -> Result<(), String> 
 }
 
 /// `[server]` keys the deployment files set that other work in progress adds to the binary
-/// (issue 10's drain on SIGTERM, issue 8's insecure-listener guard), with a value to probe.
+/// (the drain on SIGTERM, the insecure-listener guard), with a value to probe.
 const PENDING_SERVER_KEYS: [(&str, &str); 2] = [("drain_delay", "1s"), ("allow_insecure", "true")];
 
 /// Which of the pending keys this binary rejects as unknown. Asked of the binary, so the
