@@ -2,6 +2,8 @@
 //! build the application, run it until SIGTERM/SIGINT. `admin` and `token` hand over to
 //! [`credbroker::cli`].
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use credbroker::cli;
 use credbroker::config::Settings;
@@ -11,35 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc's malloc: ProxyCall's throughput against nginx is about a fifth
-/// higher with it in the same run, memory the same (docs/performance.md, step 2).
+/// higher with it in the same run, memory the same (docs/performance.md, step 2). Its arenas
+/// are committed as they are used: a build setting (`.cargo/config.toml`), not code.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc v3's `mi_option_arena_eager_commit` (its number in v3's `mi_option_t`; the Rust
-/// bindings' constants follow v2's numbering).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Commits mimalloc's arenas as they are used rather than on reservation: with its default
-/// (eager on Linux) an idle broker is 29 MB resident instead of 18 MB. The option only
-/// matters before the first arena is reserved — by the first allocation, which Rust's runtime
-/// makes before `main` — so it is set from `.init_array`: after mimalloc's own constructor
-/// has read the `MIMALLOC_*` environment (it runs first, at priority 101) and before any
-/// allocation. An operator's `MIMALLOC_ARENA_EAGER_COMMIT` is left as given.
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
-
-#[cfg(target_os = "linux")]
-extern "C" fn lazy_arena_commit() {
-    // SAFETY: getenv with a NUL-terminated name while the process has one thread and no
-    // allocation has happened; mi_option_set only writes mimalloc's option table.
-    unsafe {
-        if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
-            libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        }
-    }
-}
 
 /// sysexits' EX_CONFIG: the configuration is wrong, retrying will not help.
 const EX_CONFIG: u8 = 78;

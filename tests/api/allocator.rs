@@ -1,6 +1,6 @@
 //! The binary's allocator (`src/main.rs`): mimalloc, with its arenas committed as they are
-//! used — the option is set before the first allocation, where setting it in `main` would be
-//! too late — unless the operator sets `MIMALLOC_ARENA_EAGER_COMMIT` (the goal: idle ≤ 20 MB).
+//! used — mimalloc's compile-time default set in `.cargo/config.toml`, no code before `main` —
+//! unless the operator sets `MIMALLOC_ARENA_EAGER_COMMIT` (the idle-memory goal: ≤ 20 MB).
 //!
 //! Read from mimalloc's own statistics (`MIMALLOC_SHOW_STATS=1`, printed to stderr at exit),
 //! not from RSS: how much of an eagerly committed arena becomes resident depends on
