@@ -27,19 +27,36 @@ impl InvalidField {
     }
 }
 
-/// Checks the shape shared by provider names and subjects: 1..=256 bytes, no control
-/// characters (they break logs and Redis key readability).
+/// Checks the shape shared by provider names and subjects: 1..=256 bytes, and no character
+/// that can make one identifier read as another (see `hidden`).
 fn check_identifier(field: &'static str, value: &str) -> Result<(), InvalidField> {
+    check_length(field, value)?;
+    match value.chars().find(|c| hidden(*c)) {
+        Some(c) => Err(InvalidField::new(
+            field,
+            format!("contains U+{:04X}, a control, format or line-separator character", u32::from(c)),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_length(field: &'static str, value: &str) -> Result<(), InvalidField> {
     if value.is_empty() {
         return Err(InvalidField::new(field, "must not be empty"));
     }
     if value.len() > MAX_ID_LEN {
         return Err(InvalidField::new(field, format!("longer than {MAX_ID_LEN} bytes")));
     }
-    if value.chars().any(char::is_control) {
-        return Err(InvalidField::new(field, "contains control characters"));
-    }
     Ok(())
+}
+
+/// Controls (Cc) break log lines and Redis key readability; format characters (Cf: U+202E
+/// right-to-left override, U+200B zero-width space, U+2066 isolates, …) and the line and
+/// paragraph separators (Zl, Zp) change how the text around them is displayed, so a subject
+/// holding one can be made to read, in a listing or an audit line, as another subject.
+fn hidden(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(c.general_category(), G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator)
 }
 
 /// The name of a configured provider instance, as callers pass it.
@@ -75,6 +92,14 @@ impl Subject {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
         check_identifier(field, value)?;
         Ok(Self(CompactString::new(value)))
+    }
+    /// A subject a store, a peer replica or one of this service's own page tokens gives back:
+    /// accepted at the edge once, maybe under the earlier rule that refused only controls. A
+    /// stored credential whose subject the edge would refuse today is still listed, fed and
+    /// rewrapped rather than silently lost; a caller just cannot name it any more.
+    pub fn stored(value: &str) -> Option<Self> {
+        check_length("subject", value).ok()?;
+        (!value.chars().any(char::is_control)).then(|| Self(CompactString::new(value)))
     }
     /// An empty string means "the provider instance's own credential".
     pub fn parse_optional(field: &'static str, value: &str) -> Result<Option<Self>, InvalidField> {
@@ -146,5 +171,31 @@ mod tests {
         assert!(Subject::parse("subject", &"x".repeat(256)).is_ok());
         assert!(Subject::parse("subject", "ü|{}:weird but fine").is_ok());
         assert_eq!(Subject::parse_optional("subject", "").unwrap(), None);
+    }
+
+    #[test]
+    fn subjects_refuse_every_control_format_and_separator_character() {
+        // RTL override, zero-width space, line and paragraph separators, BOM, soft hyphen,
+        // Arabic letter mark, an isolate, a tag character, NEL and DEL (both Cc).
+        for c in ['\u{202E}', '\u{200B}', '\u{2028}', '\u{2029}', '\u{FEFF}', '\u{AD}', '\u{61C}', '\u{2066}'] {
+            let refused = Subject::parse("subject", &format!("users/{c}42")).unwrap_err();
+            assert_eq!(refused.field, "subject");
+            assert!(refused.problem.contains(&format!("U+{:04X}", u32::from(c))), "{refused}");
+        }
+        for c in ['\u{E0041}', '\u{85}', '\u{7F}', '\0'] {
+            assert!(Subject::parse("subject", &format!("a{c}")).is_err(), "U+{:04X}", u32::from(c));
+        }
+        // Visible text of any script stays fine, spaces included.
+        for ok in ["users/Zoë", "orgs/東京 shared", "ناصر", "a b", "\u{1F600}"] {
+            assert!(Subject::parse("subject", ok).is_ok(), "{ok}");
+        }
+        assert!(ProviderName::parse("provider", "bro\u{200B}").is_err());
+    }
+
+    #[test]
+    fn stored_subjects_keep_what_the_edge_once_accepted() {
+        assert_eq!(Subject::stored("users/\u{202E}42").unwrap().as_str(), "users/\u{202E}42");
+        assert!(Subject::stored("a\nb").is_none() && Subject::stored("").is_none());
+        assert!(Subject::stored(&"x".repeat(257)).is_none());
     }
 }

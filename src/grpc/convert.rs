@@ -189,7 +189,7 @@ pub fn encode_page_token(subject: &Subject) -> String {
 
 fn decode_page_token(token: &str) -> Option<Subject> {
     let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    Subject::parse("page_token", std::str::from_utf8(&bytes).ok()?).ok()
+    Subject::stored(std::str::from_utf8(&bytes).ok()?)
 }
 
 impl From<&Served> for pb::GetAuthorizationResponse {

@@ -34,7 +34,9 @@ impl TryFrom<pb::RewrapRequest> for RewrapRequest {
 fn cursor(cursor: pb::RewrapCursor) -> Result<RewrapCursor, InvalidField> {
     Ok(RewrapCursor {
         provider: ProviderName::parse("after.provider", &cursor.provider)?,
-        subject: Subject::parse("after.subject", &cursor.subject)?,
+        // A cursor this service handed out: it may stop on a subject stored before today's rule.
+        subject: Subject::stored(&cursor.subject)
+            .ok_or_else(|| InvalidField::new("after.subject", "not a subject from a cursor this service returned"))?,
     })
 }
 

@@ -147,7 +147,7 @@ fn parse(payload: &[u8]) -> Option<Change> {
     let mut lines = text.split('\n');
     let version = lines.next()?.parse().ok()?;
     let provider = ProviderName::parse("provider", lines.next()?).ok()?;
-    let subject = Subject::parse("subject", lines.next()?).ok()?;
+    let subject = Subject::stored(lines.next()?)?;
     // Optional, and lenient: from a replica that sends none, or a bad one, it is no trace.
     let trace = lines.next().and_then(parse_traceparent);
     Some(Change::Changed { id: CredentialId::new(provider, subject), version, trace })

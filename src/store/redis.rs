@@ -427,7 +427,7 @@ impl CredentialStore for RedisStore {
                 .await
                 .map_err(unavailable)?;
             for raw in &subjects {
-                let Ok(subject) = Subject::parse("subject", raw) else { continue };
+                let Some(subject) = Subject::stored(raw) else { continue };
                 let id = CredentialId::new(provider.clone(), subject.clone());
                 if let Some(credential) = self.read(&self.cred_key(&id)).await? {
                     out.push(Listed { subject, credential });

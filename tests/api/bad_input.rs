@@ -139,3 +139,58 @@ async fn random_input_never_breaks_the_server() {
     }
     assert!(app.get("pass", "").await.is_ok(), "still serving");
 }
+
+/// Characters that make one subject read as another in a listing or an audit line: every RPC
+/// that takes a subject refuses them, naming the field, and nothing is stored.
+#[tokio::test]
+async fn subjects_with_hidden_characters_are_refused_by_every_rpc_and_never_stored() {
+    use pb::proxy_call_chunk::Part;
+    let app = spawn_app(StoreKind::Memory).await;
+    let code = bro_code(SECRET);
+    // RTL override, line and paragraph separators, zero-width space, BOM, soft hyphen, an
+    // isolate, NEL (a C1 control).
+    for c in ['\u{202E}', '\u{2028}', '\u{2029}', '\u{200B}', '\u{FEFF}', '\u{AD}', '\u{2066}', '\u{85}'] {
+        let subject = format!("users/alice{c}gpj.exe");
+        let reference = pb::CredentialRef { provider: "bro".into(), subject: subject.clone() };
+        let report = pb::ReportRejectedRequest {
+            provider: "bro".into(),
+            subject: subject.clone(),
+            token_fingerprint: "x".into(),
+        };
+        let proxied = pb::ProxyCallRequest {
+            provider: "bro".into(),
+            subject: subject.clone(),
+            method: "GET".into(),
+            path: "registrations".into(),
+            ..Default::default()
+        };
+        let head = pb::ProxyCallHead {
+            provider: "bro".into(),
+            subject: subject.clone(),
+            method: "GET".into(),
+            path: "registrations".into(),
+            ..Default::default()
+        };
+        let chunks = futures::stream::iter([pb::ProxyCallChunk { part: Some(Part::Head(head)) }]);
+        let (mut broker, mut admin) = (app.broker.clone(), app.admin.clone());
+        let refusals = [
+            ("PutCredential", admin.put_credential(put("bro", &subject, Some(bro_token("u|1", &code)))).await.err()),
+            ("GetAuthorization", broker.get_authorization(get("bro", &subject, None)).await.err()),
+            ("ReportRejected", broker.report_rejected(report).await.err()),
+            ("ProxyCall", broker.proxy_call(proxied).await.err()),
+            ("ProxyCallStream", broker.proxy_call_stream(chunks).await.err()),
+            ("GetCredentialStatus", admin.get_credential_status(reference.clone()).await.err()),
+            ("DeleteCredential", admin.delete_credential(reference).await.err()),
+        ];
+        for (rpc, status) in refusals {
+            let status = status.unwrap_or_else(|| panic!("{rpc} accepted U+{:04X}", u32::from(c)));
+            assert_eq!(status.code(), Code::InvalidArgument, "{rpc}, U+{:04X}: {status:?}", u32::from(c));
+            assert!(status.message().starts_with("subject:"), "{rpc} names the field: {:?}", status.message());
+            assert!(status.message().contains(&format!("U+{:04X}", u32::from(c))), "{:?}", status.message());
+        }
+    }
+    assert!(app.list("bro", 0, "").await.unwrap().credentials.is_empty(), "nothing was stored");
+    // The same subject without the hidden character is an ordinary one.
+    app.put("bro", "users/alicegpj.exe", bro_token("u|1", &code)).await.unwrap();
+    assert_eq!(app.list("bro", 0, "").await.unwrap().credentials.len(), 1);
+}
