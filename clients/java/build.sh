@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Java client from Debian's packages (no Maven repository needed) and, with
 # `test`, runs its JUnit 5 suite against the real broker:
-#   clients/java/build.sh          generate from the proto + compile  -> build/classes
+#   clients/java/build.sh          generate from the proto + compile  -> build/classes,
+#                                  build/credbroker-client.jar, and build/classpath: that jar
+#                                  and Debian's jars it needs at run time (absolute paths), the
+#                                  classpath for your own code
 #   clients/java/build.sh test     ... + compile and run the tests
 # Needs: openjdk-17-jdk-headless protobuf-compiler protobuf-compiler-grpc-java-plugin
 #   libgrpc-java libprotobuf-java libnetty-java libperfmark-java libguava-java
@@ -28,7 +31,8 @@ protoc -I ../../proto --java_out=build/gen --grpc-java_out=build/gen \
   --plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin credbroker/v1/broker.proto
 javac -Xlint:-options --release 17 -d build/classes -cp "$CP:$GENERATED_ANNOTATION" \
   $(find build/gen src/main/java -name '*.java')
-echo "$CP" > build/classpath
+jar --create --file build/credbroker-client.jar -C build/classes .
+echo "$PWD/build/credbroker-client.jar:$CP" > build/classpath
 
 if [ "${1:-}" = test ]; then
   JUNIT=$S/junit-platform-console-standalone.jar
