@@ -101,12 +101,7 @@ impl Broker {
             Decision::Wait(at) => return Ok(Step::Renewal(at)),
             Decision::Refuse(error) => return Err(error),
             Decision::Probe => {
-                let rotation = self.rotation(provider, id, owner, forced_at);
-                let refresh_token = rotation_token(provider, &vault)?;
-                let started = std::time::Instant::now();
-                let probed = rotation.probe(&record, vault.clone(), &refresh_token).await;
-                metrics::renewal(&id.provider, "probe", probed.is_ok(), started.elapsed());
-                let (record, vault) = probed?;
+                let (record, vault) = self.rotation(provider, id, owner, forced_at).probe(&record, vault).await?;
                 self.renew(provider, id, &record, vault, owner, forced_at).await?
             }
             Decision::Renew => self.renew(provider, id, &record, vault, owner, forced_at).await?,
@@ -127,7 +122,8 @@ impl Broker {
         Ok(Step::Served(self.serve(provider, header, record.version, vault)))
     }
 
-    /// Obtains a new session and stores it; a REFRESHING record means its holder vanished.
+    /// Obtains a new session and stores it: logs in again, or rotates a single-use refresh
+    /// token (`rotation`, which also recovers from a holder that vanished mid-refresh).
     async fn renew(
         &self,
         provider: &Provider,
@@ -137,23 +133,16 @@ impl Broker {
         owner: &str,
         forced_at: Option<OffsetDateTime>,
     ) -> BrokerResult<(StoredCredential, Vault)> {
-        let started = std::time::Instant::now();
-        let (kind, result) = match provider.renewal(&vault) {
-            Renewal::Login => ("login", self.login(provider, id, record, vault, forced_at).await),
-            Renewal::Rotation(refresh_token) => {
-                let refresh_token = refresh_token.clone();
-                let rotation = self.rotation(provider, id, owner, forced_at);
-                // The negative control behaves like a lease-only design: a holder whose lease
-                // expired is simply superseded (and, when it wakes up, sends its token again).
-                if record.state == CredentialState::Refreshing && !self.chaos.journal_off() {
-                    return Err(rotation.fence(record, &vault, &refresh_token).await);
-                }
-                ("rotation", rotation.run(record, vault, &refresh_token).await)
+        match provider.renewal(&vault) {
+            Renewal::Login => {
+                let started = std::time::Instant::now();
+                let result = self.login(provider, id, record, vault, forced_at).await;
+                metrics::renewal(&id.provider, "login", result.is_ok(), started.elapsed());
+                result
             }
-            Renewal::Static => return Err(BrokerError::NoSession),
-        };
-        metrics::renewal(&id.provider, kind, result.is_ok(), started.elapsed());
-        result
+            Renewal::Rotation(_) => self.rotation(provider, id, owner, forced_at).renew(record, vault).await,
+            Renewal::Static => Err(BrokerError::NoSession),
+        }
     }
 
     fn rotation<'a>(
@@ -253,13 +242,5 @@ impl Broker {
         if let Ok((record, vault)) = self.records.read(id).await {
             self.plan(id, &record, &vault);
         }
-    }
-}
-
-/// The refresh token a probe reopens (the one the vault holds).
-fn rotation_token(provider: &Provider, vault: &Vault) -> BrokerResult<crate::domain::Secret> {
-    match provider.renewal(vault) {
-        Renewal::Rotation(token) => Ok(token.clone()),
-        _ => Err(BrokerError::NoSession),
     }
 }

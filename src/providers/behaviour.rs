@@ -109,15 +109,23 @@ impl Provider {
         }
     }
 
-    /// Redeems a single-use refresh token: one request, never repeated by anything below.
-    pub async fn redeem(&self, http: &HttpClient, refresh_token: &Secret) -> Result<TokenSet, UpstreamError> {
+    /// Posts one OAuth2 grant to the instance's token endpoint, with the client's own
+    /// authentication: one request, never repeated by anything below. There is no refresh
+    /// function here: the refresh grant (a single-use refresh token) is composed in one place,
+    /// `broker::rotation`, by the function that consumes the journal's permit to send it.
+    pub async fn token_grant(
+        &self,
+        http: &HttpClient,
+        grant: &[(&str, &str)],
+        sent: &[&Secret],
+    ) -> Result<TokenSet, UpstreamError> {
         match &self.settings {
-            ProviderSettings::Passolution(s) => passolution::refresh(http, s, refresh_token).await,
-            _ => Err(self.cannot("redeem refresh tokens")),
+            ProviderSettings::Passolution(s) => passolution::token_request(http, s, grant, sent).await,
+            _ => Err(self.cannot("take OAuth2 grants")),
         }
     }
 
-    /// What a failed redemption means for the refresh token.
+    /// What a failed refresh grant means for the refresh token.
     pub fn classify_refresh_failure(&self, error: &UpstreamError) -> RefreshFailure {
         passolution::classify_refresh_error(error)
     }

@@ -1,5 +1,7 @@
 //! Passolution: a Laravel Passport OAuth2 server. Refresh tokens are single-use and a
-//! refresh revokes the previous access token at once (see `docs/refresh-safety.md`).
+//! refresh revokes the previous access token at once (docs/refresh-safety.md). This file has
+//! the token endpoint and the probe; the refresh grant itself is sent only by
+//! `broker::rotation`, which holds the journal's permit for it.
 
 mod refresh_failure;
 
@@ -72,19 +74,6 @@ pub async fn exchange_code(
     token_request(http, s, &grant, &sent).await
 }
 
-/// Redeems a single-use refresh token. Exactly one request: the caller must have reserved
-/// the token first and must treat any error through [`classify_refresh_error`], never by
-/// calling again. A reply without `refresh_token` means: keep the old one.
-#[tracing::instrument(name = "passolution.refresh", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
-pub async fn refresh(
-    http: &HttpClient,
-    s: &PassolutionSettings,
-    refresh_token: &Secret,
-) -> Result<TokenSet, UpstreamError> {
-    let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
-    token_request(http, s, &grant, &[refresh_token]).await
-}
-
 /// A token for the client itself; the reply has no refresh token.
 #[tracing::instrument(name = "passolution.client_credentials", skip_all, fields(otel.kind = "client"), err(level = "warn"))]
 pub async fn client_credentials(http: &HttpClient, s: &PassolutionSettings) -> Result<TokenSet, UpstreamError> {
@@ -109,8 +98,11 @@ pub async fn probe(
     }
 }
 
-/// `POST token_url` with a form body (RFC 6749's encoding; Passport also takes JSON).
-async fn token_request(
+/// `POST token_url` with `grant` as a form body (RFC 6749's encoding; Passport also takes
+/// JSON), plus the client's id and secret. Exactly one request: a refresh grant's caller must
+/// have reserved the token first and must read any error through [`classify_refresh_error`],
+/// never by calling again. A reply without `refresh_token` means: keep the old one.
+pub(super) async fn token_request(
     http: &HttpClient,
     s: &PassolutionSettings,
     grant: &[(&str, &str)],

@@ -110,16 +110,16 @@ async fn passolution_replayed_refresh_token_needs_reauthorization_in_both_server
         let s = spawn_with_fake(StoreKind::Memory).await;
         s.fake.knobs().set_passolution_error_style(style);
         let (_, refresh, tokens) = issue_tokens(&s.fake, Duration::from_secs(1));
-        // Someone else redeems it first.
-        let http = credbroker::providers::http::HttpClient::new(Duration::from_secs(2), Duration::from_secs(2));
-        let settings = passolution_settings(&s.fake);
-        credbroker::providers::passolution::refresh(
-            &http,
-            &settings,
-            &credbroker::domain::Secret::new(refresh.clone()),
-        )
-        .await
-        .unwrap();
+        // Someone else — another client of the same OAuth app — redeems it first.
+        let token_url = format!("{}oauth/token", s.fake.url(Provider::Passolution));
+        let grant = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", CLIENT_ID),
+            ("client_secret", crate::upstream::CLIENT_SECRET),
+        ];
+        let redeemed = reqwest::Client::new().post(token_url).form(&grant).send().await.unwrap();
+        assert!(redeemed.status().is_success(), "{redeemed:?}");
         s.app.put("passolution", "u", tokens).await.unwrap();
         let error = s.app.get("passolution", "u").await.unwrap_err();
         assert_eq!(error.code(), Code::FailedPrecondition, "{style:?}: {error:?}");
@@ -127,19 +127,6 @@ async fn passolution_replayed_refresh_token_needs_reauthorization_in_both_server
         assert_eq!(status.state(), CredentialState::ReauthRequired, "{style:?}");
         assert!(status.detail.contains("revoked"), "{style:?}: {}", status.detail);
         assert!(!status.detail.contains(&refresh));
-    }
-}
-
-fn passolution_settings(fake: &fake_upstream::FakeUpstream) -> credbroker::providers::passolution::PassolutionSettings {
-    let base = fake.url(Provider::Passolution);
-    credbroker::providers::passolution::PassolutionSettings {
-        api_base_url: format!("{base}api/v2/").parse().unwrap(),
-        token_url: format!("{base}oauth/token").parse().unwrap(),
-        client_id: CLIENT_ID.into(),
-        client_secret: credbroker::domain::Secret::new(crate::upstream::CLIENT_SECRET),
-        token_budget_per_minute: 240,
-        probe_path: credbroker::providers::passolution::PROBE_PATH.into(),
-        refresh_token_lifetime: Duration::from_secs(365 * 24 * 3600),
     }
 }
 

@@ -12,16 +12,17 @@
 //!   the token's expiry proves nothing: "outcome unknown", REAUTH_REQUIRED, never a claim that
 //!   the refresh happened. The refresh token is not sent in any of these cases.
 
-use super::{Rotation, Transition, attempt_id};
+use super::{Rotation, Transition, attempt_id, held_token};
 use crate::broker::{BrokerError, BrokerResult};
 use crate::domain::{CredentialState, Reason, Secret, Vault};
 use crate::providers::Probe;
 use crate::store::{Attempt, StoredCredential};
+use crate::telemetry::metrics;
 use time::OffsetDateTime;
 
 impl Rotation<'_> {
     /// The holder vanished mid-refresh: take its attempt over and flag the credential.
-    pub async fn fence(&self, record: &StoredCredential, vault: &Vault, refresh_token: &Secret) -> BrokerError {
+    pub(super) async fn fence(&self, record: &StoredCredential, vault: &Vault, refresh_token: &Secret) -> BrokerError {
         let probe_at = OffsetDateTime::now_utc() + self.coordination.reconcile_after;
         let meta = self.meta(&Transition::Fence, Some(probe_at));
         let attempt = attempt_id(refresh_token);
@@ -36,7 +37,15 @@ impl Rotation<'_> {
 
     /// INDETERMINATE and `probe_at` has come: probe with the old access token. `Ok`: the
     /// refresh never happened and the attempt is reopened (ACTIVE, safe to refresh).
-    pub async fn probe(
+    pub async fn probe(&self, record: &StoredCredential, vault: Vault) -> BrokerResult<(StoredCredential, Vault)> {
+        let refresh_token = held_token(&vault)?;
+        let started = std::time::Instant::now();
+        let probed = self.probe_with(record, vault, &refresh_token).await;
+        metrics::renewal(&self.id.provider, "probe", probed.is_ok(), started.elapsed());
+        probed
+    }
+
+    async fn probe_with(
         &self,
         record: &StoredCredential,
         vault: Vault,

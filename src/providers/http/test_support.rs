@@ -39,3 +39,14 @@ pub(crate) fn assert_expires_in(at: OffsetDateTime, lifetime: Duration, toleranc
     let off = (at - expected).abs();
     assert!(off <= tolerance, "expires at {at}, expected about {expected} (off by {off})");
 }
+
+/// A refresh grant sent straight to Passolution's token endpoint, as `broker::rotation` sends
+/// it (without the journal: these tests are about the HTTP exchange and its classification).
+pub(crate) async fn refresh(
+    http: &HttpClient,
+    s: &crate::providers::passolution::PassolutionSettings,
+    refresh_token: &crate::domain::Secret,
+) -> Result<super::TokenSet, super::UpstreamError> {
+    let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+    crate::providers::passolution::token_request(http, s, &grant, &[refresh_token]).await
+}

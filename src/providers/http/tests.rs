@@ -168,15 +168,15 @@ async fn no_error_shows_a_secret_we_sent_or_received() {
     };
     let http = client();
     let (access, refresh) = (Secret::new(access), Secret::new(refresh));
-    let tokens = passolution::refresh(&http, &po, &refresh).await.unwrap();
+    let tokens = test_support::refresh(&http, &po, &refresh).await.unwrap();
     let new_access = tokens.access_token.expose().to_owned();
     let mut shown = vec![format!("{tokens:?}")];
-    let mut errors = vec![passolution::refresh(&http, &po, &refresh).await.unwrap_err()];
+    let mut errors = vec![test_support::refresh(&http, &po, &refresh).await.unwrap_err()];
     errors.push(
         passolution::exchange_code(&http, &po, &refresh, "https://app.example/cb", Some(&access)).await.unwrap_err(),
     );
     fake.knobs().fail(Provider::Passolution, FailureMode::CommitThenDrop, Times::Next(1));
-    errors.push(passolution::refresh(&http, &po, tokens.refresh_token.as_ref().unwrap()).await.unwrap_err());
+    errors.push(test_support::refresh(&http, &po, tokens.refresh_token.as_ref().unwrap()).await.unwrap_err());
     po.client_secret = Secret::new("wrong-client-secret-QQQ");
     errors.push(passolution::client_credentials(&http, &po).await.unwrap_err());
     let api_key = Secret::new(fake.pass_api_key());

@@ -9,7 +9,9 @@ use fake_upstream::{FailureMode, FakeUpstream, Operation, Provider, RefreshError
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::providers::http::test_support::{assert_expires_in, client, closed_port_url, fake, impatient_client, url};
+use crate::providers::http::test_support::{
+    assert_expires_in, client, closed_port_url, fake, impatient_client, refresh, url,
+};
 
 const CLIENT: &str = "broker-app";
 const CLIENT_SECRET: &str = "client-secret-Zq8vR2";
