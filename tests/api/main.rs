@@ -3,6 +3,7 @@
 
 mod admin;
 mod allocator;
+mod architecture;
 mod bad_input;
 mod budget;
 #[cfg(feature = "chaos")] // fault-injection hooks: scripts/test builds with them
