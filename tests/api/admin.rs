@@ -1,12 +1,12 @@
 //! The admin API on both stores: put, status, list (paged), delete.
 
-use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app};
+use crate::harness::{Broker, StoreKind, bro_code, bro_token};
 use credbroker::grpc::pb::{self, CredentialState, put_credential_request::Secret as PutSecret};
 use std::collections::BTreeSet;
 use tonic::Code;
 
 async fn lifecycle(store: StoreKind) {
-    let app = spawn_app(store).await;
+    let app = Broker::on(store).start().await;
     let codes = [bro_code("secret-code-a"), bro_code("secret-code-b"), bro_code("secret-code-c")];
     let first = app.put("bro", "org-a", bro_token("user|a", &codes[0])).await.unwrap();
     assert_eq!(
@@ -42,7 +42,7 @@ async fn credential_lifecycle_redis() {
 }
 
 async fn paging(store: StoreKind) {
-    let app = spawn_app(store).await;
+    let app = Broker::on(store).start().await;
     let subjects: BTreeSet<String> = (0..250).map(|i| format!("subject-{i:03}")).collect();
     for subject in &subjects {
         app.put("bro", subject, bro_token("u|1", &bro_code("listing-secret"))).await.unwrap();
@@ -82,7 +82,7 @@ async fn listing_pages_through_everything_once_redis() {
 
 #[tokio::test]
 async fn put_reports_oauth_expiry_in_status() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let at = prost_types::Timestamp { seconds: 4_102_444_800, nanos: 0 }; // 2100-01-01
     let tokens = pb::OAuthTokens { refresh_token: "r".into(), access_token: "a".into(), access_expires_at: Some(at) };
     let status = app.put("passolution", "u", PutSecret::OauthTokens(tokens)).await.unwrap();

@@ -8,31 +8,13 @@
 //! eagerly committed arena is committed whole when it is reserved (no commit calls after);
 //! a lazy one commits as pages are first used.
 
-use crate::shutdown::{free_port, wait_for_port};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use std::process::Stdio;
-use std::time::Duration;
+use crate::harness::Serve;
 
 /// The `commits` count mimalloc reports when `credbroker serve`, started with `env`, stops.
 async fn commits_at_exit(env: &[(&str, &str)]) -> u64 {
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn")
-        .env("MIMALLOC_SHOW_STATS", "1")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(port).await;
-    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.unwrap().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let serve = Serve::new().env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn").env("MIMALLOC_SHOW_STATS", "1");
+    let (status, stderr) = serve.envs(env).capture_logs().start().await.finish().await;
+    assert!(status.success(), "{status:?}: {stderr}");
     let line = stderr
         .lines()
         .find(|l| l.trim_start().starts_with("commits"))

@@ -1,6 +1,6 @@
 //! Bad input gets a clear status naming the field, never a secret, never a panic.
 
-use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app, spawn_app_with};
+use crate::harness::{Broker, TEST_KEY, bro_code, bro_token};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use rand::Rng;
 use tonic::Code;
@@ -17,7 +17,7 @@ fn put(provider: &str, subject: &str, secret: Option<PutSecret>) -> pb::PutCrede
 
 #[tokio::test]
 async fn get_authorization_refuses_bad_fields() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let long = "x".repeat(257);
     let cases = [
         (get("", "s", None), Code::InvalidArgument, "provider"),
@@ -44,7 +44,7 @@ async fn get_authorization_refuses_bad_fields() {
 
 #[tokio::test]
 async fn put_credential_refuses_bad_secrets_without_echoing_them() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let up = |u: &str, p: &str| {
         Some(PutSecret::UsernamePassword(pb::UsernamePassword { username: u.into(), password: p.into() }))
     };
@@ -93,14 +93,11 @@ async fn put_credential_refuses_bad_secrets_without_echoing_them() {
 #[tokio::test]
 async fn unreachable_redis_means_unavailable() {
     // Port 1 on loopback: nothing listens there.
-    let app = spawn_app_with(
-        StoreKind::Memory,
-        &[
-            ("CREDBROKER__STORE__REDIS_URL", "redis://127.0.0.1:1"),
-            ("CREDBROKER__ENCRYPTION__KEY", crate::helpers::TEST_KEY),
-        ],
-    )
-    .await;
+    let app = Broker::new()
+        .env("CREDBROKER__STORE__REDIS_URL", "redis://127.0.0.1:1")
+        .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
+        .start()
+        .await;
     let get = app.get("bro", "s").await.unwrap_err();
     assert_eq!(get.code(), Code::Unavailable, "{get:?}");
     assert!(!get.message().contains("127.0.0.1"), "the store's address stays in the log: {get:?}");
@@ -113,7 +110,7 @@ async fn unreachable_redis_means_unavailable() {
 /// expected set and keeps serving.
 #[tokio::test]
 async fn random_input_never_breaks_the_server() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let mut rng = rand::rng();
     let pool =
         ["", "bro", "pass", "passolution", "\0", "\u{202e}", "ü", "{", "}", ":", "%", "\r\n", "a".repeat(300).leak()];
@@ -145,7 +142,7 @@ async fn random_input_never_breaks_the_server() {
 #[tokio::test]
 async fn subjects_with_hidden_characters_are_refused_by_every_rpc_and_never_stored() {
     use pb::proxy_call_chunk::Part;
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let code = bro_code(SECRET);
     // RTL override, line and paragraph separators, zero-width space, BOM, soft hyphen, an
     // isolate, NEL (a C1 control).

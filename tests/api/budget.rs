@@ -2,7 +2,7 @@
 //! spread out, never before a provider's `Retry-After`. Timings are checked as counts per
 //! window and lower bounds, with tolerances, never as absolute latencies.
 
-use crate::helpers::{TestRedis, random_prefix};
+use crate::harness::{TestRedis, random_prefix, redis_store};
 use credbroker::domain::ProviderName;
 use credbroker::store::budget::{BURST, BudgetBackend, BudgetError, TokenBudget};
 use credbroker::store::{RedisStore, RedisStoreConfig};
@@ -17,17 +17,7 @@ fn passolution() -> ProviderName {
 
 /// `count` budgets for one provider, as if on `count` replicas: each with its own connection.
 fn replicas(url: &str, prefix: &str, per_minute: u32, count: usize) -> Vec<TokenBudget> {
-    let store = || {
-        RedisStore::new(RedisStoreConfig {
-            url: url.to_owned(),
-            cluster: false,
-            key_prefix: prefix.to_owned(),
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(2),
-            ..Default::default()
-        })
-        .unwrap()
-    };
+    let store = || redis_store(url, prefix);
     (0..count).map(|_| TokenBudget::new(BudgetBackend::Redis(store()), &passolution(), per_minute)).collect()
 }
 

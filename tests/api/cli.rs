@@ -1,8 +1,7 @@
 //! `credbroker admin …` and `credbroker token …`, run as the real binary in a subprocess
 //! against a broker wired to the fake upstream.
 
-use crate::helpers::StoreKind;
-use crate::upstream::spawn_with_fake;
+use crate::harness::{Broker, bro_token, login};
 use base64::Engine;
 use serde_json::Value;
 use std::process::{Output, Stdio};
@@ -46,9 +45,9 @@ fn exit_code(output: &Output) -> i32 {
 
 #[tokio::test]
 async fn cli_admin_put_status_list_token_delete_round_trip() {
-    let s = spawn_with_fake(StoreKind::Memory).await;
-    s.fake.add_bro_token(BRO_USER, BRO_CODE);
-    let target = format!("http://{}", s.app.addr);
+    let app = Broker::new().fake().quick_renewals().start().await;
+    app.fake().add_bro_token(BRO_USER, BRO_CODE);
+    let target = format!("http://{}", app.addr);
     let t = ["--target", target.as_str()];
 
     let put = credbroker(
@@ -66,7 +65,7 @@ async fn cli_admin_put_status_list_token_delete_round_trip() {
     assert_eq!((status["provider"].as_str(), status["subject"].as_str()), (Some("bro"), Some("org-1")));
     assert_eq!(status["state"], "ACTIVE");
 
-    s.app.put("bro", "org-2", crate::helpers::bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+    app.put("bro", "org-2", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
     let list = credbroker(&[&["admin", "list", "bro", "--page-size", "1", "--json"], &t[..]].concat(), "", &[]).await;
     let mut subjects: Vec<_> =
         json(&list).as_array().unwrap().iter().map(|c| c["subject"].as_str().unwrap().to_owned()).collect();
@@ -97,10 +96,10 @@ async fn put_login(target: &str, credential: [&str; 3], from: &[&str], stdin: &s
 
 #[tokio::test]
 async fn cli_secrets_come_from_env_file_or_stdin_and_never_show() {
-    let s = spawn_with_fake(StoreKind::Memory).await;
-    s.fake.add_pass_user("jan", "pw-from-env-8431", true);
-    s.fake.add_jouwomgeving_user("app", "pw-from-file-5120");
-    let target = format!("http://{}", s.app.addr);
+    let app = Broker::new().fake().quick_renewals().start().await;
+    app.fake().add_pass_user("jan", "pw-from-env-8431", true);
+    app.fake().add_jouwomgeving_user("app", "pw-from-file-5120");
+    let target = format!("http://{}", app.addr);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secret");
     std::fs::write(&file, "pw-from-file-5120\n").unwrap();
@@ -118,8 +117,8 @@ async fn cli_secrets_come_from_env_file_or_stdin_and_never_show() {
     let from_stdin = put_login(&target, jan, &[], "pw-from-env-8431\n", &[]).await;
     assert_eq!(exit_code(&from_stdin), 0, "{}", text(&from_stdin.stderr));
     // The secrets reached the broker: both logins work.
-    assert!(s.app.get("pass", "jan").await.is_ok());
-    assert!(s.app.get("jouwomgeving-demo", "acme").await.is_ok());
+    assert!(app.get("pass", "jan").await.is_ok());
+    assert!(app.get("jouwomgeving-demo", "acme").await.is_ok());
     // No argument takes a secret's value.
     let argv = put_login(&target, jan, &["--password", "x"], "", &[]).await;
     assert_eq!(exit_code(&argv), 2);
@@ -132,10 +131,10 @@ async fn cli_secrets_come_from_env_file_or_stdin_and_never_show() {
 
 #[tokio::test]
 async fn cli_exit_codes_follow_the_grpc_status() {
-    let s = spawn_with_fake(StoreKind::Memory).await;
-    s.fake.add_pass_user("piet", "right", true);
-    s.app.put("pass", "piet", crate::upstream::login("piet", "wrong")).await.unwrap();
-    let target = format!("http://{}", s.app.addr);
+    let app = Broker::new().fake().quick_renewals().start().await;
+    app.fake().add_pass_user("piet", "right", true);
+    app.put("pass", "piet", login("piet", "wrong")).await.unwrap();
+    let target = format!("http://{}", app.addr);
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
@@ -180,26 +179,24 @@ fn tls_file(name: &str) -> String {
     format!("{}/clients/testdata/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The broker itself with `[server.tls]`: client certificates from the test CA required.
-async fn serve_with_mtls() -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("credbroker.toml");
+/// A configuration file in `dir` with `[server.tls]`: client certificates from the test CA
+/// required.
+fn mtls_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("credbroker.toml");
     let (cert, key, ca) = (tls_file("server.pem"), tls_file("server.key"), tls_file("ca.pem"));
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\nclient_ca_file = {ca:?}\n\
+        "[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\nclient_ca_file = {ca:?}\n\
          [[providers]]\nname = \"bro\"\nkind = \"bro\"\napi_base_url = \"http://127.0.0.1:9/bro/api/v2/\"\n"
     );
     std::fs::write(&config, text).unwrap();
-    let settings = credbroker::config::Settings::load(Some(&config), []).unwrap();
-    let application = credbroker::startup::Application::build(settings).await.unwrap();
-    let addr = application.local_addr();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
-    format!("https://{addr}")
+    config
 }
 
 #[tokio::test]
 async fn cli_speaks_mtls_with_a_ca_file_and_a_client_certificate() {
-    let target = serve_with_mtls().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::new().config_file(mtls_config(dir.path())).start().await;
+    let target = format!("https://{}", broker.addr);
     let (ca, cert, key) = (tls_file("ca.pem"), tls_file("client.pem"), tls_file("client.key"));
     let base = ["admin", "list", "bro", "--json", "--target", target.as_str(), "--ca-file", ca.as_str()];
     let mtls = credbroker(&[&base[..], &["--cert-file", &cert, "--key-file", &key]].concat(), "", &[]).await;
@@ -220,11 +217,11 @@ async fn cli_speaks_mtls_with_a_ca_file_and_a_client_certificate() {
 
 #[tokio::test]
 async fn cli_rewrap_walks_every_page_and_refuses_a_replica_with_another_key() {
-    let s = spawn_with_fake(StoreKind::Memory).await;
+    let app = Broker::new().fake().quick_renewals().start().await;
     for subject in ["org-1", "org-2", "org-3"] {
-        s.app.put("bro", subject, crate::helpers::bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+        app.put("bro", subject, bro_token(BRO_USER, BRO_CODE)).await.unwrap();
     }
-    let target = format!("http://{}", s.app.addr);
+    let target = format!("http://{}", app.addr);
     let t = ["--target", target.as_str()];
     // The embedded default seals with its ephemeral key, id "ephemeral": everything is current.
     let args = ["admin", "rewrap", "--expect-active-key", "ephemeral", "--batch", "1", "--json"];

@@ -1,6 +1,6 @@
 //! GetAuthorization for the credentials that need no token exchange, on both stores.
 
-use crate::helpers::{StoreKind, TestApp, bro_code, bro_token, only_header, spawn_app, spawn_app_with};
+use crate::harness::{Broker, StoreKind, bro_code, bro_token, only_header, secs};
 use base64::Engine;
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use tonic::Code;
@@ -9,7 +9,7 @@ const BRO_USER: &str = "0dce6fc98256|123456789|1234";
 const BRO_CODE: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffee0001";
 
 async fn bro_basic(store: StoreKind) {
-    let app = spawn_app(store).await;
+    let app = Broker::on(store).start().await;
     app.put("bro", "org-1", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
     let response = app.get("bro", "org-1").await.unwrap();
     let expected = base64::engine::general_purpose::STANDARD.encode(format!("{BRO_USER}:{BRO_CODE}"));
@@ -31,7 +31,7 @@ async fn bro_token_gives_basic_auth_redis() {
 }
 
 async fn pass_app_bearer(store: StoreKind) {
-    let app = spawn_app(store).await;
+    let app = Broker::on(store).start().await;
     app.put("pass", "client-42", PutSecret::ClientNumber("1234567".into())).await.unwrap();
     let response = app.get("pass", "client-42").await.unwrap();
     // The embedded default's PASS instance has api_key = "fake-pass-api-key"; no space after the comma.
@@ -60,12 +60,8 @@ fn oauth(access: &str, expires_in: i64) -> PutSecret {
     })
 }
 
-fn seconds(s: i64) -> Option<prost_types::Duration> {
-    Some(prost_types::Duration { seconds: s, nanos: 0 })
-}
-
 async fn passolution_bearer(store: StoreKind) {
-    let app = spawn_app(store).await;
+    let app = Broker::on(store).start().await;
     app.put("passolution", "user-1", oauth("eyJ-access-1", 3600)).await.unwrap();
     let response = app.get("passolution", "user-1").await.unwrap();
     assert_eq!(only_header(&response), ("authorization", "Bearer eyJ-access-1"));
@@ -75,10 +71,10 @@ async fn passolution_bearer(store: StoreKind) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!((now + 2515..=now + 2880).contains(&expires), "expires_at {expires} vs now {now}");
     // Asking for two hours cannot be served, nor renewed for before the planned renewal.
-    let too_long = app.get_valid_for("passolution", "user-1", seconds(7200)).await.unwrap_err();
+    let too_long = app.get_valid_for("passolution", "user-1", secs(7200)).await.unwrap_err();
     assert_eq!(too_long.code(), Code::Unavailable, "{too_long:?}");
     assert!(!too_long.message().contains("eyJ-access-1"));
-    assert!(app.get_valid_for("passolution", "user-1", seconds(1800)).await.is_ok());
+    assert!(app.get_valid_for("passolution", "user-1", secs(1800)).await.is_ok());
 }
 
 #[tokio::test]
@@ -93,7 +89,7 @@ async fn passolution_oauth_tokens_give_bearer_while_valid_redis() {
 
 #[tokio::test]
 async fn replacing_a_credential_replaces_what_is_served() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     app.put("bro", "org", bro_token("u|1", &bro_code("code-one"))).await.unwrap();
     let first = app.get("bro", "org").await.unwrap();
     app.put("bro", "org", bro_token("u|1", &bro_code("code-two"))).await.unwrap();
@@ -108,18 +104,15 @@ async fn replacing_a_credential_replaces_what_is_served() {
 /// credential that is not cached gets UNAVAILABLE.
 #[tokio::test]
 async fn warm_answers_survive_redis_going_away() {
-    let app: TestApp = crate::helpers::spawn_app_with(
-        StoreKind::Redis,
-        &[("CREDBROKER__STORE__RESPONSE_TIMEOUT", "500ms"), ("CREDBROKER__STORE__CONNECT_TIMEOUT", "500ms")],
-    )
-    .await;
-    let Some(container) = app.redis.as_ref().and_then(|r| r.container.as_ref()) else {
-        panic!("this test stops its own Redis container; run it without REDIS_URL");
-    };
+    let app = Broker::on(StoreKind::Redis)
+        .env("CREDBROKER__STORE__RESPONSE_TIMEOUT", "500ms")
+        .env("CREDBROKER__STORE__CONNECT_TIMEOUT", "500ms")
+        .start()
+        .await;
     app.put("bro", "cached", bro_token("u|1", &bro_code("c1"))).await.unwrap();
     app.put("bro", "cold", bro_token("u|2", &bro_code("c2"))).await.unwrap();
     let warm = app.get("bro", "cached").await.unwrap();
-    container.stop().await.unwrap();
+    app.redis().stop().await;
     assert_eq!(app.get("bro", "cached").await.unwrap(), warm);
     let cold = app.get("bro", "cold").await.unwrap_err();
     assert_eq!(cold.code(), Code::Unavailable, "{cold:?}");
@@ -133,7 +126,7 @@ async fn warm_answers_survive_redis_going_away() {
 #[tokio::test]
 async fn every_runtime_layout_serves_every_connection() {
     for cores in ["0", "1", "3"] {
-        let app = spawn_app_with(StoreKind::Memory, &[("CREDBROKER__SERVER__CORES", cores)]).await;
+        let app = Broker::new().env("CREDBROKER__SERVER__CORES", cores).start().await;
         app.put("bro", "org", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
         for _ in 0..6 {
             let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr)).unwrap();

@@ -1,13 +1,13 @@
 //! Standard gRPC plumbing: health and reflection (v1 and v1alpha).
 
-use crate::helpers::{StoreKind, spawn_app};
+use crate::harness::Broker;
 use futures::StreamExt;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 #[tokio::test]
 async fn health_reports_serving() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     let mut health = HealthClient::new(app.channel.clone());
     for service in ["", "credbroker.v1.CredentialBroker", "credbroker.v1.CredentialAdmin"] {
         let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
@@ -17,7 +17,7 @@ async fn health_reports_serving() {
 
 #[tokio::test]
 async fn reflection_lists_the_services_in_both_versions() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,

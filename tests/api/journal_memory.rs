@@ -5,8 +5,7 @@
 //! nothing else. The steady state of a fleet is computed from these figures (docs/redis.md,
 //! docs/refresh-safety.md); the checkpoints are appended to `target/tmp/journal-memory.txt`.
 
-use crate::helpers::{TEST_KEY, TestRedis, random_prefix};
-use crate::store_conformance::redis_store;
+use crate::harness::{TEST_KEY, TestRedis, random_prefix};
 use base64::Engine;
 use credbroker::crypto::{KeyMaterial, Keyring};
 use credbroker::domain::{CredentialId, ProviderName, Secret, SecretMaterial, Session, Subject, Vault};
@@ -52,7 +51,7 @@ async fn memory_usage(conn: &mut redis::aio::MultiplexedConnection, key: &str) -
 async fn the_journal_is_two_keys_per_credential_and_its_bytes_are_measured() {
     let redis = TestRedis::start().await;
     let prefix = random_prefix();
-    let store = redis_store(&redis, &prefix);
+    let store = redis.store(&prefix);
     let mut conn = redis.connection().await;
     let key = base64::engine::general_purpose::STANDARD.decode(TEST_KEY).unwrap();
     let keyring =

@@ -4,15 +4,10 @@
 //! the TLS port, and an unknown CA each stop the broker at start-up with a message that says
 //! what to check — and never the password.
 
-use crate::helpers::{TEST_KEY, bro_code, bro_token};
-use crate::shutdown::{free_port, wait_for_port};
-use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
-use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
-use credbroker::grpc::pb::{self};
+use crate::harness::{Serve, TEST_KEY, bro_code, bro_token, free_port, random_prefix, wait_for_port};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 use tokio::process::{Child, Command};
 
 const USER: &str = "credbroker";
@@ -77,15 +72,11 @@ impl TlsRedis {
     }
 }
 
-/// `credbroker serve` against the TLS Redis with these extra variables.
-fn broker(pki: &Pki, url: &str, extra: &[(&str, &str)]) -> (Command, u16) {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_credbroker"));
-    command
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+/// `credbroker serve` against the TLS Redis at `url`, with its client certificate and ACL user.
+fn broker(pki: &Pki, url: &str) -> Serve {
+    Serve::new()
         .env("CREDBROKER__STORE__REDIS_URL", url)
-        .env("CREDBROKER__STORE__KEY_PREFIX", crate::helpers::random_prefix())
+        .env("CREDBROKER__STORE__KEY_PREFIX", random_prefix())
         .env("CREDBROKER__STORE__TLS_CA_FILE", pki.path("ca.pem"))
         .env("CREDBROKER__STORE__TLS_CERT_FILE", pki.path("client.pem"))
         .env("CREDBROKER__STORE__TLS_KEY_FILE", pki.path("client.key"))
@@ -93,22 +84,13 @@ fn broker(pki: &Pki, url: &str, extra: &[(&str, &str)]) -> (Command, u16) {
         .env("CREDBROKER__STORE__PASSWORD", PASSWORD)
         .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command.envs(extra.iter().copied());
-    (command, port)
 }
 
 /// Runs a broker that must refuse to start; returns everything it printed.
-async fn refused(mut command: Command) -> String {
-    let output = tokio::time::timeout(Duration::from_secs(20), command.output())
-        .await
-        .expect("a broker that cannot use Redis stops within 20 s")
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+async fn refused(serve: Serve) -> String {
+    let (status, text) = serve.fails().await;
     eprintln!("{text}");
-    assert!(!output.status.success(), "it must not start: {text}");
+    assert!(!status.success(), "it must not start: {text}");
     assert!(!text.contains(PASSWORD), "the password reached the output: {text}");
     text
 }
@@ -117,24 +99,12 @@ async fn refused(mut command: Command) -> String {
 async fn rediss_with_the_right_acl_password_stores_and_serves() {
     let pki = Pki::generate();
     let redis = TlsRedis::start(&pki).await;
-    let (mut command, port) = broker(&pki, &format!("rediss://127.0.0.1:{}", redis.port), &[]);
-    let mut child = command.spawn().unwrap();
-    wait_for_port(port).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await;
-    let channel = channel.unwrap();
-    let put = pb::PutCredentialRequest {
-        provider: "bro".into(),
-        subject: "tls-org".into(),
-        secret: Some(bro_token("tls|user", &bro_code("tls"))),
-    };
-    CredentialAdminClient::new(channel.clone()).put_credential(put).await.unwrap();
-    let get = pb::GetAuthorizationRequest { provider: "bro".into(), subject: "tls-org".into(), min_validity: None };
-    let served = CredentialBrokerClient::new(channel).get_authorization(get).await.unwrap().into_inner();
+    let broker = broker(&pki, &format!("rediss://127.0.0.1:{}", redis.port)).capture_logs().start().await;
+    broker.put("bro", "tls-org", bro_token("tls|user", &bro_code("tls"))).await.unwrap();
+    let served = broker.get("bro", "tls-org").await.unwrap();
     assert!(!served.headers.is_empty());
     assert_eq!(raw_keys(&pki, redis.port).await.iter().filter(|k| k.ends_with("{bro:tls-org}:cred")).count(), 1);
-    child.start_kill().unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
+    let (_, logs) = broker.finish().await;
     assert!(!logs.contains(PASSWORD), "the password reached the log");
 }
 
@@ -143,8 +113,7 @@ async fn a_wrong_password_is_a_clear_start_up_error() {
     let pki = Pki::generate();
     let redis = TlsRedis::start(&pki).await;
     let url = format!("rediss://127.0.0.1:{}", redis.port);
-    let (command, _) = broker(&pki, &url, &[("CREDBROKER__STORE__PASSWORD", "not-the-password")]);
-    let text = refused(command).await;
+    let text = refused(broker(&pki, &url).env("CREDBROKER__STORE__PASSWORD", "not-the-password")).await;
     assert!(text.contains("redis refused our credentials") && text.contains("store.password"), "{text}");
     assert!(!text.contains("not-the-password"), "{text}");
 }
@@ -155,21 +124,14 @@ async fn plaintext_to_the_tls_port_and_an_unknown_ca_fail_clearly() {
     let redis = TlsRedis::start(&pki).await;
     // A redis:// URL with TLS files is refused by config validation already; without them,
     // the handshake fails.
-    let mut plain = Command::new(env!("CARGO_BIN_EXE_credbroker"));
-    plain
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{}", free_port()))
+    let plain = Serve::new()
         .env("CREDBROKER__STORE__REDIS_URL", format!("redis://{USER}:{PASSWORD}@127.0.0.1:{}", redis.port))
-        .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY);
     let text = refused(plain).await;
     assert!(text.contains("redis:// URL to a TLS port"), "{text}");
 
     let url = format!("rediss://127.0.0.1:{}", redis.port);
-    let (command, _) =
-        broker(&pki, &url, &[("CREDBROKER__STORE__TLS_CA_FILE", pki.path("other-ca.pem").to_str().unwrap())]);
-    let text = refused(command).await;
+    let text = refused(broker(&pki, &url).env("CREDBROKER__STORE__TLS_CA_FILE", pki.path("other-ca.pem"))).await;
     assert!(text.contains("store.tls_ca_file"), "{text}");
 }
 

@@ -1,7 +1,7 @@
 //! What actually lands in Redis: no secret in any raw value, ciphertexts bound to their
 //! credential, keys of one credential on one cluster slot.
 
-use crate::helpers::{StoreKind, bro_code, bro_token, spawn_app};
+use crate::harness::{Broker, StoreKind, TestRedis, bro_code, bro_token, random_prefix};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use redis::AsyncCommands;
 use tonic::Code;
@@ -17,7 +17,7 @@ const SECRETS: [&str; 6] = [
 
 #[tokio::test]
 async fn raw_redis_values_hold_no_secret() {
-    let app = spawn_app(StoreKind::Redis).await;
+    let app = Broker::on(StoreKind::Redis).start().await;
     app.put("bro", "org", bro_token(SECRETS[5], SECRETS[0])).await.unwrap();
     app.put("pass", "client", PutSecret::ClientNumber(SECRETS[1].into())).await.unwrap();
     let up = pb::UsernamePassword { username: "jo-user".into(), password: SECRETS[2].into() };
@@ -26,7 +26,7 @@ async fn raw_redis_values_hold_no_secret() {
         pb::OAuthTokens { refresh_token: SECRETS[3].into(), access_token: SECRETS[4].into(), access_expires_at: None };
     app.put("passolution", "user", PutSecret::OauthTokens(tokens)).await.unwrap();
 
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let mut conn = app.redis().connection().await;
     let keys: Vec<String> = conn.keys(format!("{}:*", app.key_prefix)).await.unwrap();
     assert!(keys.len() >= 4 + 4, "4 records and 4 indexes, got {keys:?}");
     let mut dump = String::new();
@@ -53,10 +53,10 @@ async fn raw_redis_values_hold_no_secret() {
 
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_credential_does_not_open() {
-    let app = spawn_app(StoreKind::Redis).await;
+    let app = Broker::on(StoreKind::Redis).start().await;
     app.put("bro", "victim", bro_token("v|1", &bro_code("victim-code"))).await.unwrap();
     app.put("bro", "attacker", bro_token("a|1", &bro_code("attacker-code"))).await.unwrap();
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let mut conn = app.redis().connection().await;
     let victim_key = format!("{}:{{bro:victim}}:cred", app.key_prefix);
     let attacker_key = format!("{}:{{bro:attacker}}:cred", app.key_prefix);
     let data: String = conn.hget(&victim_key, "data").await.unwrap();
@@ -73,10 +73,10 @@ async fn a_ciphertext_moved_to_another_credential_does_not_open() {
 /// rollback by someone with Redis access) does not open, so nothing old is served.
 #[tokio::test]
 async fn an_older_record_written_back_does_not_open() {
-    let app = spawn_app(StoreKind::Redis).await;
+    let app = Broker::on(StoreKind::Redis).start().await;
     let (old_code, new_code) = (bro_code("old-code"), bro_code("new-code"));
     app.put("bro", "org", bro_token("u|1", &old_code)).await.unwrap();
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let mut conn = app.redis().connection().await;
     let key = format!("{}:{{bro:org}}:cred", app.key_prefix);
     let old: String = conn.hget(&key, "data").await.unwrap();
     app.put("bro", "org", bro_token("u|1", &new_code)).await.unwrap();
@@ -93,9 +93,9 @@ async fn an_older_record_written_back_does_not_open() {
 
 #[tokio::test]
 async fn keys_of_one_credential_share_a_hash_tag() {
-    let app = spawn_app(StoreKind::Redis).await;
+    let app = Broker::on(StoreKind::Redis).start().await;
     app.put("bro", "we{ird}:sub", bro_token("u|1", &bro_code("code"))).await.unwrap();
-    let mut conn = app.redis.as_ref().unwrap().connection().await;
+    let mut conn = app.redis().connection().await;
     let keys: Vec<String> = conn.keys(format!("{}:{{bro:*", app.key_prefix)).await.unwrap();
     assert_eq!(keys, [format!("{}:{{bro:we%7Bird%7D%3Asub}}:cred", app.key_prefix)]);
     let slot = |key: &str| -> String { key[key.find('{').unwrap() + 1..key.find('}').unwrap()].to_owned() };
@@ -106,16 +106,8 @@ async fn keys_of_one_credential_share_a_hash_tag() {
 /// Redis configured like deploy/redis.conf passes.
 #[tokio::test]
 async fn durability_settings_are_checked_against_the_real_redis() {
-    let redis = crate::helpers::TestRedis::start().await;
-    let store = credbroker::store::RedisStore::new(credbroker::store::RedisStoreConfig {
-        url: redis.url.clone(),
-        cluster: false,
-        key_prefix: crate::helpers::random_prefix(),
-        connect_timeout: std::time::Duration::from_secs(2),
-        response_timeout: std::time::Duration::from_secs(2),
-        ..Default::default()
-    })
-    .unwrap();
+    let redis = TestRedis::start().await;
+    let store = redis.store(&random_prefix());
     let problems = store.durability_warnings().await.unwrap();
     assert!(problems.iter().any(|p| p.contains("appendonly")), "{problems:?}");
     let mut conn = redis.connection().await;

@@ -1,10 +1,8 @@
 //! What no caller can make the broker do: burn refresh tokens by reporting rejections
 //! or spend one on a `min_validity` no token can meet.
 
-use crate::helpers::{StoreKind, TEST_KEY, TestApp, TestRedis, random_prefix, settings, spawn_with_settings};
-use crate::lifecycle_oauth::report;
-use crate::upstream::{issue_tokens, secs, spawn_with_fake, spawn_with_fake_and};
-use fake_upstream::{FakeUpstream, Operation, Provider};
+use crate::harness::{Broker, StoreKind, TestBroker, TestRedis, issue_tokens, random_prefix, secs, start_fake};
+use fake_upstream::{FakeUpstream, Operation};
 use std::time::Duration;
 use tonic::Code;
 
@@ -13,23 +11,11 @@ fn refresh_grants(fake: &FakeUpstream) -> usize {
 }
 
 /// Two replicas on one Redis, both pointing at `fake`, with `limits` as `[refresh]` settings.
-async fn two_replicas(fake: &FakeUpstream, limits: &[(&str, &str)]) -> (TestApp, TestApp, TestRedis) {
+async fn two_replicas(fake: &FakeUpstream, limits: &[(&str, &str)]) -> (TestBroker, TestBroker, TestRedis) {
     let redis = TestRedis::start().await;
     let prefix = random_prefix();
-    let (api, token) = (
-        format!("{}api/v2/", fake.url(Provider::Passolution)),
-        format!("{}oauth/token", fake.url(Provider::Passolution)),
-    );
-    let mut env = vec![
-        ("CREDBROKER__STORE__REDIS_URL", redis.url.as_str()),
-        ("CREDBROKER__STORE__KEY_PREFIX", prefix.as_str()),
-        ("CREDBROKER__ENCRYPTION__KEY", TEST_KEY),
-        ("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", api.as_str()),
-        ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", token.as_str()),
-    ];
-    env.extend_from_slice(limits);
-    let a = spawn_with_settings(settings(&env)).await;
-    let b = spawn_with_settings(settings(&env)).await;
+    let replica = || Broker::new().wired_to(fake).sharing(&redis.url, &prefix).envs(limits).start();
+    let (a, b) = (replica().await, replica().await);
     (a, b, redis)
 }
 
@@ -37,7 +23,7 @@ async fn two_replicas(fake: &FakeUpstream, limits: &[(&str, &str)]) -> (TestApp,
 /// two replicas: at most one renewal per interval, fleet-wide (the record knows when).
 #[tokio::test]
 async fn reports_force_at_most_one_renewal_per_interval_fleet_wide() {
-    let fake = crate::upstream::fake_with_client().await;
+    let fake = start_fake().await;
     let limits = [("CREDBROKER__REFRESH__REJECTED_INTERVAL", "1h"), ("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")];
     let (a, b, _redis) = two_replicas(&fake, &limits).await;
     let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));
@@ -45,7 +31,7 @@ async fn reports_force_at_most_one_renewal_per_interval_fleet_wide() {
     for round in 0..20 {
         let app = if round % 2 == 0 { &a } else { &b };
         let served = app.get("passolution", "u").await.unwrap();
-        report(app, "passolution", "u", &served.token_fingerprint).await.unwrap();
+        app.report("passolution", "u", &served.token_fingerprint).await.unwrap();
     }
     assert_eq!(refresh_grants(&fake), 1, "{:?}", fake.ledger().entries());
     assert!(fake.ledger().violations().is_empty());
@@ -54,14 +40,14 @@ async fn reports_force_at_most_one_renewal_per_interval_fleet_wide() {
 /// A header younger than the minimum age is not renewed on a report, however often.
 #[tokio::test]
 async fn reports_of_a_fresh_header_force_nothing() {
-    let fake = crate::upstream::fake_with_client().await;
+    let fake = start_fake().await;
     let limits = [("CREDBROKER__REFRESH__REJECTED_INTERVAL", "0s"), ("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "1h")];
     let (a, _b, _redis) = two_replicas(&fake, &limits).await;
     let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));
     a.put("passolution", "u", tokens).await.unwrap();
     for _ in 0..20 {
         let served = a.get("passolution", "u").await.unwrap();
-        report(&a, "passolution", "u", &served.token_fingerprint).await.unwrap();
+        a.report("passolution", "u", &served.token_fingerprint).await.unwrap();
     }
     assert_eq!(refresh_grants(&fake), 0);
 }
@@ -72,24 +58,28 @@ async fn reports_of_a_fresh_header_force_nothing() {
 #[tokio::test]
 async fn a_min_validity_no_token_meets_is_refused_before_any_redemption() {
     for store in [StoreKind::Memory, StoreKind::Redis] {
-        let s = spawn_with_fake(store).await;
-        let (_, _, tokens) = issue_tokens(&s.fake, Duration::from_secs(3600));
-        s.app.put("passolution", "u", tokens).await.unwrap();
+        let app = Broker::on(store).fake().quick_renewals().start().await;
+        let (_, _, tokens) = issue_tokens(app.fake(), Duration::from_secs(3600));
+        app.put("passolution", "u", tokens).await.unwrap();
         // The provider now issues 20 s tokens; a forced renewal teaches the broker that.
-        s.fake.knobs().set_passolution_access_lifetime(Duration::from_secs(20));
-        let imported = s.app.get("passolution", "u").await.unwrap();
-        report(&s.app, "passolution", "u", &imported.token_fingerprint).await.unwrap();
-        let fresh = s.app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
+        app.fake().knobs().set_passolution_access_lifetime(Duration::from_secs(20));
+        let imported = app.get("passolution", "u").await.unwrap();
+        app.report("passolution", "u", &imported.token_fingerprint).await.unwrap();
+        let fresh = app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
         assert_ne!(fresh.token_fingerprint, imported.token_fingerprint);
         // A fresh 20 s token is promised for at most 20 × 0.7 − 0.1 = 13.9 s.
         for _ in 0..3 {
-            let refused = s.app.get_valid_for("passolution", "u", secs(30)).await.unwrap_err();
+            let refused = app.get_valid_for("passolution", "u", secs(30)).await.unwrap_err();
             assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
             assert!(refused.message().contains("min_validity"), "{}", refused.message());
         }
-        assert_eq!(refresh_grants(&s.fake), 1, "{store:?}: only the forced renewal");
+        assert_eq!(refresh_grants(app.fake()), 1, "{store:?}: only the forced renewal");
         let token = fresh.headers[0].value.trim_start_matches("Bearer ");
-        assert_eq!(s.fake.passolution_access_revoked_at(token), None, "{store:?}: the header handed out stays valid");
+        assert_eq!(
+            app.fake().passolution_access_revoked_at(token),
+            None,
+            "{store:?}: the header handed out stays valid"
+        );
     }
 }
 
@@ -97,19 +87,19 @@ async fn a_min_validity_no_token_meets_is_refused_before_any_redemption() {
 /// not the token's expiry: asking past it waits for that renewal and gets the new header.
 #[tokio::test]
 async fn a_passolution_header_is_promised_until_its_planned_renewal() {
-    let s = spawn_with_fake_and(StoreKind::Memory, &[("CREDBROKER__UPSTREAM__REFRESH_JITTER", "0")]).await;
-    let (_, _, tokens) = issue_tokens(&s.fake, Duration::from_secs(4));
-    s.app.put("passolution", "u", tokens).await.unwrap();
-    let first = s.app.get_valid_for("passolution", "u", secs(0)).await.unwrap();
+    let app = Broker::new().fake().quick_renewals().env("CREDBROKER__UPSTREAM__REFRESH_JITTER", "0").start().await;
+    let (_, _, tokens) = issue_tokens(app.fake(), Duration::from_secs(4));
+    app.put("passolution", "u", tokens).await.unwrap();
+    let first = app.get_valid_for("passolution", "u", secs(0)).await.unwrap();
     let promised = first.expires_at.unwrap().seconds;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(promised <= now + 3, "promised until the renewal at ~75 % of 4 s, not the expiry: {promised} vs {now}");
-    s.fake.knobs().set_passolution_access_lifetime(Duration::from_secs(3600));
-    let second = s.app.get_valid_for("passolution", "u", secs(60)).await.unwrap();
+    app.fake().knobs().set_passolution_access_lifetime(Duration::from_secs(3600));
+    let second = app.get_valid_for("passolution", "u", secs(60)).await.unwrap();
     assert_ne!(second.token_fingerprint, first.token_fingerprint);
-    assert_eq!(refresh_grants(&s.fake), 1);
+    assert_eq!(refresh_grants(app.fake()), 1);
     let old = first.headers[0].value.trim_start_matches("Bearer ");
-    let revoked = s.fake.passolution_access_revoked_at(old).expect("the refresh revoked the old token");
+    let revoked = app.fake().passolution_access_revoked_at(old).expect("the refresh revoked the old token");
     let promised = std::time::UNIX_EPOCH + Duration::new(promised as u64, first.expires_at.unwrap().nanos as u32);
     assert!(revoked >= promised, "revoked {revoked:?} before the promised {promised:?}");
 }

@@ -1,11 +1,9 @@
 //! The store contract, run against both implementations directly (no gRPC): versions,
 //! compare-and-swap, tombstones, listings.
 
-use crate::helpers::{TestRedis, random_prefix};
+use crate::harness::{TestRedis, eventually, random_prefix};
 use credbroker::domain::{CredentialId, CredentialState, ProviderName, Subject};
-use credbroker::store::{
-    Attempt, CredentialStore, JournalEntry, MemoryStore, RedisStore, RedisStoreConfig, Reservation, StoredCredential,
-};
+use credbroker::store::{Attempt, CredentialStore, JournalEntry, MemoryStore, Reservation, StoredCredential};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,12 +134,11 @@ pub async fn bounded_journal(store: impl CredentialStore) {
     assert_eq!(expiring, ["a0", "a1", "a2"], "{entries:?}");
     assert!(entries.iter().filter_map(|e| e.expires_in).all(|left| left <= HORIZON));
     // a2 stopped being the previous attempt under the short horizon: it expires and goes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.journal(&j).await.unwrap().iter().any(|e| e.attempt == "a2") {
-        assert!(std::time::Instant::now() < deadline, "a2 never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = sorted(store.journal(&j).await.unwrap());
+    let gone = || async {
+        let entries = sorted(store.journal(&j).await.unwrap());
+        if entries.iter().any(|e| e.attempt == "a2") { Err(entries) } else { Ok(entries) }
+    };
+    let left = eventually("a2 expires and goes", Duration::from_secs(10), gone).await;
     assert_eq!(left.iter().map(|e| e.attempt.as_str()).collect::<Vec<_>>(), ["a0", "a1", "a3", "a4"]);
     // Within its horizon a superseded attempt still refuses a replay.
     let replay = store.reserve_refresh(&j, version, attempt("a1"), &record("replay")).await.unwrap();
@@ -201,26 +198,14 @@ async fn memory_store_keeps_the_contract() {
     leases(MemoryStore::new()).await;
 }
 
-pub fn redis_store(redis: &TestRedis, prefix: &str) -> RedisStore {
-    RedisStore::new(RedisStoreConfig {
-        url: redis.url.clone(),
-        cluster: false,
-        key_prefix: prefix.to_owned(),
-        connect_timeout: Duration::from_secs(2),
-        response_timeout: Duration::from_secs(2),
-        ..Default::default()
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
     let redis = TestRedis::start().await;
-    contract(redis_store(&redis, &random_prefix())).await;
-    journal(redis_store(&redis, &random_prefix())).await;
-    bounded_journal(redis_store(&redis, &random_prefix())).await;
-    journal_race(redis_store(&redis, &random_prefix())).await;
-    leases(redis_store(&redis, &random_prefix())).await;
+    contract(redis.store(&random_prefix())).await;
+    journal(redis.store(&random_prefix())).await;
+    bounded_journal(redis.store(&random_prefix())).await;
+    journal_race(redis.store(&random_prefix())).await;
+    leases(redis.store(&random_prefix())).await;
 }
 
 /// Journals written before the journal was bounded (one `…:attempt:<hash>` key per token) are
@@ -229,7 +214,7 @@ async fn redis_store_keeps_the_contract() {
 async fn redis_legacy_attempt_keys_still_refuse_a_resend() {
     let redis = TestRedis::start().await;
     let prefix = random_prefix();
-    let store = redis_store(&redis, &prefix);
+    let store = redis.store(&prefix);
     let j = id("passolution", "legacy");
     let v = put(&store, &j, &record("rt")).await;
     let mut conn = redis.connection().await;
@@ -246,7 +231,7 @@ async fn redis_legacy_attempt_keys_still_refuse_a_resend() {
 async fn redis_listing_skips_dangling_index_entries() {
     let redis = TestRedis::start().await;
     let prefix = random_prefix();
-    let store = redis_store(&redis, &prefix);
+    let store = redis.store(&prefix);
     for s in ["a", "c", "e"] {
         put(&store, &id("bro", s), &record(s)).await;
     }

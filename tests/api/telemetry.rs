@@ -1,7 +1,7 @@
 //! Traces over OTLP to an in-test collector, JSON logs, and no secret in either — checked on
 //! the real binary, configured only through the standard environment variables.
 
-use crate::shutdown::{free_port, wait_for_port};
+use crate::harness::{Serve, TEST_KEY, TestRedis, eventually, issue_tokens, random_prefix, start_fake};
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -48,42 +48,19 @@ impl TraceService for Collector {
 async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
     let (collector, collector_addr) = Collector::start().await;
 
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+    let broker = Serve::new()
         .env("CREDBROKER__TELEMETRY__LOG_FORMAT", "json")
         .env("RUST_LOG", "debug")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(port).await;
-
-    let (mut admin, mut broker) = clients(port).await;
+        .capture_logs()
+        .start()
+        .await;
     let secret = PutSecret::BroToken(pb::BroToken { username: "u|1".into(), code: SECRET.into() });
-    admin
-        .put_credential(pb::PutCredentialRequest {
-            provider: "bro".into(),
-            subject: "org".into(),
-            secret: Some(secret),
-        })
-        .await
-        .unwrap();
-    let request = pb::GetAuthorizationRequest { provider: "bro".into(), subject: "org".into(), min_validity: None };
-    broker.get_authorization(request).await.unwrap();
-    let bad = pb::PutCredentialRequest {
-        provider: "pass".into(),
-        subject: "org".into(),
-        secret: Some(PutSecret::ClientNumber(format!("{SECRET}\n"))),
-    };
-    assert!(admin.put_credential(bad).await.is_err());
-
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
-    assert!(output.status.success());
+    broker.put("bro", "org", secret).await.unwrap();
+    broker.get("bro", "org").await.unwrap();
+    assert!(broker.put("pass", "org", PutSecret::ClientNumber(format!("{SECRET}\n"))).await.is_err());
+    let (status, logs) = broker.finish().await;
+    assert!(status.success());
 
     let exported = format!("{:?}", collector.received.lock().unwrap());
     for name in [
@@ -97,7 +74,6 @@ async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
     assert!(exported.contains("credbroker"), "service name is set");
     assert!(!exported.contains(SECRET), "a secret reached the traces");
 
-    let logs = String::from_utf8(output.stderr).unwrap();
     assert!(logs.lines().count() >= 3, "{logs}");
     for line in logs.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -106,20 +82,13 @@ async fn spans_reach_an_otlp_collector_and_logs_are_json_without_secrets() {
     assert!(!logs.contains(SECRET), "a secret reached the logs:\n{logs}");
 }
 
-/// The binary on `port` exporting traces to the collector at `collector`, its Passolution
-/// provider on the fake at `passolution`, forced renewals allowed at once.
-fn traced_broker(port: u16, passolution: &str, collector: std::net::SocketAddr) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"));
-    command
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+/// The binary exporting traces to the collector at `collector`, its Passolution provider on
+/// the fake at `passolution`, forced renewals allowed at once.
+fn traced_broker(passolution: &str, collector: std::net::SocketAddr) -> Serve {
+    Serve::new()
         .env("CREDBROKER__REFRESH__REJECTED_MIN_AGE", "0s")
-        .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
-        .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
+        .passolution_at(passolution)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    command
 }
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -133,20 +102,13 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_call() {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let (collector, collector_addr) = Collector::start().await;
-    let fake = crate::upstream::fake_with_client().await;
+    let fake = start_fake().await;
     let passolution = fake.url(fake_upstream::Provider::Passolution);
 
-    let port = free_port();
-    let child = traced_broker(port, &passolution, collector_addr).spawn().unwrap();
-    wait_for_port(port).await;
-    let (mut admin, mut broker) = clients(port).await;
-    let (_, _, tokens) = crate::upstream::issue_tokens(&fake, Duration::from_secs(3600));
-    let put =
-        pb::PutCredentialRequest { provider: "passolution".into(), subject: "traced".into(), secret: Some(tokens) };
-    admin.put_credential(put).await.unwrap();
-    let get =
-        pb::GetAuthorizationRequest { provider: "passolution".into(), subject: "traced".into(), min_validity: None };
-    let fingerprint = broker.get_authorization(get).await.unwrap().into_inner().token_fingerprint;
+    let traced = traced_broker(&passolution, collector_addr).start().await;
+    let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));
+    traced.put("passolution", "traced", tokens).await.unwrap();
+    let fingerprint = traced.get("passolution", "traced").await.unwrap().token_fingerprint;
     fake.traffic().clear();
     let report = pb::ReportRejectedRequest {
         provider: "passolution".into(),
@@ -155,11 +117,8 @@ async fn the_callers_trace_is_the_parent_of_the_rpc_the_renewal_and_the_token_ca
     };
     let mut report = tonic::Request::new(report);
     report.metadata_mut().insert("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01").parse().unwrap());
-    broker.report_rejected(report).await.unwrap();
-
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    traced.broker.clone().report_rejected(report).await.unwrap();
+    traced.finish().await;
 
     let spans = exported_spans(&collector);
     let traced: Vec<&Exported> = spans.iter().filter(|s| s.trace_id == TRACE_ID).collect();
@@ -192,32 +151,24 @@ async fn a_caller_served_by_another_replicas_renewal_links_to_it() {
     const CALLER_B: &str = "c1d2e3f405060708";
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let (collector, collector_addr) = Collector::start().await;
-    let redis = crate::helpers::TestRedis::start().await;
-    let prefix = crate::helpers::random_prefix();
-    let fake = crate::upstream::fake_with_client().await;
+    let redis = TestRedis::start().await;
+    let prefix = random_prefix();
+    let fake = start_fake().await;
     let passolution = fake.url(fake_upstream::Provider::Passolution);
-    let replica = |port: u16| {
-        traced_broker(port, &passolution, collector_addr)
+    let replica = || {
+        traced_broker(&passolution, collector_addr)
             .env("CREDBROKER__STORE__REDIS_URL", &redis.url)
             .env("CREDBROKER__STORE__KEY_PREFIX", &prefix)
-            .env("CREDBROKER__ENCRYPTION__KEY", crate::helpers::TEST_KEY)
-            .spawn()
-            .unwrap()
+            .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
+            .start()
     };
-    let (port_a, port_b) = (free_port(), free_port());
-    let (child_a, child_b) = (replica(port_a), replica(port_b));
-    wait_for_port(port_a).await;
-    wait_for_port(port_b).await;
-    let (mut admin, broker_a) = clients(port_a).await;
-    let (_, broker_b) = clients(port_b).await;
+    let (a, b) = (replica().await, replica().await);
 
-    let (_, _, tokens) = crate::upstream::issue_tokens(&fake, Duration::from_secs(3600));
-    let put =
-        pb::PutCredentialRequest { provider: "passolution".into(), subject: "linked".into(), secret: Some(tokens) };
-    admin.put_credential(put).await.unwrap();
+    let (_, _, tokens) = issue_tokens(&fake, Duration::from_secs(3600));
+    a.put("passolution", "linked", tokens).await.unwrap();
     let get =
         pb::GetAuthorizationRequest { provider: "passolution".into(), subject: "linked".into(), min_validity: None };
-    let old = broker_a.clone().get_authorization(get.clone()).await.unwrap().into_inner().token_fingerprint;
+    let old = a.get("passolution", "linked").await.unwrap().token_fingerprint;
     // A's caller reports the header rejected: A rotates it under the lease, the token endpoint
     // slow.
     fake.knobs().set_latency(fake_upstream::Provider::Passolution, Duration::from_secs(2));
@@ -228,35 +179,29 @@ async fn a_caller_served_by_another_replicas_renewal_links_to_it() {
     };
     let mut report = tonic::Request::new(report);
     report.metadata_mut().insert("traceparent", format!("00-{TRACE_A}-{CALLER_A}-01").parse().unwrap());
-    let mut reporter = broker_a.clone();
+    let mut reporter = a.broker.clone();
     let caller_a = tokio::spawn(async move { reporter.report_rejected(report).await });
     // B's caller comes once A's refresh is in flight (reserved, REFRESHING): it cannot be
     // served the old header, and the lease is A's, so it waits for A's announcement.
-    let credential = pb::CredentialRef { provider: "passolution".into(), subject: "linked".into() };
-    let waited = std::time::Instant::now();
-    loop {
-        let status = admin.get_credential_status(credential.clone()).await.unwrap().into_inner();
-        if status.state() == pb::CredentialState::Refreshing {
-            break;
-        }
-        assert!(!caller_a.is_finished() && waited.elapsed() < Duration::from_secs(10), "A's refresh never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let refreshing = || async {
+        let status = a.status("passolution", "linked").await.unwrap();
+        assert!(!caller_a.is_finished(), "A's report ended before its refresh was seen: {status:?}");
+        status.state() == pb::CredentialState::Refreshing
+    };
+    eventually("A's refresh starts", Duration::from_secs(10), refreshing).await;
     let mut request = tonic::Request::new(get);
     request.metadata_mut().insert("traceparent", format!("00-{TRACE_B}-{CALLER_B}-01").parse().unwrap());
-    let mut broker = broker_b.clone();
-    let served_b = broker.get_authorization(request).await.unwrap().into_inner();
+    let served_b = b.broker.clone().get_authorization(request).await.unwrap().into_inner();
     caller_a.await.unwrap().unwrap();
     assert_ne!(served_b.token_fingerprint, old, "B is served A's renewal");
     let refreshes = fake.ledger().count(|e| e.operation == fake_upstream::Operation::RefreshTokenGrant);
     assert_eq!(refreshes, 1, "only A renewed");
 
-    for child in [&child_a, &child_b] {
-        let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    for replica in [&a, &b] {
+        replica.signal(nix::sys::signal::Signal::SIGTERM); // both stop together
     }
-    for child in [child_a, child_b] {
-        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    for replica in [a, b] {
+        replica.finish().await;
     }
 
     let spans = exported_spans(&collector);
@@ -318,20 +263,6 @@ fn descends(span: &Exported, ancestor: &str, spans: &[&Exported]) -> bool {
     false
 }
 
-type Clients = (
-    pb::credential_admin_client::CredentialAdminClient<tonic::transport::Channel>,
-    pb::credential_broker_client::CredentialBrokerClient<tonic::transport::Channel>,
-);
-
-async fn clients(port: u16) -> Clients {
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    (
-        pb::credential_admin_client::CredentialAdminClient::new(channel.clone()),
-        pb::credential_broker_client::CredentialBrokerClient::new(channel),
-    )
-}
-
 /// Receives OTLP metrics: the instrument names of every export.
 #[derive(Clone, Default)]
 struct MetricsCollector {
@@ -360,23 +291,10 @@ async fn metrics_reach_an_otlp_collector() {
     let addr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder().add_service(MetricsServiceServer::new(collector.clone()));
     tokio::spawn(server.serve_with_incoming(TcpListenerStream::new(listener)));
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://{addr}"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(port).await;
-    let (_, mut broker) = clients(port).await;
-    let request = pb::GetAuthorizationRequest { provider: "pass".into(), ..Default::default() };
-    broker.get_authorization(request).await.unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
-    assert!(exit.status.success());
+    let broker = Serve::new().env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://{addr}")).start().await;
+    broker.get("pass", "").await.unwrap();
+    let (status, _) = broker.finish().await;
+    assert!(status.success());
     let names = collector.names.lock().unwrap().clone();
     let expected =
         ["rpc.server.call.duration", "credbroker.cache.requests", "credbroker.ready", "credbroker.credentials"];
@@ -394,26 +312,21 @@ async fn only_the_traces_the_sampler_draws_are_exported() {
     const UNSAMPLED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let (collector, collector_addr) = Collector::start().await;
-    let port = free_port();
-    let mut command = traced_broker(port, "http://127.0.0.1:9/", collector_addr);
-    command.env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").env("OTEL_TRACES_SAMPLER_ARG", "0");
-    let child = command.spawn().unwrap();
-    wait_for_port(port).await;
-    let (mut admin, mut broker) = clients(port).await;
+    let traced = traced_broker("http://127.0.0.1:9/", collector_addr)
+        .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "0")
+        .start()
+        .await;
     let secret = PutSecret::BroToken(pb::BroToken { username: "u|1".into(), code: SECRET.into() });
-    let put = pb::PutCredentialRequest { provider: "bro".into(), subject: "org".into(), secret: Some(secret) };
-    admin.put_credential(put).await.unwrap();
+    traced.put("bro", "org", secret).await.unwrap();
     let get = || pb::GetAuthorizationRequest { provider: "bro".into(), subject: "org".into(), min_validity: None };
-    broker.get_authorization(get()).await.unwrap();
+    traced.get("bro", "org").await.unwrap();
     for traceparent in [format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00"), format!("00-{TRACE_ID}-{CALLER_SPAN}-01")] {
         let mut request = tonic::Request::new(get());
         request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
-        broker.get_authorization(request).await.unwrap();
+        traced.broker.clone().get_authorization(request).await.unwrap();
     }
-
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.expect("exits").unwrap();
+    traced.finish().await;
 
     let spans = exported_spans(&collector);
     let server = spans

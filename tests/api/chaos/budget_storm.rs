@@ -2,8 +2,8 @@
 //! minute (scaled to 30 per 6 s to keep the run short): the fleet's shared budget (240/min)
 //! spreads the refreshes so the provider never answers 429, and every caller is served.
 
-use super::fleet::{Fleet, FleetOptions};
-use crate::upstream::{issue_aged_tokens, secs};
+use crate::harness::{Fleet, FleetOptions};
+use crate::harness::{issue_aged_tokens, secs};
 use credbroker::grpc::pb;
 use fake_upstream::{Operation, Outcome};
 use std::time::{Duration, Instant};

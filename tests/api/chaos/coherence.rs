@@ -3,8 +3,8 @@
 //! credential is replaced or deleted on one of them. The cache's own freshness bound is set to
 //! ten minutes here, so only the feed can make the other replicas let go within the test.
 
-use super::fleet::{Fleet, FleetOptions};
-use crate::upstream::{issue_tokens, secs};
+use crate::harness::{Fleet, FleetOptions};
+use crate::harness::{eventually, issue_tokens, secs};
 use credbroker::grpc::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -24,22 +24,20 @@ async fn header(fleet: &Fleet, replica: usize) -> Result<String, Code> {
 
 /// Polls every replica but the first until `done` holds for all of them; returns how long it
 /// took, or panics with what each one still answered after `BOUND`.
-async fn until_all(fleet: &Fleet, done: impl Fn(&Result<String, Code>) -> bool) -> Duration {
+async fn until_all(fleet: &Fleet, what: &str, done: impl Fn(&Result<String, Code>) -> bool) -> Duration {
     let started = Instant::now();
-    loop {
+    let answers = || async {
         let mut answers = Vec::new();
         for replica in 1..fleet.replicas.len() {
             answers.push(header(fleet, replica).await);
         }
-        if answers.iter().all(&done) {
-            return started.elapsed();
-        }
         // What each replica answered, without the header itself.
         let seen: Vec<_> =
-            answers.iter().map(|a| a.as_ref().map(|h| format!("a header of {} bytes", h.len()))).collect();
-        assert!(started.elapsed() < BOUND, "replicas still serve the old state after {BOUND:?}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            answers.iter().map(|a| a.clone().map(|h| format!("a header of {} bytes", h.len()))).collect();
+        if answers.iter().all(&done) { Ok(()) } else { Err(seen) }
+    };
+    eventually(what, BOUND, answers).await;
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,10 +60,13 @@ async fn coherence_replace_and_delete_on_one_replica_reach_the_others_caches() {
     let put =
         pb::PutCredentialRequest { provider: "passolution".into(), subject: SUBJECT.into(), secret: Some(tokens) };
     admin.clone().put_credential(put).await.unwrap();
-    let replaced = until_all(&fleet, |a| a.as_ref().is_ok_and(|h| h.contains(&second_access))).await;
+    let replaced = until_all(&fleet, "every replica serves the replacement", |a| {
+        a.as_ref().is_ok_and(|h| h.contains(&second_access))
+    })
+    .await;
 
     let reference = pb::CredentialRef { provider: "passolution".into(), subject: SUBJECT.into() };
     admin.clone().delete_credential(reference).await.unwrap();
-    let deleted = until_all(&fleet, |a| a == &Err(Code::NotFound)).await;
+    let deleted = until_all(&fleet, "every replica knows of the deletion", |a| a == &Err(Code::NotFound)).await;
     println!("coherence: replaced seen everywhere after {replaced:?}, deletion after {deleted:?}");
 }

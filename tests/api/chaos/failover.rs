@@ -9,10 +9,9 @@
 //! restarted after the failover (Sentinel makes it a replica): until then the new primary has
 //! no replica, and `journal_replicas = 1` rightly refuses every reservation.
 
-use super::fleet::{Fleet, FleetOptions};
 use super::scenario::*;
-use crate::failover::nodes::{MASTER, Node};
-use crate::upstream::issue_aged_tokens;
+use crate::harness::{Fleet, FleetOptions};
+use crate::harness::{MASTER, RedisNode, eventually, issue_aged_tokens};
 use credbroker::grpc::pb;
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
@@ -41,21 +40,21 @@ impl KillAt {
 
 /// One primary, one replica, three sentinels that know each other and the replica.
 struct Topology {
-    primary: Node,
-    replica: Node,
-    sentinels: Vec<Node>,
+    primary: RedisNode,
+    replica: RedisNode,
+    sentinels: Vec<RedisNode>,
 }
 
 impl Topology {
     /// `lagging`: the primary drops a silent replica after 1 s (`repl-timeout`), so writes
     /// made while the replica is stopped never reach it — not even its socket buffer.
     async fn start(lagging: bool) -> Self {
-        let primary = Node::data_with(None, if lagging { &["--repl-timeout", "1"] } else { &[] }).await;
-        let replica = Node::data(Some(primary.port)).await;
+        let primary = RedisNode::data_with(None, if lagging { &["--repl-timeout", "1"] } else { &[] }).await;
+        let replica = RedisNode::data(Some(primary.port)).await;
         replica.wait_until_in_sync().await;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            sentinels.push(Node::sentinel(primary.port).await);
+            sentinels.push(RedisNode::sentinel(primary.port).await);
         }
         let topology = Self { primary, replica, sentinels };
         topology.wait_until_sentinels_agree().await;
@@ -65,29 +64,24 @@ impl Topology {
     /// A failover needs a quorum of sentinels that have found each other (hello messages,
     /// every 2 s) and the replica.
     async fn wait_until_sentinels_agree(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         for sentinel in &self.sentinels {
-            loop {
+            let agrees = || async {
                 let mut conn = sentinel.connection().await;
                 let peers: Vec<redis::Value> =
                     redis::cmd("SENTINEL").arg("SENTINELS").arg(MASTER).query_async(&mut conn).await.unwrap();
                 let replicas: Vec<redis::Value> =
                     redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER).query_async(&mut conn).await.unwrap();
-                if peers.len() == 2 && replicas.len() == 1 {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "sentinels never found each other and the replica");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+                peers.len() == 2 && replicas.len() == 1
+            };
+            eventually("the sentinels find each other and the replica", Duration::from_secs(20), agrees).await;
         }
     }
 
     /// Until every sentinel names `port` as the master (the new configuration spreads by
     /// hello messages), so the old primary, restarted, is turned into a replica by all.
     async fn wait_until_sentinels_name(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         for sentinel in &self.sentinels {
-            loop {
+            let names = || async {
                 let mut conn = sentinel.connection().await;
                 let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
                     .arg("GET-MASTER-ADDR-BY-NAME")
@@ -96,12 +90,10 @@ impl Topology {
                     .await
                     .ok()
                     .flatten();
-                if addr.is_some_and(|(_, p)| p == port) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "sentinel {} never learned the new master", sentinel.port);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+                if addr.as_ref().is_some_and(|(_, p)| *p == port) { Ok(()) } else { Err(addr) }
+            };
+            let what = format!("sentinel {} learns the new master", sentinel.port);
+            eventually(&what, Duration::from_secs(20), names).await;
         }
     }
 
@@ -134,12 +126,12 @@ pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Repor
         topology.replica.signal(Signal::SIGSTOP);
         topology.primary.wait_until_alone().await;
     }
-    let mut lines = fleet.lines.subscribe();
     let started = Instant::now();
     let callers = spawn_callers(&fleet, None);
     let callers_count = callers.len();
     let name = format!("{}-{journal_replicas}-{lagging}", kill_at.point());
-    let Some(holder) = wait_for_point(&mut lines, kill_at.point()).await else {
+    let needle = format!("\"chaos_point\":\"{}\"", kill_at.point());
+    let Some(holder) = fleet.first_to_log(&needle, Duration::from_secs(15)).await else {
         keep_logs(&name, &fleet.logs());
         panic!("no replica reached chaos point {}", kill_at.point());
     };
@@ -154,7 +146,7 @@ pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Repor
     // A replica with an empty cache reads only what the promoted node has (not the holder:
     // its log tells what it did).
     let mut logs = fleet.logs();
-    fleet.restart_replica((holder + 1) % 3, |_| {}).await;
+    fleet.restart_replica((holder + 1) % 3, |serve| serve).await;
     let (final_state, versions_grew, served_at_end) = settle(&fleet, None).await;
     let stored = stored_refresh_token_at(&topology.replica.url()).await;
     logs.push('\n');
@@ -170,22 +162,6 @@ pub async fn run(kill_at: KillAt, journal_replicas: u32, lagging: bool) -> Repor
         served_at_end,
     };
     report(&fleet, &first_refresh, stored, &logs, started, ended)
-}
-
-/// The index of the replica that reached `point`, or `None` within 15 s.
-async fn wait_for_point(lines: &mut tokio::sync::broadcast::Receiver<(usize, String)>, point: &str) -> Option<usize> {
-    let needle = format!("\"chaos_point\":\"{point}\"");
-    tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match lines.recv().await {
-                Ok((index, line)) if line.contains(&needle) => return index,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("log stream ended: {e}"),
-            }
-        }
-    })
-    .await
-    .ok()
 }
 
 /// Keeps the run's logs for reading after a failure.

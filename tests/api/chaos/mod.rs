@@ -13,7 +13,6 @@ mod budget_storm;
 mod coherence;
 mod drain;
 mod failover;
-pub mod fleet;
 mod rolling;
 mod scenario;
 mod soak;

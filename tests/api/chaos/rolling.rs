@@ -4,8 +4,8 @@
 //! while short-lived Passolution tokens rotate. Then: 0 failed RPCs, no refresh token redeemed
 //! twice, every credential ACTIVE, one upstream refresh per expiry fleet-wide.
 
-use super::fleet::{Fleet, FleetOptions};
-use crate::upstream::{issue_aged_tokens, secs};
+use crate::harness::{Clients, eventually, free_port, issue_aged_tokens, poll, secs, wait_for_port};
+use crate::harness::{Fleet, FleetOptions};
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{self, CredentialState};
 use fake_upstream::{Operation, Outcome};
@@ -119,11 +119,11 @@ struct Traffic {
 impl Traffic {
     /// Until the callers have finished `calls` calls in all.
     async fn wait_for(&self, calls: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.calls.load(Ordering::SeqCst) < calls {
-            assert!(Instant::now() < deadline, "the callers made fewer than {calls} calls in 60 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let made = || async {
+            let made = self.calls.load(Ordering::SeqCst);
+            if made >= calls { Ok(()) } else { Err(made) }
+        };
+        eventually(&format!("the callers make {calls} calls"), Duration::from_secs(60), made).await;
     }
 }
 
@@ -177,36 +177,27 @@ async fn call_with_retries(client: &mut CredentialBrokerClient<Channel>, subject
 
 async fn serving(port: u16) {
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let mut health = HealthClient::new(channel);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let health = HealthClient::new(channel);
+    let ready = || async {
         let request = HealthCheckRequest { service: "credbroker.v1.CredentialBroker".into() };
-        if let Ok(answer) = health.check(request).await {
-            if answer.into_inner().status() == ServingStatus::Serving {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "replica on {port} never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let answer = health.clone().check(request).await;
+        answer.is_ok_and(|answer| answer.into_inner().status() == ServingStatus::Serving)
+    };
+    eventually(&format!("the replica on {port} becomes ready"), Duration::from_secs(20), ready).await;
 }
 
 /// Each credential's state once no refresh is under way (tokens rotate every 6 s, so one may
 /// be REFRESHING at any moment: that is transient, not a failure).
 async fn final_states(channel: &Channel) -> Vec<CredentialState> {
-    let mut admin = credbroker::grpc::pb::credential_admin_client::CredentialAdminClient::new(channel.clone());
+    let clients = Clients::over(channel.clone());
     let mut states = Vec::new();
     for n in 0..CREDENTIALS {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let state = loop {
-            let reference = pb::CredentialRef { provider: "passolution".into(), subject: subject(n) };
-            let state = admin.get_credential_status(reference).await.unwrap().into_inner().state();
-            if state != CredentialState::Refreshing || Instant::now() > deadline {
-                break state;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let settled = || async {
+            let state = clients.status("passolution", &subject(n)).await.unwrap().state();
+            if state != CredentialState::Refreshing { Ok(state) } else { Err(state) }
         };
-        states.push(state);
+        // Still REFRESHING after 10 s: kept as it is, and the caller's check reports it.
+        states.push(poll(Duration::from_secs(10), settled).await.unwrap_or_else(|state| state));
     }
     states
 }
@@ -244,7 +235,7 @@ struct Nginx {
 impl Nginx {
     async fn start(replicas: &[u16]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = crate::shutdown::free_port();
+        let port = free_port();
         let config = loopback_config(dir.path(), port, replicas);
         std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
         let child = Command::new("nginx")
@@ -255,7 +246,7 @@ impl Nginx {
             .kill_on_drop(true)
             .spawn()
             .expect("nginx on PATH (Debian: apt-get install nginx-light or nginx)");
-        crate::shutdown::wait_for_port(port).await;
+        wait_for_port(port).await;
         Self { port, dir, _child: child }
     }
 

@@ -2,14 +2,16 @@
 //! injected at a precise step, then the invariants checked against the fake's ledger, Redis and
 //! the replicas' logs.
 
-use super::fleet::{Fleet, FleetOptions, LEASE_TTL, RECONCILE_AFTER};
-use crate::upstream::{CLIENT_SECRET, issue_aged_tokens, secs};
+use crate::harness::{
+    CLIENT_SECRET, Fleet, FleetOptions, LEASE_TTL, RECONCILE_AFTER, TEST_KEY, issue_aged_tokens, poll, secs,
+};
 use credbroker::crypto::{KeyMaterial, Keyring};
 use credbroker::domain::{CredentialId, ProviderName, SecretMaterial, Subject, Vault};
 use credbroker::grpc::pb::{self, CredentialState};
 use credbroker::store::StoredCredential;
 use fake_upstream::{FailureMode, Operation, Outcome, Provider, Times};
 use nix::sys::signal::Signal;
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -191,8 +193,10 @@ async fn inject(fleet: &mut Fleet, fault: &Fault) -> (Option<usize>, Option<bool
         Fault::RedisRestart => "sending",
         _ => return (None, None),
     };
+    // The replica waits at the chaos point, so polling its log loses nothing.
     let needle = format!("\"chaos_point\":\"{point}\"");
-    let index = reached(fleet, &needle).await.unwrap_or_else(|| panic!("no replica reached chaos point {point}"));
+    let index = fleet.first_to_log(&needle, Duration::from_secs(60)).await;
+    let index = index.unwrap_or_else(|| panic!("no replica reached chaos point {point}"));
     match fault {
         Fault::Stop(_) => {
             fleet.replicas[index].signal(Signal::SIGSTOP);
@@ -210,29 +214,13 @@ async fn inject(fleet: &mut Fleet, fault: &Fault) -> (Option<usize>, Option<bool
             (Some(index), Some(status.is_some_and(|s| s.success())))
         }
         _ => {
-            fleet.redis.restart(Duration::from_secs(1)).await;
+            // SIGKILL (no shutdown save), down for a second, then up again from its AOF.
+            fleet.redis.kill().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            fleet.redis.restart().await;
             (None, None)
         }
     }
-}
-
-/// The replica whose log shows `needle` first, read from the logs the fleet keeps (not the
-/// live broadcast, which drops lines for a slow reader on a loaded machine). The replica waits
-/// at the chaos point, so polling every 10 ms loses nothing; bounded at 60 s.
-async fn reached(fleet: &Fleet, needle: &str) -> Option<usize> {
-    let mut scanned = vec![0; fleet.replicas.len()];
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        for (index, replica) in fleet.replicas.iter().enumerate() {
-            let log = replica.log.lock().unwrap();
-            if log[scanned[index]..].iter().any(|line| line.contains(needle)) {
-                return Some(index);
-            }
-            scanned[index] = log.len();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 pub(super) async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>>>) -> (usize, Instant) {
@@ -254,33 +242,23 @@ pub(super) async fn collect(callers: Vec<tokio::task::JoinHandle<Option<Instant>
 /// period) through the live replicas; returns the final state, whether versions only grew and
 /// whether a live replica served it at the end.
 pub(super) async fn settle(fleet: &Fleet, killed: Option<usize>) -> (CredentialState, bool, bool) {
-    let deadline = Instant::now() + RECONCILE_AFTER + Duration::from_secs(8);
     let live: Vec<_> = fleet.replicas.iter().enumerate().filter(|(i, _)| Some(*i) != killed).map(|(_, r)| r).collect();
-    let (mut last_version, mut grew, mut state) = (0, true, CredentialState::Unspecified);
-    for round in 0.. {
-        let replica = live[round % live.len()];
-        let reference = pb::CredentialRef { provider: "passolution".into(), subject: SUBJECT.into() };
-        if let Ok(status) = replica.admin.clone().get_credential_status(reference).await {
-            let status = status.into_inner();
-            grew &= status.version >= last_version;
-            last_version = status.version;
-            state = status.state();
+    let (round, version, grew) = (Cell::new(0), Cell::new(0), Cell::new(true));
+    let state = Cell::new(CredentialState::Unspecified);
+    // Settled once a live replica serves it ACTIVE, or it needs re-authorization.
+    let settled = || async {
+        let replica = live[round.replace(round.get() + 1) % live.len()];
+        if let Ok(status) = replica.status("passolution", SUBJECT).await {
+            grew.set(grew.get() && status.version >= version.replace(status.version));
+            state.set(status.state());
         }
-        let request = pb::GetAuthorizationRequest {
-            provider: "passolution".into(),
-            subject: SUBJECT.into(),
-            min_validity: secs(MIN_VALIDITY),
-        };
-        let served = replica.broker.clone().get_authorization(request).await.is_ok();
-        if (served && state == CredentialState::Active)
-            || state == CredentialState::ReauthRequired
-            || Instant::now() > deadline
-        {
-            return (state, grew, served && state == CredentialState::Active);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    unreachable!()
+        let served = replica.get_valid_for("passolution", SUBJECT, secs(MIN_VALIDITY)).await.is_ok();
+        let active = served && state.get() == CredentialState::Active;
+        (active || state.get() == CredentialState::ReauthRequired).then_some(active)
+    };
+    // At the deadline the run ends as it stands (not served ACTIVE): the caller judges it.
+    let served_active = poll(RECONCILE_AFTER + Duration::from_secs(8), settled).await.unwrap_or(false);
+    (state.get(), grew.get(), served_active)
 }
 
 /// Follows the ledger from the first refresh token to the newest one the provider issued.
@@ -310,7 +288,7 @@ pub(super) async fn stored_refresh_token_at(url: &str) -> Option<String> {
     let (version, data): (u64, String) =
         redis::cmd("HMGET").arg(keys.first()?).arg("version").arg("data").query_async(&mut conn).await.ok()?;
     let record: StoredCredential = serde_json::from_str(&data).ok()?;
-    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, crate::helpers::TEST_KEY).ok()?;
+    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, TEST_KEY).ok()?;
     let keyring =
         Keyring::new(vec![KeyMaterial { id: "primary".into(), bytes: zeroize::Zeroizing::new(key) }], "primary")
             .ok()?;

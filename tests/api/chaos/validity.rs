@@ -5,8 +5,8 @@
 //! was asked, and there must be one upstream refresh per token lifetime — not one per caller
 //! or replica. A `min_validity` no fresh token can meet is refused, never redeemed for.
 
-use super::fleet::{Fleet, FleetOptions};
-use crate::upstream::{issue_tokens, secs};
+use crate::harness::{Fleet, FleetOptions};
+use crate::harness::{issue_tokens, secs};
 use credbroker::grpc::pb;
 use fake_upstream::Operation;
 use std::io::Write;

@@ -2,6 +2,7 @@
 //! configuration compared with a Dockerfile stage, and a gRPC channel to a container.
 
 use super::support::{read, run, run_ok, stdout};
+use crate::harness::eventually;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -131,17 +132,14 @@ pub fn dockerfile_config(path: &str, stage: Option<&str>) -> RunConfig {
 /// A channel to `addr` once the health service reports `service` SERVING (the container or
 /// fleet needs a moment to start; a generous deadline, no fixed sleep).
 pub async fn serving_channel(addr: &str, service: &str) -> Channel {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let mut last = String::new();
-    while tokio::time::Instant::now() < deadline {
+    let serving = || async {
         match health(addr, service).await {
-            Ok((channel, ServingStatus::Serving)) => return channel,
-            Ok((_, status)) => last = format!("{status:?}"),
-            Err(e) => last = e,
+            Ok((channel, ServingStatus::Serving)) => Ok(channel),
+            Ok((_, status)) => Err(format!("{status:?}")),
+            Err(e) => Err(e),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{addr} did not report {service:?} SERVING within 90 s; last: {last}");
+    };
+    eventually(&format!("{addr} reports {service:?} SERVING"), Duration::from_secs(90), serving).await
 }
 
 async fn health(addr: &str, service: &str) -> Result<(Channel, ServingStatus), String> {

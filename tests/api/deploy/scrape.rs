@@ -9,16 +9,15 @@
 
 use super::contract::METRICS;
 use super::support::{required_tool, run_ok};
-use crate::helpers::TEST_KEY;
-use crate::shutdown::{free_port, wait_for_port};
-use crate::upstream::{issue_aged_tokens, secs};
+use crate::harness::{
+    Process, RedisNode, Serve, TEST_KEY, eventually, free_port, issue_aged_tokens, random_prefix, secs, start_fake,
+    wait_for_port,
+};
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{self};
 use fake_upstream::{FailureMode, FakeUpstream, Operation, Provider, Times};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-use tokio::process::Command;
+use std::time::Duration;
 use tonic::transport::Channel;
 
 /// Contract metrics this scrape cannot drive (they count refusals at the trust boundary and
@@ -97,47 +96,36 @@ async fn every_contract_metric_is_exported_and_promtool_accepts_the_scrape() {
 /// One credbroker process on a real Redis, with `/metrics` on.
 struct Single {
     fake: FakeUpstream,
-    redis_port: u16,
+    redis: RedisNode,
     prefix: String,
-    channel: Channel,
     metrics_port: u16,
-    _redis: tokio::process::Child,
-    _broker: tokio::process::Child,
+    process: Process,
 }
 
 impl Single {
     async fn start() -> Self {
-        let fake = crate::upstream::fake_with_client().await;
-        let (port, metrics_port, redis_port) = (free_port(), free_port(), free_port());
-        let redis = crate::readiness::redis_server(redis_port);
-        wait_for_port(redis_port).await;
-        let prefix = crate::helpers::random_prefix();
-        let passolution = fake.url(Provider::Passolution);
-        let broker = Command::new(env!("CARGO_BIN_EXE_credbroker"))
-            .arg("serve")
-            .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        let fake = start_fake().await;
+        let redis = RedisNode::ephemeral_on(free_port());
+        wait_for_port(redis.port).await;
+        let (prefix, metrics_port) = (random_prefix(), free_port());
+        let process = Serve::new()
             .env("CREDBROKER__METRICS__LISTEN", format!("127.0.0.1:{metrics_port}"))
-            .env("CREDBROKER__STORE__REDIS_URL", format!("redis://127.0.0.1:{redis_port}"))
+            .env("CREDBROKER__STORE__REDIS_URL", redis.url())
             .env("CREDBROKER__STORE__KEY_PREFIX", &prefix)
             .env("CREDBROKER__STORE__LEASE_TTL", "1s")
             .env("CREDBROKER__ENCRYPTION__KEY", TEST_KEY)
-            .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", format!("{passolution}api/v2/"))
-            .env("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", format!("{passolution}oauth/token"))
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port).await;
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-        Self { fake, redis_port, prefix, channel, metrics_port, _redis: redis, _broker: broker }
+            .passolution_at(&fake.url(Provider::Passolution))
+            .start()
+            .await;
+        Self { fake, redis, prefix, metrics_port, process }
     }
 
     fn broker(&self) -> CredentialBrokerClient<Channel> {
-        CredentialBrokerClient::new(self.channel.clone())
+        self.process.broker.clone()
     }
 
     fn admin(&self) -> CredentialAdminClient<Channel> {
-        CredentialAdminClient::new(self.channel.clone())
+        self.process.admin.clone()
     }
 
     /// A credential due for renewal whose lease "another replica" holds for 500 ms (taken
@@ -149,8 +137,7 @@ impl Single {
         broker: &mut CredentialBrokerClient<Channel>,
     ) {
         let subject = format!("{SUBJECT}-leased");
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.redis_port)).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self.redis.connection().await;
         let key = format!("{}:{{passolution:{subject}}}:lease", self.prefix);
         let _: () =
             redis::cmd("SET").arg(&key).arg("another-replica").arg("PX").arg(500).query_async(&mut conn).await.unwrap();
@@ -162,17 +149,13 @@ impl Single {
     /// `/metrics`, once the fleet-wide credential count has been published.
     async fn scrape(&self) -> String {
         let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let published = || async {
             let response = reqwest::get(&url).await.expect("the metrics listener answers");
             assert_eq!(response.status(), 200);
             let text = response.text().await.unwrap();
-            if text.contains("# TYPE credbroker_credentials ") {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "credbroker_credentials never published:\n{text}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if text.contains("# TYPE credbroker_credentials ") { Ok(text) } else { Err(text) }
+        };
+        eventually("credbroker_credentials is published", Duration::from_secs(10), published).await
     }
 }
 

@@ -103,7 +103,7 @@ pub fn stdout(output: &Output) -> String {
 /// A fixed encryption key in a file, as a deployment mounts it.
 pub fn key_file() -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), crate::helpers::TEST_KEY).unwrap();
+    std::fs::write(file.path(), crate::harness::TEST_KEY).unwrap();
     file
 }
 

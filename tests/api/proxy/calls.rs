@@ -1,12 +1,13 @@
 //! The ordinary calls: every provider and method, queries, binary bodies, upstream statuses
 //! passed on faithfully, redirects not followed.
 
-use super::support::{ProxyApp, header, headers, json, request, sha256_hex, spawn};
+use super::support::{ProxyBroker, header, headers, json, request, sha256_hex};
+use crate::harness::{Broker, TestBroker};
 use credbroker::proxy::ProxySettings;
 use tonic::Code;
 
-async fn app() -> ProxyApp {
-    spawn(ProxySettings::default()).await
+async fn app() -> TestBroker {
+    Broker::new().fake().proxy(ProxySettings::default()).start().await
 }
 
 #[tokio::test]

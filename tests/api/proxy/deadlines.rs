@@ -2,13 +2,11 @@
 //! head, one that sends nothing, one that stalls mid-body. Many such streams all end, give
 //! their slots back, and leave the server's memory where it was.
 
-use super::support::{
-    KIB, ProxyApp, head_message, millis, request, small_limits, spawn, stream_head, stream_held_open,
-};
+use super::support::{KIB, ProxyBroker, head_message, millis, request, small_limits, stream_head, stream_held_open};
+use crate::harness::{Broker, TestBroker, eventually, within};
 use credbroker::grpc::pb::{self, proxy_call_chunk::Part};
 use credbroker::proxy::ProxySettings;
 use futures::future::join_all;
-use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -21,35 +19,16 @@ fn head_only(timeout_ms: u64) -> Vec<pb::ProxyCallChunk> {
     vec![head_message(head)]
 }
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future).await.unwrap_or_else(|_| panic!("{what} did not end within {PATIENCE:?}"))
-}
-
-/// How often conditions are polled: often enough, without spinning a loaded machine.
-const POLL: Duration = Duration::from_millis(20);
-
-/// Polls `probe` until it yields something.
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
-    within(what, async {
-        loop {
-            if let Some(found) = probe().await {
-                return found;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_stream_that_sends_only_its_head_ends_at_its_deadline() {
     let settings = ProxySettings { max_timeout: Duration::from_millis(400), ..small_limits() };
-    let app = spawn(settings).await;
+    let app = Broker::new().fake().proxy(settings).start().await;
     app.seed_bro().await;
     // The caller's timeout, and a longer one clamped to max_timeout.
     for asked in [250, 60_000] {
         let started = Instant::now();
-        let error = within("a head-only stream", stream_held_open(app.broker.clone(), head_only(asked))).await;
+        let error =
+            within("a head-only stream", PATIENCE, stream_held_open(app.broker.clone(), head_only(asked))).await;
         let error = error.err().expect("no answer without a body");
         assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
         assert!(error.message().contains("sent no body"), "{}", error.message());
@@ -61,50 +40,51 @@ async fn a_stream_that_sends_only_its_head_ends_at_its_deadline() {
 #[tokio::test]
 async fn a_stream_that_sends_no_head_ends_after_the_default_timeout() {
     let settings = ProxySettings { default_timeout: Duration::from_millis(300), ..small_limits() };
-    let app = spawn(settings).await;
-    let error = within("a silent stream", stream_held_open(app.broker.clone(), vec![])).await.err().unwrap();
+    let app = Broker::new().fake().proxy(settings).start().await;
+    let error = within("a silent stream", PATIENCE, stream_held_open(app.broker.clone(), vec![])).await.err().unwrap();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
     assert!(error.message().contains("sent no head"), "{}", error.message());
 }
 
 #[tokio::test]
 async fn a_stream_that_stalls_mid_body_ends_at_its_deadline() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let mut messages = head_only(400);
     messages.push(pb::ProxyCallChunk { part: Some(Part::Body(vec![7; 4 * KIB].into())) });
-    let error = within("a stalled upload", stream_held_open(app.broker.clone(), messages)).await.err().unwrap();
+    let error =
+        within("a stalled upload", PATIENCE, stream_held_open(app.broker.clone(), messages)).await.err().unwrap();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
 }
 
 /// One head-only stream that keeps trying while the slots are taken (by the probe).
-async fn hold_a_slot(app: &ProxyApp, timeout_ms: u64) -> tonic::Status {
-    loop {
+async fn hold_a_slot(app: &TestBroker, timeout_ms: u64) -> tonic::Status {
+    let held = || async {
         match stream_held_open(app.broker.clone(), head_only(timeout_ms)).await {
-            Err(e) if e.code() == Code::ResourceExhausted => tokio::time::sleep(POLL).await,
-            other => return other.err().expect("a head-only stream gets no answer"),
+            Err(e) if e.code() == Code::ResourceExhausted => Err(e),
+            other => Ok(other.err().expect("a head-only stream gets no answer")),
         }
-    }
+    };
+    eventually("a head-only stream holds a slot", PATIENCE, held).await
 }
 
 #[tokio::test]
 async fn head_only_streams_hold_their_slots_only_until_their_deadline() {
     const SLOTS: usize = 12;
-    let app = spawn(ProxySettings { max_in_flight_calls: SLOTS, ..small_limits() }).await;
+    let app = Broker::new().fake().proxy(ProxySettings { max_in_flight_calls: SLOTS, ..small_limits() }).start().await;
     app.seed_bro().await;
     let probe = || async { app.call(request("bro", "org-1", "GET", "data/echo")).await };
     for round in 0..2 {
         let streams = join_all((0..SLOTS).map(|_| hold_a_slot(&app, 5000)));
-        let refused =
-            async { eventually("a refusal while every slot is held", || async { probe().await.err() }).await };
-        let (ended, refused) = within("the streams", futures::future::join(streams, refused)).await;
+        let refused = eventually("a refusal while every slot is held", PATIENCE, || async { probe().await.err() });
+        let (ended, refused) = within("the streams", PATIENCE, futures::future::join(streams, refused)).await;
         assert_eq!(refused.code(), Code::ResourceExhausted, "round {round}: {refused:?}");
         assert!(refused.message().contains("proxy.max_in_flight_calls = 12"), "{}", refused.message());
         for status in ended {
             assert_eq!(status.code(), Code::DeadlineExceeded, "round {round}: {status:?}");
         }
         // Every slot comes back: calls are served again.
-        eventually("a served call after the streams ended", || async { probe().await.ok() }).await;
+        eventually("a served call after the streams ended", PATIENCE, || async { probe().await.ok() }).await;
     }
 }
 
@@ -122,16 +102,17 @@ async fn many_head_only_streams_all_end_and_memory_does_not_grow() {
     const WARM_UP: usize = 2;
     const ROUNDS: usize = 6;
     const STREAMS: usize = 2000;
-    let app = spawn(ProxySettings { max_in_flight_calls: 2 * STREAMS, ..small_limits() }).await;
+    let app =
+        Broker::new().fake().proxy(ProxySettings { max_in_flight_calls: 2 * STREAMS, ..small_limits() }).start().await;
     app.seed_bro().await;
     let mut clients = Vec::new();
     for _ in 0..10 {
-        clients.push(app.connect().await);
+        clients.push(app.connect().await.broker);
     }
     let mut rss = Vec::new();
     for round in 0..ROUNDS {
         let streams = (0..STREAMS).map(|i| stream_held_open(clients[i % clients.len()].clone(), head_only(300)));
-        let ended = within("every head-only stream", join_all(streams)).await;
+        let ended = within("every head-only stream", PATIENCE, join_all(streams)).await;
         let deadline_exceeded =
             ended.iter().filter(|r| r.as_ref().err().map(|e| e.code()) == Some(Code::DeadlineExceeded));
         assert_eq!(deadline_exceeded.count(), STREAMS, "round {round}");

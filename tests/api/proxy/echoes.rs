@@ -3,8 +3,7 @@
 //! (Before, the reason was cut to length first and scrubbed after, so the first characters of
 //! a long refresh token survived the cut.)
 
-use crate::helpers::{StoreKind, spawn_app_with};
-use crate::upstream::{CLIENT_SECRET, secs};
+use crate::harness::{Broker, CLIENT_SECRET, secs};
 use credbroker::grpc::pb::{self, CredentialState, put_credential_request::Secret as PutSecret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,7 +77,7 @@ async fn a_token_echoed_in_a_provider_error_never_reaches_a_caller() {
         ("CREDBROKER__PROVIDERS__PASSOLUTION__TOKEN_URL", token_url.as_str()),
         ("CREDBROKER__PROVIDERS__PASSOLUTION__CLIENT_SECRET", CLIENT_SECRET),
     ];
-    let app = spawn_app_with(StoreKind::Memory, &env).await;
+    let app = Broker::new().envs(&env).start().await;
     // Passport's refresh tokens are long hex strings: 24 characters before the cut survived.
     let refresh = format!("def50200{}", "9a8b7c6d5e4f3a2b1c0d".repeat(36));
     let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);

@@ -3,17 +3,12 @@
 //! (reqwest's route), any other directly (hyper's; `src/proxy/client.rs`). Run against the
 //! binary, so that the environment is the child's own.
 
-use super::support::{BRO_CODE, BRO_USER};
-use crate::shutdown::{free_port, wait_for_port};
-use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
-use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
-use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
-use std::process::Stdio;
+use super::support::{BRO_CODE, BRO_USER, request};
+use crate::harness::{Serve, bro_token, within};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 const PROXY_VARIABLES: [&str; 8] =
     ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
@@ -55,35 +50,15 @@ async fn answering(reply: &'static str) -> (u16, mpsc::UnboundedReceiver<String>
 /// `credbroker serve` with `api_base_url` for BRO and `proxy_env` as its only proxy settings,
 /// a BRO credential stored; one ProxyCall `GET data/ping`, its response body returned.
 async fn proxied_get(api_base_url: &str, proxy_env: &[(&str, String)]) -> Result<Vec<u8>, tonic::Status> {
-    let port = free_port();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"));
-    command
-        .arg("serve")
-        .env("CREDBROKER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+    let serve = Serve::new()
         .env("CREDBROKER__TELEMETRY__LOG_FILTER", "warn")
-        .env("CREDBROKER__PROVIDERS__BRO__API_BASE_URL", api_base_url)
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    for variable in PROXY_VARIABLES {
-        command.env_remove(variable);
-    }
-    let _child = command.envs(proxy_env.iter().map(|(k, v)| (k, v))).spawn().unwrap();
-    wait_for_port(port).await;
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let secret = PutSecret::BroToken(pb::BroToken { username: BRO_USER.into(), code: BRO_CODE.into() });
-    let put = pb::PutCredentialRequest { provider: "bro".into(), subject: "org".into(), secret: Some(secret) };
-    CredentialAdminClient::new(channel.clone()).put_credential(put).await.unwrap();
-    let request = pb::ProxyCallRequest {
-        provider: "bro".into(),
-        subject: "org".into(),
-        method: "GET".into(),
-        path: "data/ping".into(),
-        ..Default::default()
-    };
-    let mut client = CredentialBrokerClient::new(channel);
-    let call = client.proxy_call(request);
-    let response = tokio::time::timeout(Duration::from_secs(30), call).await.expect("ProxyCall answers")?;
-    Ok(response.into_inner().body.to_vec())
+        .env("CREDBROKER__PROVIDERS__BRO__API_BASE_URL", api_base_url);
+    let serve = PROXY_VARIABLES.iter().fold(serve, |serve, variable| serve.env_remove(variable));
+    let broker = proxy_env.iter().fold(serve, |serve, (key, value)| serve.env(key, value)).start().await;
+    broker.put("bro", "org", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
+    let call = broker.call(request("bro", "org", "GET", "data/ping"));
+    let response = within("ProxyCall", Duration::from_secs(30), call).await?;
+    Ok(response.body.to_vec())
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! Header rules: what a caller may not set is refused by name (and nothing is sent);
 //! everything else passes both ways, except hop-by-hop headers and cookies on the response.
 
-use super::support::{header, headers, request, small_limits, spawn, stream_head};
+use super::support::{ProxyBroker, header, headers, request, small_limits, stream_head};
+use crate::harness::Broker;
 use tonic::Code;
 
 #[tokio::test]
 async fn credential_destination_and_hop_by_hop_headers_are_refused_by_name() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     for name in [
         "authorization",
@@ -42,12 +43,12 @@ async fn credential_destination_and_hop_by_hop_headers_are_refused_by_name() {
     lying.body = b"12345".to_vec().into();
     lying.headers = headers(&[("content-length", "4")]);
     assert_eq!(app.call(lying).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(app.fake.traffic().requests(), vec![], "nothing was sent");
+    assert_eq!(app.fake().traffic().requests(), vec![], "nothing was sent");
 }
 
 #[tokio::test]
 async fn other_headers_pass_both_ways_and_hop_by_hop_ones_are_stripped() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let mut call = request("bro", "org-1", "POST", "data/echo");
     call.body = b"<levering/>".to_vec().into();

@@ -1,14 +1,18 @@
 //! Size limits (RESOURCE_EXHAUSTED, both directions), the global byte budget, timeouts
 //! (DEADLINE_EXCEEDED, clamped to the configured maximum) and transport failures (UNAVAILABLE).
 
-use super::support::{KIB, millis, request, small_limits, spawn, spawn_with};
+use super::support::{KIB, ProxyBroker, millis, request, small_limits};
+use crate::harness::{Broker, eventually};
 use credbroker::proxy::ProxySettings;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
+/// Long enough for a call to get its turn on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 #[tokio::test]
 async fn bodies_past_the_limits_are_resource_exhausted() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let mut at_limit = request("bro", "org-1", "POST", "data/sink");
     at_limit.body = vec![1; 64 * KIB].into();
@@ -35,7 +39,7 @@ async fn timeouts_are_deadline_exceeded_and_clamped_to_the_maximum() {
         max_timeout: Duration::from_millis(400),
         ..small_limits()
     };
-    let app = spawn(settings).await;
+    let app = Broker::new().fake().proxy(settings).start().await;
     app.seed_bro().await;
     let mut quick = request("bro", "org-1", "GET", "data/slow?ms=50");
     quick.timeout = millis(300);
@@ -59,7 +63,12 @@ async fn timeouts_are_deadline_exceeded_and_clamped_to_the_maximum() {
 async fn an_unreachable_upstream_is_unavailable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{closed}/api/v2/");
-    let app = spawn_with(small_limits(), &[("CREDBROKER__PROVIDERS__BRO__API_BASE_URL", &base)]).await;
+    let app = Broker::new()
+        .fake()
+        .proxy(small_limits())
+        .envs(&[("CREDBROKER__PROVIDERS__BRO__API_BASE_URL", &base)])
+        .start()
+        .await;
     app.seed_bro().await;
     let error = app.call(request("bro", "org-1", "GET", "data/echo")).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
@@ -69,7 +78,11 @@ async fn an_unreachable_upstream_is_unavailable() {
 #[tokio::test]
 async fn the_global_byte_budget_refuses_calls_that_would_hold_too_much() {
     // Room for one 60 KiB body, not two.
-    let app = spawn(ProxySettings { max_in_flight_bytes: 100 * KIB as u64, ..small_limits() }).await;
+    let app = Broker::new()
+        .fake()
+        .proxy(ProxySettings { max_in_flight_bytes: 100 * KIB as u64, ..small_limits() })
+        .start()
+        .await;
     app.seed_bro().await;
     let with_body = |path: &str| {
         let mut call = request("bro", "org-1", "GET", path);
@@ -78,25 +91,17 @@ async fn the_global_byte_budget_refuses_calls_that_would_hold_too_much() {
         call
     };
     // Whichever call holds its bytes first makes the other one refused: the slow one retries.
-    let holding = async {
-        loop {
-            match app.call(with_body("data/slow?ms=4000")).await {
-                Err(e) if e.code() == Code::ResourceExhausted => tokio::time::sleep(Duration::from_millis(20)).await,
-                other => return other,
-            }
+    let holding = || async {
+        match app.call(with_body("data/slow?ms=4000")).await {
+            Err(e) if e.code() == Code::ResourceExhausted => Err(e),
+            other => Ok(other),
         }
     };
-    let refused = async {
-        loop {
-            match app.call(with_body("data/echo")).await {
-                Err(e) => return e,
-                // The slow call's body is not held yet: poll again.
-                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    };
-    let both = tokio::time::timeout(Duration::from_secs(60), futures::future::join(holding, refused));
-    let (held, refused) = both.await.expect("a call is refused while the other holds its bytes");
+    let holding = eventually("the slow call holds its bytes", PATIENCE, holding);
+    // Served while the slow call's body is not held yet: call again.
+    let refused = || async { app.call(with_body("data/echo")).await.err() };
+    let refused = eventually("a call is refused while the other holds its bytes", PATIENCE, refused);
+    let (held, refused) = futures::future::join(holding, refused).await;
     assert_eq!(held.unwrap().status, 200, "the call holding the bytes is served");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let message = refused.message();

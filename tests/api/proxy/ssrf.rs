@@ -2,7 +2,8 @@
 //! with INVALID_ARGUMENT, every token endpoint with PERMISSION_DENIED, through both RPCs, and
 //! nothing is sent — neither to the provider nor to a canary listener the paths point at.
 
-use super::support::{ProxyApp, headers, request, small_limits, spawn, spawn_configured, stream_head};
+use super::support::{ProxyBroker, headers, request, small_limits, stream_head};
+use crate::harness::{Broker, TestBroker, start_fake};
 use fake_upstream::Provider;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +98,7 @@ fn hostile_paths(port: u16) -> Vec<String> {
 
 #[tokio::test]
 async fn hostile_paths_are_refused_and_send_nothing() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let (port, canary_hits) = canary().await;
     let paths = hostile_paths(port);
@@ -111,7 +112,7 @@ async fn hostile_paths_are_refused_and_send_nothing() {
         let error = app.stream(streamed, b"<xml/>".to_vec(), 64).await.err().expect("refused");
         assert_eq!(error.code(), Code::InvalidArgument, "stream {path:?}");
     }
-    assert_eq!(app.fake.traffic().requests(), vec![], "nothing reached the upstream");
+    assert_eq!(app.fake().traffic().requests(), vec![], "nothing reached the upstream");
     assert_eq!(canary_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the canary");
     // A legitimate path with a query still works afterwards.
     let ok = app.call(request("bro", "org-1", "GET", "data/echo?page=2&filter=a%2Fb")).await.unwrap();
@@ -120,7 +121,7 @@ async fn hostile_paths_are_refused_and_send_nothing() {
 }
 
 /// Refused through both RPCs with `code`, the message starting with `prefix`.
-async fn refused_both_ways(app: &ProxyApp, call: credbroker::grpc::pb::ProxyCallRequest, code: Code, prefix: &str) {
+async fn refused_both_ways(app: &TestBroker, call: credbroker::grpc::pb::ProxyCallRequest, code: Code, prefix: &str) {
     let what = format!("{} {:?} {:?}", call.provider, call.path, call.headers);
     let error = app.call(call.clone()).await.unwrap_err();
     assert_eq!(error.code(), code, "{what}: {error:?}");
@@ -171,19 +172,23 @@ fn token_endpoints() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
 
 #[tokio::test]
 async fn token_endpoints_are_permission_denied_and_send_nothing() {
-    let app = spawn_configured(small_limits(), |fake| {
-        vec![("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL".into(), fake.url(Provider::Passolution))]
-    })
-    .await;
+    let fake = start_fake().await;
+    let passolution_root = fake.url(Provider::Passolution);
+    let app = Broker::new()
+        .with_fake(fake)
+        .env("CREDBROKER__PROVIDERS__PASSOLUTION__API_BASE_URL", &passolution_root)
+        .proxy(small_limits())
+        .start()
+        .await;
     app.seed_all().await;
-    let before = app.fake.traffic().requests().len();
+    let before = app.fake().traffic().requests().len();
     for (provider, subject, paths) in token_endpoints() {
         for path in paths {
             let call = request(provider, subject, "POST", path);
             refused_both_ways(&app, call, Code::PermissionDenied, "path: reaches").await;
         }
     }
-    assert_eq!(app.fake.traffic().requests().len(), before, "no token endpoint was called");
+    assert_eq!(app.fake().traffic().requests().len(), before, "no token endpoint was called");
     // The same bases still serve their data endpoints.
     for (provider, subject, path) in [
         ("pass", "jan", "data/echo"),
@@ -197,7 +202,7 @@ async fn token_endpoints_are_permission_denied_and_send_nothing() {
 
 #[tokio::test]
 async fn url_rewriting_headers_are_refused_and_send_nothing() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let (port, canary_hits) = canary().await;
     let evil = format!("127.0.0.1:{port}");
@@ -224,6 +229,6 @@ async fn url_rewriting_headers_are_refused_and_send_nothing() {
         let named = format!("headers: \"{}\"", name.to_ascii_lowercase());
         refused_both_ways(&app, call, Code::InvalidArgument, &named).await;
     }
-    assert_eq!(app.fake.traffic().requests(), vec![], "nothing reached the upstream");
+    assert_eq!(app.fake().traffic().requests(), vec![], "nothing reached the upstream");
     assert_eq!(canary_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the canary");
 }

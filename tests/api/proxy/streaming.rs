@@ -1,14 +1,15 @@
 //! ProxyCallStream: bodies larger than the in-memory (unary) limit flow both ways in chunks.
 //! The same bodies sent unary are refused: the broker does not hold them whole.
 
-use super::support::{KIB, MIB, json, request, sha256_hex, small_limits, spawn, stream_head};
+use super::support::{KIB, MIB, ProxyBroker, json, request, sha256_hex, small_limits, stream_head};
+use crate::harness::Broker;
 use credbroker::grpc::pb::{self, proxy_call_chunk::Part};
 use credbroker::proxy::ProxySettings;
 use tonic::Code;
 
 #[tokio::test]
 async fn uploads_larger_than_the_unary_limit_stream_through() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let body: Vec<u8> = (0..5 * MIB).map(|i| (i * 31 % 251) as u8).collect();
     let mut head = stream_head("bro", "org-1", "POST", "data/sink");
@@ -26,7 +27,7 @@ async fn uploads_larger_than_the_unary_limit_stream_through() {
 
 #[tokio::test]
 async fn downloads_larger_than_the_unary_limit_stream_back_in_chunks() {
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let size = 5 * MIB;
     for path in [format!("data/blob?size={size}"), format!("data/blob?size={size}&chunked")] {
@@ -47,7 +48,7 @@ async fn downloads_larger_than_the_unary_limit_stream_back_in_chunks() {
 async fn streams_keep_their_own_limits_and_protocol() {
     let limits =
         ProxySettings { max_stream_request_body: MIB as u64, max_stream_response_body: MIB as u64, ..small_limits() };
-    let app = spawn(limits).await;
+    let app = Broker::new().fake().proxy(limits).start().await;
     app.seed_bro().await;
     let upload = app.stream(stream_head("bro", "org-1", "PUT", "data/sink"), vec![0; 2 * MIB], 64 * KIB).await;
     assert_eq!(upload.err().unwrap().code(), Code::ResourceExhausted);

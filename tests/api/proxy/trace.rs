@@ -1,7 +1,8 @@
 //! W3C trace context: the caller's `traceparent` metadata reaches the provider, so one trace
 //! shows caller → broker → provider.
 
-use super::support::{request, small_limits, spawn, stream_head};
+use super::support::{ProxyBroker, request, small_limits, stream_head};
+use crate::harness::Broker;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -10,7 +11,7 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 async fn the_callers_trace_id_reaches_the_upstream_request() {
     // What `telemetry::init` installs in the binary.
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let app = spawn(small_limits()).await;
+    let app = Broker::new().fake().proxy(small_limits()).start().await;
     app.seed_bro().await;
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let mut call = tonic::Request::new(request("bro", "org-1", "GET", "data/echo"));

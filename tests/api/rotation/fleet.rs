@@ -6,12 +6,10 @@
 //! renews it (checked on fresh Passolution credentials, one per report).
 
 use super::support::{NEW_ID, NEW_KEY, Step, bro_code, pin, run, run_paced, sealed_with};
-use crate::chaos::fleet::{Fleet, FleetOptions};
-use crate::helpers::{TEST_KEY, bro_token};
-use crate::upstream::issue_tokens;
+use crate::harness::{Fleet, FleetOptions, Serve, TEST_KEY, bro_token, eventually, issue_tokens};
 use credbroker::grpc::pb::{self, RewrapProblemKind};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::Code;
 
 const BRO: usize = 4;
@@ -73,9 +71,7 @@ impl Rotation {
     async fn restart(&mut self, index: usize, step: Step) {
         let path = step.config_file(self.dir.path());
         self.fleet
-            .restart_replica(index, |command| {
-                command.env_remove("CREDBROKER__ENCRYPTION__KEY").arg("--config").arg(path);
-            })
+            .restart_replica(index, |serve| serve.env_remove("CREDBROKER__ENCRYPTION__KEY").config_file(path))
             .await;
     }
 
@@ -130,21 +126,16 @@ impl Rotation {
         };
         // Reported until renewed: a report may be turned away while the header is very young
         // (a limit on renewals), never when its fingerprint matches once that is over.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
+        let renewed = || async {
             let mut to_replica = self.fleet.replicas[to].broker.clone();
             let _ = to_replica.report_rejected(report.clone()).await;
             let now = to_replica.get_authorization(get("passolution", &subject)).await.unwrap().into_inner();
-            if now.headers != fetched.headers {
-                assert_ne!(now.token_fingerprint, fetched.token_fingerprint);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{context}: a ReportRejected on replica {to} of the header replica {from} handed out was ignored"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            (now.headers != fetched.headers).then_some(now)
+        };
+        let what =
+            format!("{context}: a ReportRejected on replica {to} of the header replica {from} handed out renews it");
+        let now = eventually(&what, Duration::from_secs(15), renewed).await;
+        assert_ne!(now.token_fingerprint, fetched.token_fingerprint);
     }
 
     /// How many stored records are sealed with key `id` (the fleet has its Redis to itself).
@@ -165,12 +156,9 @@ impl Rotation {
             (Code::Internal, "stored credential bro/org-0 cannot be opened")
         );
         let logged = "sealed with key id \\\"primary\\\", which this replica does not have";
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.fleet.replicas[2].log.lock().unwrap().iter().any(|l| l.contains("bro/org-0") && l.contains(logged))
-        {
-            assert!(Instant::now() < deadline, "no log line says why bro/org-0 cannot be opened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let said =
+            || async { self.fleet.replicas[2].lines().iter().any(|l| l.contains("bro/org-0") && l.contains(logged)) };
+        eventually("a log line says why bro/org-0 cannot be opened", Duration::from_secs(10), said).await;
 
         let report = run(&self.fleet.replicas[2].admin, 1000, NEW_ID).await;
         assert_eq!((report.unreadable as usize, report.rewrapped), (stale, 0), "{report:?}");
@@ -240,16 +228,7 @@ async fn key_rotation_across_three_replicas_keeps_every_credential_and_every_rep
 async fn key_rotation_refuses_two_keys_without_a_fingerprint_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = Step::TwoKeysUnpinned.config_file(dir.path());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_credbroker"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("CREDBROKER__SERVER__LISTEN", "127.0.0.1:0")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    assert_eq!(output.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (status, stderr) = Serve::new().config_file(&path).fails().await;
+    assert_eq!(status.code(), Some(78));
     assert!(stderr.contains("encryption.fingerprint_key: required with several encryption keys"), "{stderr}");
 }

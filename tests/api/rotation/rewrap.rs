@@ -2,13 +2,13 @@
 //! run the configurations of the rotation's steps.
 
 use super::support::{NEW_ID, Step, bro_code, cursor, replica, request, run, sealed_with};
-use crate::helpers::{StoreKind, TestRedis, bro_token, random_prefix, spawn_app};
+use crate::harness::{Broker, TestBroker, TestRedis, bro_token, only_header, random_prefix};
 use credbroker::grpc::pb::{self, CredentialState, RewrapProblemKind, put_credential_request::Secret as PutSecret};
 use std::collections::BTreeMap;
 use tonic::Code;
 
 /// Stored: five BRO tokens and three PASS client numbers, written with the old key.
-async fn seed(app: &crate::helpers::TestApp) -> Vec<(&'static str, String)> {
+async fn seed(app: &TestBroker) -> Vec<(&'static str, String)> {
     let mut credentials = Vec::new();
     for i in 0..5 {
         app.put("bro", &format!("org-{i}"), bro_token(&format!("user|{i}"), &bro_code(i))).await.unwrap();
@@ -21,7 +21,7 @@ async fn seed(app: &crate::helpers::TestApp) -> Vec<(&'static str, String)> {
     credentials
 }
 
-async fn versions(app: &crate::helpers::TestApp) -> BTreeMap<String, u64> {
+async fn versions(app: &TestBroker) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for provider in ["bro", "pass"] {
         for status in app.list(provider, 100, "").await.unwrap().credentials {
@@ -190,14 +190,14 @@ async fn rewrap_racing_writes_never_brings_back_an_older_secret() {
     writer.await.unwrap();
     assert!(resealed > 0, "the rewrap ran while the secret was being replaced");
     let last = new.get("bro", "hot").await.unwrap();
-    let expected = crate::helpers::only_header(&last).1.to_owned();
+    let expected = only_header(&last).1.to_owned();
     let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("user|1:{}", bro_code(150)));
     assert_eq!(expected, format!("Basic {basic}"), "the newest secret is the one stored");
 }
 
 #[tokio::test]
 async fn rewrap_refuses_another_active_key_and_bad_requests() {
-    let app = spawn_app(StoreKind::Memory).await;
+    let app = Broker::new().start().await;
     app.put("bro", "org-1", bro_token("user|1", &bro_code(1))).await.unwrap();
     let admin = || app.admin.clone();
     let refused =

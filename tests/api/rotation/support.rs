@@ -1,8 +1,8 @@
 //! The configurations of each step of `docs/key-rotation.md`, the fingerprint pin computed by
 //! the documented shell line, and helpers to drive Rewrap and look into Redis.
 
-use crate::helpers::{TEST_KEY, TestApp, spawn_with_settings};
-use credbroker::config::{DEFAULT_TOML, Settings};
+use crate::harness::{Broker, TEST_KEY, TestBroker};
+use credbroker::config::DEFAULT_TOML;
 use credbroker::grpc::pb::{self, credential_admin_client::CredentialAdminClient};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -74,16 +74,16 @@ pub fn pin() -> &'static str {
     })
 }
 
-/// An in-process replica of `step` on a shared Redis and key prefix.
-pub async fn replica(redis_url: &str, prefix: &str, step: Step) -> TestApp {
+/// An in-process replica of `step` on a shared Redis and key prefix (its keys from the
+/// step's configuration file).
+pub async fn replica(redis_url: &str, prefix: &str, step: Step) -> TestBroker {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("CREDBROKER__SERVER__LISTEN", "127.0.0.1:0"),
-        ("CREDBROKER__STORE__REDIS_URL", redis_url),
-        ("CREDBROKER__STORE__KEY_PREFIX", prefix),
-    ];
-    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    spawn_with_settings(Settings::load(Some(&step.config_file(dir.path())), env).unwrap()).await
+    Broker::new()
+        .config_file(step.config_file(dir.path()))
+        .env("CREDBROKER__STORE__REDIS_URL", redis_url)
+        .env("CREDBROKER__STORE__KEY_PREFIX", prefix)
+        .start()
+        .await
 }
 
 pub fn request(max_records: u32, after: Option<pb::RewrapCursor>) -> pb::RewrapRequest {

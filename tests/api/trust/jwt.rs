@@ -1,8 +1,8 @@
 //! Bearer JWTs (callers without a mesh): verified against the JWKS, `iss`, `aud`,
 //! `exp`/`nbf`; identity = `sub`. Every bad token is UNAUTHENTICATED, in words, never echoed.
 
-use super::pki::Ca;
-use super::support::{Broker, get};
+use super::support::tls_broker;
+use crate::harness::{Ca, Clients, eventually};
 use base64::Engine;
 use credbroker::grpc::pb::{self, credential_broker_client::CredentialBrokerClient};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -13,6 +13,8 @@ use tonic::Code;
 
 const ISSUER: &str = "https://kubernetes.default.svc";
 const SUB: &str = "system:serviceaccount:billing:api";
+/// How long a JWKS fetch may take to show, on a loaded machine.
+const KEY_FETCH: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -70,8 +72,8 @@ async fn jwts_are_verified_and_bad_ones_refused_in_words_without_echo() {
         jwks.display()
     );
     let ca = Ca::new("server CA");
-    let broker = Broker::start(&ca.server(), None, &config).await; // TLS, no client certificates
-    let channel = broker.channel(&ca, None).await.unwrap();
+    let broker = tls_broker(&ca.server(), None, &config).start().await; // TLS, no client certificates
+    let channel = broker.tls_channel(&ca, None).await.unwrap();
 
     let valid = sign(&key, &claims("credbroker", 600));
     let allowed = get_with(&channel, Some(&valid)).await.unwrap_err();
@@ -92,7 +94,7 @@ async fn jwts_are_verified_and_bad_ones_refused_in_words_without_echo() {
         assert!(refused.message().contains(words), "{case}: {}", refused.message());
         assert!(!refused.message().contains(&token[..20]), "{case}: the token is echoed");
     }
-    let anonymous = get(&channel, "bro", "tenant-42/a").await.unwrap_err();
+    let anonymous = Clients::over(channel).get("bro", "tenant-42/a").await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated, "a policy needs an identity");
     assert!(!broker.logs().contains(&valid[valid.len() - 30..]), "no token in the logs");
 }
@@ -137,25 +139,18 @@ async fn a_jwks_url_is_fetched_and_fetched_again_when_a_token_names_a_new_key() 
          [[policy]]\ncallers = [\"system:serviceaccount:billing:*\"]\nrpcs = [\"*\"]\nproviders = [\"bro\"]\nsubjects = [\"tenant-42/*\"]\n"
     );
     let ca = Ca::new("server CA");
-    let broker = Broker::start(&ca.server(), None, &config).await;
-    let channel = broker.channel(&ca, None).await.unwrap();
+    let broker = tls_broker(&ca.server(), None, &config).start().await;
+    let channel = broker.tls_channel(&ca, None).await.unwrap();
     let accepted = |token: String| {
         let channel = channel.clone();
         async move { get_with(&channel, Some(&token)).await.unwrap_err().code() == Code::NotFound }
     };
-    wait_until("the first key is fetched", || accepted(sign(&first, &claims("credbroker", 600)))).await;
+    let first_key = || accepted(sign(&first, &claims("credbroker", 600)));
+    eventually("the first key is fetched", KEY_FETCH, first_key).await;
 
     let rotated = sign_with_id(&second, "k2", &claims("credbroker", 600));
     assert!(!accepted(rotated.clone()).await, "k2 is not published yet");
     *served.lock().unwrap() = json!({"keys": [first_jwk, second_jwk]});
-    wait_until("the rotated key is fetched after a token named it", || accepted(rotated.clone())).await;
-}
-
-/// Polls `check` until it holds (at most 60 s).
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "{what}: not within 60 s");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let rotated_key = || accepted(rotated.clone());
+    eventually("the rotated key is fetched after a token named it", KEY_FETCH, rotated_key).await;
 }

@@ -6,6 +6,7 @@ use crate::deploy::docker::{
     ImageGuard, docker, dockerfile_config, image_config, logs, published, serving_channel, unique,
 };
 use crate::deploy::support::{key_file, read, repo, run_ok, stdout, without_pending_keys};
+use crate::harness::eventually;
 use credbroker::grpc::pb::credential_admin_client::CredentialAdminClient;
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{self, put_credential_request::Secret};
@@ -122,7 +123,7 @@ async fn compose_fleet_serves_through_the_balancer() {
     let token = calls_spread_over_every_replica(&fleet, channel).await;
     for service in REPLICAS.into_iter().chain(["lb"]) {
         let logs = fleet.logs(service);
-        for secret in [crate::helpers::TEST_KEY, "demo-password-1", token.as_str()] {
+        for secret in [crate::harness::TEST_KEY, "demo-password-1", token.as_str()] {
             assert!(!logs.contains(secret), "{service} logged a secret");
         }
     }
@@ -172,32 +173,27 @@ async fn put_until_served(channel: &Channel) -> pb::CredentialStatus {
         subject: "jan".into(),
         secret: Some(Secret::UsernamePassword(login)),
     };
-    let mut admin = CredentialAdminClient::new(channel.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match admin.put_credential(request.clone()).await {
-            Ok(answer) => return answer.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
+    let admin = CredentialAdminClient::new(channel.clone());
+    let stored = || async {
+        match admin.clone().put_credential(request.clone()).await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unavailable => Err(status),
             Err(status) => panic!("PutCredential through the balancer: {status:?}"),
         }
-    }
+    };
+    eventually("PutCredential through the balancer is served", Duration::from_secs(60), stored).await
 }
 
 /// The upstream addresses nginx logged for GetAuthorization calls (its access log reaches
 /// `docker logs` shortly after each call).
 async fn replicas_that_served(fleet: &Fleet) -> BTreeSet<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let logged = || async {
         let logs = fleet.logs("lb");
         let calls = logs.lines().filter(|l| l.contains("/credbroker.v1.CredentialBroker/GetAuthorization"));
         let upstreams: BTreeSet<String> = calls
             .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("upstream=")).map(str::to_owned))
             .collect();
-        if upstreams.len() >= 3 || tokio::time::Instant::now() > deadline {
-            return upstreams;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if upstreams.len() >= 3 { Ok(upstreams) } else { Err(upstreams) }
+    };
+    eventually("nginx logged calls served by every replica", Duration::from_secs(20), logged).await
 }

@@ -1,12 +1,9 @@
 //! `store.journal_replicas`: journal writes wait for replicas (`WAIT`), and a reservation
 //! that no replica acknowledged is never acted on — against a real primary and replica.
 //! The failover itself (Sentinel, a killed primary) is in the chaos suite
-//! (`chaos/failover.rs`), which shares these processes.
+//! (`chaos/failover.rs`).
 
-pub mod nodes;
-
-use crate::helpers::{TEST_KEY, random_prefix};
-use crate::upstream::{issue_aged_tokens, secs, spawn_with_fake_and};
+use crate::harness::{Broker, RedisNode, eventually, issue_aged_tokens, random_prefix, secs};
 use credbroker::domain::{CredentialId, ProviderName, Subject};
 use credbroker::grpc::pb;
 use credbroker::store::{
@@ -14,14 +11,13 @@ use credbroker::store::{
 };
 use fake_upstream::Operation;
 use nix::sys::signal::Signal;
-use nodes::Node;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
 /// Generous: a loaded CI machine must not miss an acknowledgement the replica would give.
 const WAIT: Duration = Duration::from_secs(1);
 
-fn store(primary: &Node, prefix: &str) -> RedisStore {
+fn store(primary: &RedisNode, prefix: &str) -> RedisStore {
     RedisStore::new(RedisStoreConfig {
         url: primary.url(),
         key_prefix: prefix.to_owned(),
@@ -36,8 +32,8 @@ fn store(primary: &Node, prefix: &str) -> RedisStore {
 
 #[tokio::test]
 async fn journal_writes_return_only_once_a_replica_has_them() {
-    let primary = Node::data(None).await;
-    let replica = Node::data(Some(primary.port)).await;
+    let primary = RedisNode::data(None).await;
+    let replica = RedisNode::data(Some(primary.port)).await;
     replica.wait_until_in_sync().await;
     let prefix = random_prefix();
     let store = store(&primary, &prefix);
@@ -75,38 +71,34 @@ async fn journal_writes_return_only_once_a_replica_has_them() {
 /// renewal goes through, once.
 #[tokio::test]
 async fn an_unacknowledged_reservation_never_sends_the_refresh_token() {
-    let primary = Node::data(None).await;
-    let replica = Node::data(Some(primary.port)).await;
+    let primary = RedisNode::data(None).await;
+    let replica = RedisNode::data(Some(primary.port)).await;
     replica.wait_until_in_sync().await;
-    let (url, prefix) = (primary.url(), random_prefix());
-    let env = [
-        ("CREDBROKER__STORE__REDIS_URL", url.as_str()),
-        ("CREDBROKER__STORE__KEY_PREFIX", prefix.as_str()),
-        ("CREDBROKER__ENCRYPTION__KEY", TEST_KEY),
-        ("CREDBROKER__STORE__JOURNAL_REPLICAS", "1"),
-        ("CREDBROKER__STORE__JOURNAL_WAIT_TIMEOUT", "1s"),
-    ];
-    let s = spawn_with_fake_and(crate::helpers::StoreKind::Memory, &env).await;
-    let (_, _, tokens) = issue_aged_tokens(&s.fake, Duration::from_secs(60), Duration::from_secs(50));
-    s.app.put("passolution", "w", tokens).await.unwrap();
-    let refreshes = || s.fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant);
+    let app = Broker::new()
+        .fake()
+        .quick_renewals()
+        .sharing(&primary.url(), &random_prefix())
+        .env("CREDBROKER__STORE__JOURNAL_REPLICAS", "1")
+        .env("CREDBROKER__STORE__JOURNAL_WAIT_TIMEOUT", "1s")
+        .start()
+        .await;
+    let (_, _, tokens) = issue_aged_tokens(app.fake(), Duration::from_secs(60), Duration::from_secs(50));
+    app.put("passolution", "w", tokens).await.unwrap();
+    let refreshes = || app.fake().ledger().count(|e| e.operation == Operation::RefreshTokenGrant);
 
     replica.signal(Signal::SIGSTOP);
     for _ in 0..3 {
-        let refused = s.app.get_valid_for("passolution", "w", secs(30)).await.unwrap_err();
+        let refused = app.get_valid_for("passolution", "w", secs(30)).await.unwrap_err();
         assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
         assert!(refused.message().contains("could not replicate"), "{refused:?}");
     }
     assert_eq!(refreshes(), 0, "no refresh token left the broker");
-    let status = s.app.status("passolution", "w").await.unwrap();
+    let status = app.status("passolution", "w").await.unwrap();
     assert_eq!(status.state(), pb::CredentialState::Active, "reopened, not stuck: {status:?}");
 
     replica.signal(Signal::SIGCONT);
     replica.wait_until_in_sync().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.app.get_valid_for("passolution", "w", secs(30)).await.is_err() {
-        assert!(Instant::now() < deadline, "renewed once the replica is back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!((refreshes(), s.fake.ledger().violations().len()), (1, 0));
+    let renewed = || async { app.get_valid_for("passolution", "w", secs(30)).await };
+    eventually("renewed once the replica is back", Duration::from_secs(10), renewed).await;
+    assert_eq!((refreshes(), app.fake().ledger().violations().len()), (1, 0));
 }

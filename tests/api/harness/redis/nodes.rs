@@ -1,26 +1,26 @@
-//! Real Redis processes on loopback for the replication and failover tests: a primary, its
-//! replicas, and sentinels (Debian's `redis-server`, in sentinel mode for the sentinels — the
-//! `redis-sentinel` command is the same binary under another name). Each is killed when
-//! dropped; SIGSTOP/SIGCONT stand in for a replica that falls behind.
+//! Real Redis processes on loopback (Debian's `redis-server`): a primary, its replicas, and
+//! sentinels (the same binary in sentinel mode — `redis-sentinel` is it under another name).
+//! Each is killed when dropped; SIGSTOP/SIGCONT stand in for a replica that falls behind.
 
-use crate::shutdown::{free_port, wait_for_port};
+use super::super::eventually::eventually;
+use super::super::{free_port, wait_for_port};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::process::{Child, Command};
 
 /// The master name the sentinels monitor.
 pub const MASTER: &str = "credbroker-test";
 
-pub struct Node {
+pub struct RedisNode {
     pub port: u16,
     child: Option<Child>,
     args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
-impl Node {
+impl RedisNode {
     /// A data node (AOF, fsync always), replicating `primary` if given.
     pub async fn data(primary: Option<u16>) -> Self {
         Self::data_with(primary, &[]).await
@@ -29,16 +29,22 @@ impl Node {
     /// A data node with more `redis-server` arguments.
     pub async fn data_with(primary: Option<u16>, args: &[&str]) -> Self {
         let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
-        let mut all: Vec<String> = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""]
-            .into_iter()
-            .chain(["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path().to_str().unwrap()])
-            .map(str::to_owned)
-            .collect();
+        let mut all = arguments(port, &["--appendonly", "yes", "--appendfsync", "always", "--dir"]);
+        all.push(dir.path().to_str().unwrap().to_owned());
         if let Some(primary) = primary {
             all.extend(["--replicaof".to_owned(), "127.0.0.1".to_owned(), primary.to_string()]);
         }
         all.extend(args.iter().map(|a| a.to_string()));
         Self::spawn(all, port, dir).await
+    }
+
+    /// A throw-away node on `port` (no persistence), started without waiting for it: a broker
+    /// may be pointed at the port before anything listens there.
+    pub fn ephemeral_on(port: u16) -> Self {
+        let args = arguments(port, &["--appendonly", "no"]);
+        let mut node = Self { port, child: None, args, _dir: tempfile::tempdir().unwrap() };
+        node.child = Some(node.command());
+        node
     }
 
     /// A sentinel watching `primary` with a quorum of 2 and quick failure detection.
@@ -67,14 +73,17 @@ impl Node {
     }
 
     async fn launch(&mut self) {
-        let child = Command::new("redis-server")
+        self.child = Some(self.command());
+        wait_for_port(self.port).await;
+    }
+
+    fn command(&self) -> Child {
+        Command::new("redis-server")
             .args(&self.args)
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("redis-server on PATH (Debian: apt-get install redis-server)");
-        self.child = Some(child);
-        wait_for_port(self.port).await;
+            .expect("redis-server on PATH (Debian: apt-get install redis-server)")
     }
 
     /// Starts a killed node again, same port and data directory (as a supervisor would).
@@ -94,7 +103,7 @@ impl Node {
         }
     }
 
-    /// SIGKILL: no shutdown, nothing more replicated.
+    /// SIGKILL: no shutdown, no save, nothing more replicated.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
@@ -106,54 +115,49 @@ impl Node {
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
-    /// Waits until this node says it is a master (after a promotion), at most `within`.
-    pub async fn wait_until_master(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+    /// Until this node says it is a master (after a promotion), at most `patience`.
+    pub async fn wait_until_master(&self, patience: Duration) {
+        let role = || async {
             // Sentinel drops clients of a node it reconfigures: errors here mean "not yet".
             let client = redis::Client::open(self.url()).unwrap();
             let role: Option<Vec<redis::Value>> = match client.get_multiplexed_async_connection().await {
                 Ok(mut conn) => redis::cmd("ROLE").query_async(&mut conn).await.ok(),
                 Err(_) => None,
             };
-            if matches!(role.as_deref(), Some([redis::Value::BulkString(r), ..]) if r == b"master") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "port {} was not promoted within {within:?}", self.port);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            matches!(role.as_deref(), Some([redis::Value::BulkString(r), ..]) if r == b"master")
+        };
+        eventually(&format!("port {} is promoted", self.port), patience, role).await;
     }
 
-    /// Waits until this primary has no replica connected (it dropped a stopped one).
+    /// Until this primary has no replica connected (it dropped a stopped one).
     pub async fn wait_until_alone(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let info: String =
-                redis::cmd("INFO").arg("replication").query_async(&mut self.connection().await).await.unwrap();
-            if info.contains("connected_slaves:0") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "primary on {} kept its replica: {info}", self.port);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("primary on {} drops its replica", self.port);
+        self.wait_for_replication_info(&what, "connected_slaves:0").await;
     }
 
-    /// Waits until this replica has caught up with its primary's link (`master_link_status:up`).
+    /// Until this replica has caught up with its primary's link (`master_link_status:up`).
     pub async fn wait_until_in_sync(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let what = format!("replica on {} syncs", self.port);
+        self.wait_for_replication_info(&what, "master_link_status:up").await;
+    }
+
+    async fn wait_for_replication_info(&self, what: &str, line: &str) {
+        let info = || async {
             let info: String =
                 redis::cmd("INFO").arg("replication").query_async(&mut self.connection().await).await.unwrap();
-            if info.contains("master_link_status:up") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "replica on {} never synced: {info}", self.port);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if info.contains(line) { Ok(()) } else { Err(info) }
+        };
+        eventually(what, Duration::from_secs(10), info).await;
     }
 }
 
-impl Drop for Node {
+/// `redis-server` arguments for loopback `port`, no snapshots, then `more`.
+fn arguments(port: u16, more: &[&str]) -> Vec<String> {
+    let base = ["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""].map(str::to_owned);
+    base.into_iter().chain(more.iter().map(|a| a.to_string())).collect()
+}
+
+impl Drop for RedisNode {
     fn drop(&mut self) {
         // A stopped process must be woken up to die promptly.
         self.signal(Signal::SIGCONT);

@@ -1,4 +1,4 @@
-//! Certificates for the tests: CAs, a server certificate for `localhost`/127.0.0.1, client
+//! Certificates made in the test: CAs, a server certificate for `localhost`/127.0.0.1, client
 //! certificates with SPIFFE IDs, expired ones.
 
 use rcgen::{
