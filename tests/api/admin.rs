@@ -1,11 +1,12 @@
 //! The admin API on both stores: put, status, list (paged), delete.
 
+use crate::both_stores;
 use crate::harness::{Broker, StoreKind, bro_code, bro_token};
 use credbroker::grpc::pb::{self, CredentialState, put_credential_request::Secret as PutSecret};
 use std::collections::BTreeSet;
 use tonic::Code;
 
-async fn lifecycle(store: StoreKind) {
+async fn credential_lifecycle(store: StoreKind) {
     let app = Broker::on(store).start().await;
     let codes = [bro_code("secret-code-a"), bro_code("secret-code-b"), bro_code("secret-code-c")];
     let first = app.put("bro", "org-a", bro_token("user|a", &codes[0])).await.unwrap();
@@ -31,17 +32,7 @@ async fn lifecycle(store: StoreKind) {
     assert_eq!(app.status("bro", "org-zzz").await.unwrap_err().code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn credential_lifecycle_memory() {
-    lifecycle(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn credential_lifecycle_redis() {
-    lifecycle(StoreKind::Redis).await;
-}
-
-async fn paging(store: StoreKind) {
+async fn listing_pages_through_everything_once(store: StoreKind) {
     let app = Broker::on(store).start().await;
     let subjects: BTreeSet<String> = (0..250).map(|i| format!("subject-{i:03}")).collect();
     for subject in &subjects {
@@ -70,15 +61,7 @@ async fn paging(store: StoreKind) {
     assert_eq!((empty.credentials.len(), empty.next_page_token.as_str()), (0, ""));
 }
 
-#[tokio::test]
-async fn listing_pages_through_everything_once_memory() {
-    paging(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn listing_pages_through_everything_once_redis() {
-    paging(StoreKind::Redis).await;
-}
+both_stores!(credential_lifecycle, listing_pages_through_everything_once);
 
 #[tokio::test]
 async fn put_reports_oauth_expiry_in_status() {

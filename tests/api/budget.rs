@@ -2,7 +2,8 @@
 //! spread out, never before a provider's `Retry-After`. Timings are checked as counts per
 //! window and lower bounds, with tolerances, never as absolute latencies.
 
-use crate::harness::{TestRedis, random_prefix, redis_store};
+use crate::both_stores;
+use crate::harness::{StoreKind, TestRedis, random_prefix, redis_store};
 use credbroker::domain::ProviderName;
 use credbroker::store::budget::{BURST, BudgetBackend, BudgetError, TokenBudget};
 use credbroker::store::{RedisStore, RedisStoreConfig};
@@ -50,20 +51,21 @@ fn assert_spread(grants: &[Instant], per_minute: u32) {
     assert!(took >= needed.mul_f64(0.8), "{} grants took {took:?}, the budget needs {needed:?}", grants.len());
 }
 
-#[tokio::test]
-async fn budget_spreads_a_burst_across_replicas() {
-    let redis = TestRedis::start().await;
-    let budgets = replicas(&redis.url, &random_prefix(), 600, 3);
+/// A burst is spread: by one replica's budget in memory, or by three replicas' on one Redis.
+async fn a_burst_is_spread(store: StoreKind) {
+    let redis;
+    let budgets = match store {
+        StoreKind::Memory => vec![TokenBudget::new(BudgetBackend::Memory, &passolution(), 600)],
+        StoreKind::Redis => {
+            redis = TestRedis::start().await;
+            replicas(&redis.url, &random_prefix(), 600, 3)
+        }
+    };
     let grants = burst(&budgets, 30, Duration::from_secs(10)).await;
     assert_spread(&grants, 600);
 }
 
-#[tokio::test]
-async fn memory_budget_spreads_a_burst() {
-    let budget = [TokenBudget::new(BudgetBackend::Memory, &passolution(), 600)];
-    let grants = burst(&budget, 30, Duration::from_secs(10)).await;
-    assert_spread(&grants, 600);
-}
+both_stores!(a_burst_is_spread);
 
 #[tokio::test]
 async fn budget_a_caller_who_gives_up_reserves_no_slot() {

@@ -8,11 +8,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn the_store_contract_holds_on_a_redis_cluster() {
     let cluster = LocalCluster::start().await;
-    crate::store_conformance::contract(cluster.store()).await;
-    crate::store_conformance::journal(cluster.store()).await;
-    crate::store_conformance::bounded_journal(cluster.store()).await;
-    crate::store_conformance::journal_race(cluster.store()).await;
-    crate::store_conformance::leases(cluster.store()).await;
+    crate::store_conformance::keeps_the_contract(|| cluster.store()).await;
 }
 
 #[tokio::test]

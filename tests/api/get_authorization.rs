@@ -1,5 +1,6 @@
 //! GetAuthorization for the credentials that need no token exchange, on both stores.
 
+use crate::both_stores;
 use crate::harness::{Broker, StoreKind, bro_code, bro_token, only_header, secs};
 use base64::Engine;
 use credbroker::grpc::pb::{self, put_credential_request::Secret as PutSecret};
@@ -8,7 +9,7 @@ use tonic::Code;
 const BRO_USER: &str = "0dce6fc98256|123456789|1234";
 const BRO_CODE: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffee0001";
 
-async fn bro_basic(store: StoreKind) {
+async fn bro_token_gives_basic_auth(store: StoreKind) {
     let app = Broker::on(store).start().await;
     app.put("bro", "org-1", bro_token(BRO_USER, BRO_CODE)).await.unwrap();
     let response = app.get("bro", "org-1").await.unwrap();
@@ -20,17 +21,7 @@ async fn bro_basic(store: StoreKind) {
     assert_eq!(app.get("bro", "org-1").await.unwrap(), response);
 }
 
-#[tokio::test]
-async fn bro_token_gives_basic_auth_memory() {
-    bro_basic(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn bro_token_gives_basic_auth_redis() {
-    bro_basic(StoreKind::Redis).await;
-}
-
-async fn pass_app_bearer(store: StoreKind) {
+async fn pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key(store: StoreKind) {
     let app = Broker::on(store).start().await;
     app.put("pass", "client-42", PutSecret::ClientNumber("1234567".into())).await.unwrap();
     let response = app.get("pass", "client-42").await.unwrap();
@@ -39,16 +30,6 @@ async fn pass_app_bearer(store: StoreKind) {
     let own = app.get("pass", "").await.unwrap();
     assert_eq!(only_header(&own), ("api-key", "fake-pass-api-key"));
     assert_ne!(own.token_fingerprint, response.token_fingerprint);
-}
-
-#[tokio::test]
-async fn pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key_memory() {
-    pass_app_bearer(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key_redis() {
-    pass_app_bearer(StoreKind::Redis).await;
 }
 
 fn oauth(access: &str, expires_in: i64) -> PutSecret {
@@ -60,7 +41,7 @@ fn oauth(access: &str, expires_in: i64) -> PutSecret {
     })
 }
 
-async fn passolution_bearer(store: StoreKind) {
+async fn passolution_oauth_tokens_give_bearer_while_valid(store: StoreKind) {
     let app = Broker::on(store).start().await;
     app.put("passolution", "user-1", oauth("eyJ-access-1", 3600)).await.unwrap();
     let response = app.get("passolution", "user-1").await.unwrap();
@@ -77,15 +58,11 @@ async fn passolution_bearer(store: StoreKind) {
     assert!(app.get_valid_for("passolution", "user-1", secs(1800)).await.is_ok());
 }
 
-#[tokio::test]
-async fn passolution_oauth_tokens_give_bearer_while_valid_memory() {
-    passolution_bearer(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn passolution_oauth_tokens_give_bearer_while_valid_redis() {
-    passolution_bearer(StoreKind::Redis).await;
-}
+both_stores!(
+    bro_token_gives_basic_auth,
+    pass_client_number_gives_app_bearer_and_empty_subject_gives_api_key,
+    passolution_oauth_tokens_give_bearer_while_valid,
+);
 
 #[tokio::test]
 async fn replacing_a_credential_replaces_what_is_served() {

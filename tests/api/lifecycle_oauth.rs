@@ -1,6 +1,7 @@
 //! Passolution: code exchange, rotation through the write-once journal, every failure answer,
 //! herds and ReportRejected — on both stores.
 
+use crate::both_stores;
 use crate::harness::{
     Broker, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, StoreKind, TestBroker, bro_code, bro_token, eventually,
     issue_tokens, only_header, secs,
@@ -16,7 +17,7 @@ fn refresh_grants(fake: &fake_upstream::FakeUpstream) -> usize {
     fake.ledger().count(|e| e.operation == Operation::RefreshTokenGrant)
 }
 
-async fn rotation(store: StoreKind) {
+async fn passolution_rotation_redeems_each_refresh_token_once(store: StoreKind) {
     let app = Broker::on(store).fake().quick_renewals().start().await;
     let (old_access, old_refresh, tokens) = issue_tokens(app.fake(), Duration::from_secs(3));
     app.put("passolution", "u", tokens).await.unwrap();
@@ -40,15 +41,7 @@ async fn rotation(store: StoreKind) {
     assert!(app.fake().ledger().violations().is_empty());
 }
 
-#[tokio::test]
-async fn passolution_rotation_redeems_each_refresh_token_once_memory() {
-    rotation(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn passolution_rotation_redeems_each_refresh_token_once_redis() {
-    rotation(StoreKind::Redis).await;
-}
+both_stores!(passolution_rotation_redeems_each_refresh_token_once);
 
 #[tokio::test]
 async fn passolution_authorization_code_is_exchanged_with_pkce() {
@@ -138,15 +131,11 @@ async fn lost_reply(store: StoreKind, mode: FailureMode) {
     assert!(app.fake().ledger().violations().is_empty());
 }
 
-#[tokio::test]
-async fn passolution_commit_then_drop_is_probed_never_resent_memory() {
-    lost_reply(StoreKind::Memory, FailureMode::CommitThenDrop).await;
+async fn passolution_commit_then_drop_is_probed_never_resent(store: StoreKind) {
+    lost_reply(store, FailureMode::CommitThenDrop).await;
 }
 
-#[tokio::test]
-async fn passolution_commit_then_drop_is_probed_never_resent_redis() {
-    lost_reply(StoreKind::Redis, FailureMode::CommitThenDrop).await;
-}
+both_stores!(passolution_commit_then_drop_is_probed_never_resent);
 
 #[tokio::test]
 async fn passolution_commit_then_hang_is_probed_never_resent() {
@@ -295,7 +284,7 @@ async fn passolution_unreachable_token_url_reopens_the_attempt() {
     drop(held);
 }
 
-async fn herd_on_expired(store: StoreKind) {
+async fn a_herd_on_an_expired_token_causes_one_refresh(store: StoreKind) {
     let app = Broker::on(store).fake().quick_renewals().start().await;
     app.fake().knobs().set_latency(Provider::Passolution, Duration::from_millis(100));
     let (_, refresh, tokens) = issue_tokens(app.fake(), Duration::from_secs(1));
@@ -306,15 +295,7 @@ async fn herd_on_expired(store: StoreKind) {
     assert_eq!(app.fake().ledger().redemptions_of(&refresh), 1);
 }
 
-#[tokio::test]
-async fn a_herd_on_an_expired_token_causes_one_refresh_memory() {
-    herd_on_expired(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn a_herd_on_an_expired_token_causes_one_refresh_redis() {
-    herd_on_expired(StoreKind::Redis).await;
-}
+both_stores!(a_herd_on_an_expired_token_causes_one_refresh);
 
 #[tokio::test]
 async fn many_reports_of_one_header_cause_one_refresh_and_old_reports_none() {

@@ -1,6 +1,7 @@
 //! What no caller can make the broker do: burn refresh tokens by reporting rejections
 //! or spend one on a `min_validity` no token can meet.
 
+use crate::both_stores;
 use crate::harness::{Broker, StoreKind, TestBroker, TestRedis, issue_tokens, random_prefix, secs, start_fake};
 use fake_upstream::{FakeUpstream, Operation};
 use std::time::Duration;
@@ -55,33 +56,28 @@ async fn reports_of_a_fresh_header_force_nothing() {
 /// Once the broker knows how long the provider's tokens live, a `min_validity` no fresh token
 /// can be promised for is refused before anything is redeemed — however often it is asked —
 /// and the header handed out before stays valid.
-#[tokio::test]
-async fn a_min_validity_no_token_meets_is_refused_before_any_redemption() {
-    for store in [StoreKind::Memory, StoreKind::Redis] {
-        let app = Broker::on(store).fake().quick_renewals().start().await;
-        let (_, _, tokens) = issue_tokens(app.fake(), Duration::from_secs(3600));
-        app.put("passolution", "u", tokens).await.unwrap();
-        // The provider now issues 20 s tokens; a forced renewal teaches the broker that.
-        app.fake().knobs().set_passolution_access_lifetime(Duration::from_secs(20));
-        let imported = app.get("passolution", "u").await.unwrap();
-        app.report("passolution", "u", &imported.token_fingerprint).await.unwrap();
-        let fresh = app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
-        assert_ne!(fresh.token_fingerprint, imported.token_fingerprint);
-        // A fresh 20 s token is promised for at most 20 × 0.7 − 0.1 = 13.9 s.
-        for _ in 0..3 {
-            let refused = app.get_valid_for("passolution", "u", secs(30)).await.unwrap_err();
-            assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-            assert!(refused.message().contains("min_validity"), "{}", refused.message());
-        }
-        assert_eq!(refresh_grants(app.fake()), 1, "{store:?}: only the forced renewal");
-        let token = fresh.headers[0].value.trim_start_matches("Bearer ");
-        assert_eq!(
-            app.fake().passolution_access_revoked_at(token),
-            None,
-            "{store:?}: the header handed out stays valid"
-        );
+async fn a_min_validity_no_token_meets_is_refused_before_any_redemption(store: StoreKind) {
+    let app = Broker::on(store).fake().quick_renewals().start().await;
+    let (_, _, tokens) = issue_tokens(app.fake(), Duration::from_secs(3600));
+    app.put("passolution", "u", tokens).await.unwrap();
+    // The provider now issues 20 s tokens; a forced renewal teaches the broker that.
+    app.fake().knobs().set_passolution_access_lifetime(Duration::from_secs(20));
+    let imported = app.get("passolution", "u").await.unwrap();
+    app.report("passolution", "u", &imported.token_fingerprint).await.unwrap();
+    let fresh = app.get_valid_for("passolution", "u", secs(1)).await.unwrap();
+    assert_ne!(fresh.token_fingerprint, imported.token_fingerprint);
+    // A fresh 20 s token is promised for at most 20 × 0.7 − 0.1 = 13.9 s.
+    for _ in 0..3 {
+        let refused = app.get_valid_for("passolution", "u", secs(30)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains("min_validity"), "{}", refused.message());
     }
+    assert_eq!(refresh_grants(app.fake()), 1, "{store:?}: only the forced renewal");
+    let token = fresh.headers[0].value.trim_start_matches("Bearer ");
+    assert_eq!(app.fake().passolution_access_revoked_at(token), None, "{store:?}: the header handed out stays valid");
 }
+
+both_stores!(a_min_validity_no_token_meets_is_refused_before_any_redemption);
 
 /// The promised end of a Passolution header is its planned renewal (minus the clock skew),
 /// not the token's expiry: asking past it waits for that renewal and gets the new header.

@@ -1,7 +1,8 @@
 //! The store contract, run against both implementations directly (no gRPC): versions,
 //! compare-and-swap, tombstones, listings.
 
-use crate::harness::{TestRedis, eventually, random_prefix};
+use crate::both_stores;
+use crate::harness::{StoreKind, TestRedis, eventually, random_prefix};
 use credbroker::domain::{CredentialId, CredentialState, ProviderName, Subject};
 use credbroker::store::{Attempt, CredentialStore, JournalEntry, MemoryStore, Reservation, StoredCredential};
 use std::sync::Arc;
@@ -189,24 +190,27 @@ pub async fn journal_race(store: impl CredentialStore + Clone) {
     assert_eq!(won, 1);
 }
 
-#[tokio::test]
-async fn memory_store_keeps_the_contract() {
-    contract(MemoryStore::new()).await;
-    journal(MemoryStore::new()).await;
-    bounded_journal(MemoryStore::new()).await;
-    journal_race(MemoryStore::new()).await;
-    leases(MemoryStore::new()).await;
+/// The whole contract, each part on a fresh store made by `fresh` (a Redis Cluster's too, in
+/// `cluster.rs`).
+pub async fn keeps_the_contract<S: CredentialStore + Clone>(fresh: impl Fn() -> S) {
+    contract(fresh()).await;
+    journal(fresh()).await;
+    bounded_journal(fresh()).await;
+    journal_race(fresh()).await;
+    leases(fresh()).await;
 }
 
-#[tokio::test]
-async fn redis_store_keeps_the_contract() {
-    let redis = TestRedis::start().await;
-    contract(redis.store(&random_prefix())).await;
-    journal(redis.store(&random_prefix())).await;
-    bounded_journal(redis.store(&random_prefix())).await;
-    journal_race(redis.store(&random_prefix())).await;
-    leases(redis.store(&random_prefix())).await;
+async fn the_store_keeps_the_contract(store: StoreKind) {
+    match store {
+        StoreKind::Memory => keeps_the_contract(MemoryStore::new).await,
+        StoreKind::Redis => {
+            let redis = TestRedis::start().await;
+            keeps_the_contract(|| redis.store(&random_prefix())).await;
+        }
+    }
 }
+
+both_stores!(the_store_keeps_the_contract);
 
 /// Journals written before the journal was bounded (one `…:attempt:<hash>` key per token) are
 /// still honoured: such a token is never reserved again.

@@ -3,6 +3,7 @@
 //! are returned untouched; successful PASS Bearer calls slide the known expiry.
 
 use super::support::{ProxyBroker, json, request, sha256_hex, small_limits, stream_head};
+use crate::both_stores;
 use crate::harness::{Broker, CLIENT_ID, StoreKind, TestBroker, eventually, login};
 use credbroker::grpc::pb::put_credential_request::Secret as PutSecret;
 use fake_upstream::{Operation, Provider};
@@ -85,17 +86,7 @@ async fn streams_retry_a_401_only_when_the_body_could_be_replayed() {
     assert_eq!(again.status, 200);
 }
 
-#[tokio::test]
-async fn successful_pass_bearer_calls_slide_the_known_expiry_in_memory() {
-    slides(StoreKind::Memory).await;
-}
-
-#[tokio::test]
-async fn successful_pass_bearer_calls_slide_the_known_expiry_with_redis() {
-    slides(StoreKind::Redis).await;
-}
-
-async fn slides(store: StoreKind) {
+async fn successful_pass_bearer_calls_slide_the_known_expiry(store: StoreKind) {
     let app = Broker::on(store).fake().proxy(small_limits()).start().await;
     app.fake().knobs().set_pass_max_lifetime(Duration::from_secs(4));
     app.fake().add_pass_user("jan", "pw-jan", true);
@@ -118,6 +109,8 @@ async fn slides(store: StoreKind) {
     let renewals = ledger.count(|e| matches!(e.operation, Operation::Login | Operation::Refresh));
     assert_eq!(renewals, 1, "only the first login; the session was kept alive by use: {:?}", ledger.entries());
 }
+
+both_stores!(successful_pass_bearer_calls_slide_the_known_expiry);
 
 /// A provider instance whose API rejects dead tokens with 403: with `rejected_statuses`
 /// naming it, a 403 renews and retries like a 401; without, it is returned as it is.
