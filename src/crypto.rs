@@ -33,6 +33,8 @@ use zeroize::Zeroizing;
 const FORMAT: &str = "v2";
 /// Sealed before the record version was part of the associated data: opened, never written.
 const LEGACY: &str = "v1";
+/// Values that are no credential record (`seal_transient`), bound to a purpose instead.
+const TRANSIENT: &str = "t1";
 const NONCE_LEN: usize = 12;
 
 /// Why a sealed secret could not be opened. Deliberately vague: never says anything about
@@ -122,16 +124,41 @@ impl Keyring {
     /// Encrypts `value` (as JSON) for version `version` of credential `id`:
     /// `v2:<key id>:<base64url(nonce ‖ ciphertext)>`. Seal for the version the write creates.
     pub fn seal(&self, id: &CredentialId, version: u64, value: &impl Serialize) -> String {
+        self.encrypt(FORMAT, &associated_data(FORMAT, &self.active, id, version), value)
+    }
+
+    /// Encrypts a value that is no credential record (the consent flow's PKCE verifier),
+    /// bound to what it is for (`purpose`) and to the one thing it belongs to (`bound_to`):
+    /// `t1:<key id>:<blob>`. It opens only with the same purpose and binding, so it can neither
+    /// be moved to another entry nor read as a credential.
+    pub fn seal_transient(&self, purpose: &str, bound_to: &str, value: &impl Serialize) -> String {
+        self.encrypt(TRANSIENT, &transient_data(&self.active, purpose, bound_to), value)
+    }
+
+    /// Decrypts what [`Keyring::seal_transient`] produced for the same purpose and binding.
+    pub fn open_transient<T: DeserializeOwned>(
+        &self,
+        purpose: &str,
+        bound_to: &str,
+        sealed: &str,
+    ) -> Result<T, CryptoError> {
+        let (format, key_id, body) = split(sealed)?;
+        if format != TRANSIENT {
+            return Err(CryptoError::Malformed);
+        }
+        self.decrypt(key_id, body, &transient_data(key_id, purpose, bound_to))
+    }
+
+    fn encrypt(&self, format: &str, aad: &[u8], value: &impl Serialize) -> String {
         let plaintext = Zeroizing::new(serde_json::to_vec(value).expect("sealed values serialize"));
         let cipher = &self.ciphers[&self.active];
         let nonce = Nonce::generate();
-        let aad = associated_data(FORMAT, &self.active, id, version);
         let ciphertext = cipher
-            .encrypt(&nonce, Payload { msg: &plaintext, aad: &aad })
+            .encrypt(&nonce, Payload { msg: &plaintext, aad })
             .expect("AES-GCM encryption of a small message cannot fail");
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
-        format!("{FORMAT}:{}:{}", self.active, URL_SAFE_NO_PAD.encode(blob))
+        format!("{format}:{}:{}", self.active, URL_SAFE_NO_PAD.encode(blob))
     }
 
     /// The id of the key that seals.
@@ -149,11 +176,13 @@ impl Keyring {
     /// Decrypts what `seal` produced for the same credential and version (or a `v1` blob of
     /// the same credential, whatever its version).
     pub fn open<T: DeserializeOwned>(&self, id: &CredentialId, version: u64, sealed: &str) -> Result<T, CryptoError> {
-        let mut parts = sealed.splitn(3, ':');
-        let (Some(format @ (FORMAT | LEGACY)), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (format @ (FORMAT | LEGACY), key_id, body) = split(sealed)? else {
             return Err(CryptoError::Malformed);
         };
+        self.decrypt(key_id, body, &associated_data(format, key_id, id, version))
+    }
+
+    fn decrypt<T: DeserializeOwned>(&self, key_id: &str, body: &str, aad: &[u8]) -> Result<T, CryptoError> {
         let cipher = self.ciphers.get(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
         let blob = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Malformed)?;
         if blob.len() < NONCE_LEN {
@@ -161,9 +190,8 @@ impl Keyring {
         }
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
-        let aad = associated_data(format, key_id, id, version);
         let plaintext = Zeroizing::new(
-            cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &aad }).map_err(|_| CryptoError::DoesNotOpen)?,
+            cipher.decrypt(&nonce, Payload { msg: ciphertext, aad }).map_err(|_| CryptoError::DoesNotOpen)?,
         );
         serde_json::from_slice(&plaintext).map_err(|_| CryptoError::Malformed)
     }
@@ -182,6 +210,21 @@ impl Keyring {
     }
 }
 
+/// `format:key id:body`.
+fn split(sealed: &str) -> Result<(&str, &str, &str), CryptoError> {
+    let mut parts = sealed.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(format), Some(key_id), Some(body)) => Ok((format, key_id, body)),
+        _ => Err(CryptoError::Malformed),
+    }
+}
+
+/// The associated data of a transient value: its format, key id, purpose and binding (none of
+/// which contains a NUL).
+fn transient_data(key_id: &str, purpose: &str, bound_to: &str) -> Vec<u8> {
+    [TRANSIENT, key_id, purpose, bound_to].join("\0").into_bytes()
+}
+
 /// Binds a ciphertext to its format, key id, credential and (from `v2` on) record version.
 /// Provider names and subjects contain no control characters, so NUL separators make the
 /// encoding unambiguous.
@@ -197,13 +240,7 @@ fn associated_data(format: &str, key_id: &str, id: &CredentialId, version: u64) 
 /// What `seal` wrote before the version was bound: for tests of the migration path.
 #[cfg(test)]
 pub(crate) fn seal_legacy(ring: &Keyring, id: &CredentialId, value: &impl Serialize) -> String {
-    let plaintext = serde_json::to_vec(value).expect("sealed values serialize");
-    let nonce = Nonce::generate();
-    let aad = associated_data(LEGACY, &ring.active, id, 0);
-    let ciphertext = ring.ciphers[&ring.active].encrypt(&nonce, Payload { msg: &plaintext, aad: &aad }).unwrap();
-    let mut blob = nonce.to_vec();
-    blob.extend_from_slice(&ciphertext);
-    format!("{LEGACY}:{}:{}", ring.active, URL_SAFE_NO_PAD.encode(blob))
+    ring.encrypt(LEGACY, &associated_data(LEGACY, &ring.active, id, 0), value)
 }
 
 #[cfg(test)]

@@ -137,3 +137,19 @@ fn v1_records_still_open_whatever_their_version() {
     }
     assert!(ring.open::<SecretMaterial>(&id("bro", "bob"), 1, &legacy).is_err(), "still bound to the credential");
 }
+
+#[test]
+fn transient_values_open_only_for_their_purpose_and_binding() {
+    let ring = Keyring::new(vec![key("k1", 1)], "k1").unwrap();
+    let sealed = ring.seal_transient("pkce", "state-hash-1", &Secret::new("the-verifier"));
+    assert!(sealed.starts_with("t1:k1:") && !sealed.contains("the-verifier"), "{sealed}");
+    let opened: Secret = ring.open_transient("pkce", "state-hash-1", &sealed).unwrap();
+    assert_eq!(opened.expose(), "the-verifier");
+    let moved = ring.open_transient::<Secret>("pkce", "state-hash-2", &sealed);
+    assert!(matches!(moved, Err(CryptoError::DoesNotOpen)));
+    assert!(matches!(ring.open_transient::<Secret>("other", "state-hash-1", &sealed), Err(CryptoError::DoesNotOpen)));
+    // Neither kind opens as the other.
+    assert!(matches!(ring.open::<Secret>(&id("bro", "a"), 1, &sealed), Err(CryptoError::Malformed)));
+    let record = ring.seal(&id("bro", "a"), 1, &Secret::new("x"));
+    assert!(matches!(ring.open_transient::<Secret>("pkce", "s", &record), Err(CryptoError::Malformed)));
+}

@@ -1,9 +1,11 @@
 //! Validated domain types. Everything that crosses the gRPC edge is parsed into these
 //! (`TryFrom`), so the rest of the code never sees an unchecked string.
 
+mod connect;
 mod reason;
 mod secret;
 
+pub use connect::{ConnectFailure, SessionStatus};
 pub use reason::Reason;
 pub use secret::{Secret, SecretMaterial, Session, Vault};
 

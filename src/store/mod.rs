@@ -21,6 +21,7 @@ mod connection;
 mod memory;
 mod redis;
 mod sentinel;
+pub mod sessions;
 pub mod target;
 
 pub use self::changes::{Change, ChangeFeed};

@@ -9,6 +9,9 @@ use std::time::Duration;
 async fn the_store_contract_holds_on_a_redis_cluster() {
     let cluster = LocalCluster::start().await;
     crate::store_conformance::keeps_the_contract(|| cluster.store()).await;
+    let sessions = || credbroker::store::sessions::RedisSessions::new(cluster.store());
+    crate::connect::store::sessions_contract(sessions()).await;
+    crate::connect::store::one_state_one_redeemer(sessions()).await;
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod budget;
 mod chaos;
 mod cli;
 mod cluster;
+mod connect;
 mod contract;
 mod deploy;
 mod get_authorization;
