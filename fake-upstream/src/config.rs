@@ -50,6 +50,19 @@ pub enum RefreshErrorStyle {
     Older,
 }
 
+/// What the authorize endpoint's redirect back says in `iss` (RFC 9207). Real servers
+/// either send their issuer or nothing; the other values exist to test the client's check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IssuerReply {
+    /// The fake's own issuer, [`FakeUpstream::passolution_issuer`](crate::FakeUpstream::passolution_issuer).
+    #[default]
+    Correct,
+    /// No `iss` parameter (a server that predates RFC 9207).
+    Omitted,
+    /// Another server's issuer, as in a mix-up attack.
+    Wrong,
+}
+
 /// Initial settings of a fake. `Default` gives the providers' documented defaults.
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
@@ -68,6 +81,10 @@ pub struct FakeConfig {
     /// Passolution: the rate-limit window (Laravel: a fixed window from the first hit).
     pub passolution_rate_window: Duration,
     pub passolution_error_style: RefreshErrorStyle,
+    /// Passolution: the scopes the authorize endpoint knows (`*` is always accepted).
+    pub passolution_scopes: Vec<String>,
+    /// Passolution: what the authorize redirect says in `iss`.
+    pub passolution_iss: IssuerReply,
     /// Passolution: the status of a data call without a live token (Laravel: 401; some
     /// frameworks answer 403).
     pub passolution_unauthenticated_status: u16,
@@ -95,6 +112,8 @@ impl Default for FakeConfig {
             passolution_rate_limit: 300,
             passolution_rate_window: Duration::from_secs(60),
             passolution_error_style: RefreshErrorStyle::Newer,
+            passolution_scopes: vec!["read".into(), "write".into()],
+            passolution_iss: IssuerReply::Correct,
             passolution_unauthenticated_status: 401,
             passolution_jwt_secret: "fake-passolution-signing-key".into(),
             jouwomgeving_jwt_lifetime: Duration::from_secs(300),

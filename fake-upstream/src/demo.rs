@@ -17,6 +17,8 @@ pub struct DemoSeed {
     pub bro_token: (String, String),
     pub passolution_url: String,
     pub passolution_client: (String, String, String),
+    /// Who may log in on the consent page.
+    pub passolution_login: (String, String),
     pub passolution_access_token: String,
     pub passolution_refresh_token: String,
     pub passolution_code: String,
@@ -37,8 +39,12 @@ impl FakeUpstream {
         let bro_token =
             pair("0dce6fc98256|123456789|1234", "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d0f");
         self.add_bro_token(&bro_token.0, &bro_token.1);
-        let (id, secret, redirect) = ("demo-client", "demo-client-secret", "http://127.0.0.1:8081/callback");
+        // The embedded default's connect listener: the broker's callback for instance `passolution`.
+        let (id, secret, redirect) =
+            ("demo-client", "demo-client-secret", "http://127.0.0.1:8081/callback/passolution");
         self.add_passolution_client(id, secret, redirect);
+        let passolution_login = pair("demo.traveller", "demo-password-1");
+        self.add_passolution_user(&passolution_login.0, &passolution_login.1);
         let (access, refresh) = self.issue_passolution_tokens(id);
         let jouwomgeving_login = pair("demo-application", "demo-password-1");
         self.add_jouwomgeving_user(&jouwomgeving_login.0, &jouwomgeving_login.1);
@@ -52,6 +58,7 @@ impl FakeUpstream {
             bro_token,
             passolution_url: self.url(Provider::Passolution),
             passolution_client: (id.into(), secret.into(), redirect.into()),
+            passolution_login,
             passolution_access_token: access,
             passolution_refresh_token: refresh,
             passolution_code: self.issue_passolution_code(id, None),
@@ -78,6 +85,8 @@ impl fmt::Display for DemoSeed {
         writeln!(f, "\nPassolution   {}   (token URL {}oauth/token)", self.passolution_url, self.passolution_url)?;
         let (id, secret, redirect) = &self.passolution_client;
         writeln!(f, "  client        {id} / {secret}   redirect_uri {redirect}")?;
+        let (user, password) = &self.passolution_login;
+        writeln!(f, "  consent login {user} / {password}   (the authorize page)")?;
         writeln!(f, "  access token  {}", self.passolution_access_token)?;
         writeln!(f, "  refresh token {}", self.passolution_refresh_token)?;
         writeln!(f, "  auth code     {}", self.passolution_code)?;

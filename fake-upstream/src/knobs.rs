@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::{FakeConfig, Provider, RefreshErrorStyle};
+use crate::config::{FakeConfig, IssuerReply, Provider, RefreshErrorStyle};
 use crate::ledger::Operation;
 
 /// What a token endpoint does with a call instead of (or after) answering normally.
@@ -94,6 +94,11 @@ impl Knobs {
 
     pub fn set_passolution_error_style(&self, style: RefreshErrorStyle) {
         self.update(|c| c.passolution_error_style = style);
+    }
+
+    /// What the authorize redirect says in `iss` from now on.
+    pub fn set_passolution_iss(&self, reply: IssuerReply) {
+        self.update(|c| c.passolution_iss = reply);
     }
 
     pub fn set_jouwomgeving_jwt_lifetime(&self, lifetime: Duration) {

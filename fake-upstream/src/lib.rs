@@ -7,7 +7,7 @@
 //! |--------------|------------------|-------------------------------------------------------------------|
 //! | PASS         | `/pass/`         | `token/v1/login`, `token/v1/refresh`, `token/v1/passwordtoken`, `token/v1/changepassword` (also under `rest/`) |
 //! | BRO          | `/bro/`          | none (Basic on every call); `api/v2/[{project}/]validatie`        |
-//! | Passolution  | `/passolution/`  | `oauth/authorize`, `oauth/token`; data under `api/v2/`            |
+//! | Passolution  | `/passolution/`  | `oauth/authorize` (login + consent page), `oauth/token`; data under `api/v2/` |
 //! | JouwOmgeving | `/jouwomgeving/` | `api/api-token-auth/`, `api/api-token-refresh/`; data `api/users/` |
 //!
 //! Every token-endpoint call goes through the failure [`Knobs`] and lands in the
@@ -28,6 +28,9 @@
 //! fake.add_bro_token(username, code)      fake.remove_bro_token(username)
 //! fake.add_passolution_client(client_id, client_secret, redirect_uri)
 //! fake.issue_passolution_code(client_id, code_challenge: Option<&str>) -> String
+//! fake.add_passolution_user(username, password)             // may log in on the consent page
+//! fake.passolution_issuer() -> String                        // the `iss` of the authorize redirect
+//! fake.passolution_code_verifiers() -> Vec<String>           // PKCE verifiers of code exchanges
 //! fake.issue_passolution_tokens(client_id) -> (access_token, refresh_token)
 //! fake.issue_passolution_tokens_aged(client_id, age) -> (access_token, refresh_token)   // issued `age` ago
 //! fake.passolution_access_revoked_at(access_token) -> Option<SystemTime>
@@ -44,6 +47,7 @@
 //!   set_pass_max_lifetime(Duration)          set_passolution_access_lifetime(Duration)
 //!   set_passolution_refresh_lifetime(Duration)  set_passolution_rate_limit(u32)
 //!   set_passolution_error_style(RefreshErrorStyle::{Newer, Older})
+//!   set_passolution_iss(IssuerReply::{Correct, Omitted, Wrong})
 //!   set_jouwomgeving_jwt_lifetime(Duration)  set_latency(Provider, Duration)
 //!   fail(Provider, FailureMode, Times)       fail_only(Provider, Operation, FailureMode, Times)
 //!   clear_failures(Provider)                 reset_failures()
@@ -101,7 +105,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::passolution::{Challenge, Lifetimes};
 
-pub use config::{FakeConfig, Provider, RefreshErrorStyle};
+pub use config::{FakeConfig, IssuerReply, Provider, RefreshErrorStyle};
 pub use data::blob;
 pub use demo::DemoSeed;
 pub use knobs::{FailureMode, Knobs, Times};
@@ -127,6 +131,8 @@ impl FakeUpstream {
     pub async fn start_on(listener: TcpListener, config: FakeConfig) -> io::Result<FakeUpstream> {
         let addr = listener.local_addr()?;
         let state = AppState::new(config);
+        let issuer = format!("http://{addr}/{}", Provider::Passolution.prefix());
+        state.passolution.issuer.set(issuer).expect("a new state has no issuer yet");
         let stop = CancellationToken::new();
         let task = server::spawn(listener, app::router(state.clone()), stop.clone());
         Ok(FakeUpstream { addr, state, stop, task: Some(task) })
@@ -214,7 +220,23 @@ impl FakeUpstream {
         let redirect_uri = self.passolution_redirect_uri(client_id);
         let lifetime = self.state.knobs.config().passolution_code_lifetime;
         let challenge = code_challenge.map(Challenge::s256);
-        self.state.passolution.issue_code(client_id, &redirect_uri, challenge, lifetime)
+        self.state.passolution.issue_code(client_id, &redirect_uri, challenge, Vec::new(), lifetime)
+    }
+
+    /// An account that may log in on the consent page (`/oauth/authorize`).
+    pub fn add_passolution_user(&self, username: &str, password: &str) {
+        self.state.passolution.add_user(username, password);
+    }
+
+    /// What the authorize redirect sends as `iss` (RFC 9207): `http://127.0.0.1:PORT/passolution`.
+    pub fn passolution_issuer(&self) -> String {
+        self.state.passolution.issuer.get().cloned().expect("set at start")
+    }
+
+    /// Every `code_verifier` a successful code exchange presented (PKCE), oldest first: what a
+    /// test looks for where it must never appear.
+    pub fn passolution_code_verifiers(&self) -> Vec<String> {
+        self.state.passolution.verifiers()
     }
 
     /// A fresh access and refresh token pair, as if a code exchange had just happened;

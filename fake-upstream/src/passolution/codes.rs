@@ -37,6 +37,8 @@ pub(crate) struct Code {
     pub client_id: String,
     pub redirect_uri: String,
     pub challenge: Option<Challenge>,
+    /// What the user consented to; the tokens issued for the code carry them.
+    pub scopes: Vec<String>,
     pub expires: SystemTime,
     pub revoked: bool,
 }

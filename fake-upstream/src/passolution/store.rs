@@ -53,6 +53,7 @@ struct Access {
 
 struct Refresh {
     client_id: String,
+    scopes: Vec<String>,
     access_token: String,
     expires: SystemTime,
     revoked: bool,
@@ -63,6 +64,11 @@ struct Refresh {
 #[derive(Default)]
 struct Inner {
     clients: HashMap<String, Client>,
+    /// Accounts that may log in on the consent page: username → password.
+    users: HashMap<String, String>,
+    /// Every `code_verifier` a successful code exchange presented, for tests that look for
+    /// it where it must not be.
+    verifiers: Vec<String>,
     codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Refresh>,
@@ -72,6 +78,8 @@ struct Inner {
 pub(crate) struct Store {
     inner: Mutex<Inner>,
     pub limiter: RateLimiter,
+    /// What the authorize redirect sends as `iss`: the fake's Passolution URL, set at start.
+    pub issuer: std::sync::OnceLock<String>,
 }
 
 impl Store {
@@ -94,6 +102,18 @@ impl Store {
         client.secret.is_empty() || secret == Some(client.secret.as_str())
     }
 
+    pub fn add_user(&self, username: &str, password: &str) {
+        self.lock().users.insert(username.to_owned(), password.to_owned());
+    }
+
+    pub fn login_ok(&self, username: &str, password: &str) -> bool {
+        self.lock().users.get(username).is_some_and(|p| p == password)
+    }
+
+    pub fn verifiers(&self) -> Vec<String> {
+        self.lock().verifiers.clone()
+    }
+
     pub fn redirect_uri(&self, client_id: &str) -> Option<String> {
         self.lock().clients.get(client_id).map(|c| c.redirect_uri.clone())
     }
@@ -104,6 +124,7 @@ impl Store {
         client_id: &str,
         redirect_uri: &str,
         challenge: Option<Challenge>,
+        scopes: Vec<String>,
         lifetime: Duration,
     ) -> String {
         let code = format!("def50200{}", random_hex(160));
@@ -111,6 +132,7 @@ impl Store {
             client_id: client_id.to_owned(),
             redirect_uri: redirect_uri.to_owned(),
             challenge,
+            scopes,
             expires: SystemTime::now() + lifetime,
             revoked: false,
         };
@@ -134,7 +156,9 @@ impl Store {
             .ok_or(CodeError::Request { parameter: "code", hint: Some("Cannot decrypt the authorization code") })?;
         check_code(entry, client_id, redirect_uri, verifier)?;
         entry.revoked = true;
-        Ok(inner.issue(client_id, true, SystemTime::now(), l))
+        let scopes = entry.scopes.clone();
+        inner.verifiers.extend(verifier.map(str::to_owned));
+        Ok(inner.issue(client_id, &scopes, true, SystemTime::now(), l))
     }
 
     /// league's `RefreshTokenGrant` after the client check. Also says whether the token had
@@ -158,22 +182,22 @@ impl Store {
             return (Err(hint), replay);
         }
         (old.revoked, old.redeemed) = (true, true);
-        let old_access = old.access_token.clone();
+        let (old_access, scopes) = (old.access_token.clone(), old.scopes.clone());
         let now = SystemTime::now();
         if let Some(access) = inner.access.get_mut(&old_access) {
             access.revoked_at.get_or_insert(now);
         }
-        (Ok(inner.issue(client_id, true, now, l)), replay)
+        (Ok(inner.issue(client_id, &scopes, true, now, l)), replay)
     }
 
     /// Issues tokens without any exchange; `with_refresh` is false for client_credentials.
     pub fn issue(&self, client_id: &str, with_refresh: bool, l: &Lifetimes) -> Pair {
-        self.lock().issue(client_id, with_refresh, SystemTime::now(), l)
+        self.lock().issue(client_id, &[], with_refresh, SystemTime::now(), l)
     }
 
     /// Issues tokens as if at `issued_at` (in the past): their lifetime counts from then.
     pub fn issue_at(&self, client_id: &str, issued_at: SystemTime, l: &Lifetimes) -> Pair {
-        self.lock().issue(client_id, true, issued_at, l)
+        self.lock().issue(client_id, &[], true, issued_at, l)
     }
 
     /// When an access token was revoked, if it was.
@@ -204,8 +228,15 @@ impl Store {
 }
 
 impl Inner {
-    fn issue(&mut self, client_id: &str, with_refresh: bool, now: SystemTime, l: &Lifetimes) -> Pair {
-        let access_token = access_jwt(client_id, with_refresh, now, l);
+    fn issue(
+        &mut self,
+        client_id: &str,
+        scopes: &[String],
+        with_refresh: bool,
+        now: SystemTime,
+        l: &Lifetimes,
+    ) -> Pair {
+        let access_token = access_jwt(client_id, scopes, with_refresh, now, l);
         let access = Access { client_id: client_id.to_owned(), expires: now + l.access, revoked_at: None };
         self.access.insert(access_token.clone(), access);
         let refresh_token = with_refresh.then(|| {
@@ -213,6 +244,7 @@ impl Inner {
             let token = format!("def50200{}", random_hex(256));
             let refresh = Refresh {
                 client_id: client_id.to_owned(),
+                scopes: scopes.to_vec(),
                 access_token: access_token.clone(),
                 expires: now + l.refresh,
                 revoked: false,
@@ -226,8 +258,9 @@ impl Inner {
 }
 
 /// A JWT shaped like Passport's (Passport signs RS256; HS256 keeps the fake keyless).
-/// Client-credentials tokens have no user, hence the empty `sub`.
-fn access_jwt(client_id: &str, for_user: bool, now: SystemTime, l: &Lifetimes) -> String {
+/// Client-credentials tokens have no user, hence the empty `sub`; `scopes` are those the user
+/// consented to.
+fn access_jwt(client_id: &str, scopes: &[String], for_user: bool, now: SystemTime, l: &Lifetimes) -> String {
     let iat = unix_secs(now);
     let claims = json!({
         "aud": client_id,
@@ -236,7 +269,7 @@ fn access_jwt(client_id: &str, for_user: bool, now: SystemTime, l: &Lifetimes) -
         "nbf": iat,
         "exp": iat + ceil_secs(l.access),
         "sub": if for_user { "1" } else { "" },
-        "scopes": [],
+        "scopes": scopes,
     });
     let key = EncodingKey::from_secret(l.jwt_secret.as_bytes());
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("HS256 signing cannot fail")

@@ -2,6 +2,7 @@
 //! failure knobs.
 
 mod bro;
+mod consent;
 mod faults;
 mod helpers;
 mod jouwomgeving;

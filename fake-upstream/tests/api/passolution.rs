@@ -9,19 +9,19 @@ use fake_upstream::{FakeConfig, Operation, Outcome, Provider, RefreshErrorStyle}
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestFake, spawn, spawn_with, status_json};
+use crate::helpers::{TestFake, spawn_with, status_json};
 
-const CLIENT: &str = "client-1";
-const SECRET: &str = "secret-1";
-const REDIRECT: &str = "https://app.example/callback";
+pub const CLIENT: &str = "client-1";
+pub const SECRET: &str = "secret-1";
+pub const REDIRECT: &str = "https://app.example/callback";
 
-async fn spawn_client(config: FakeConfig) -> TestFake {
+pub async fn spawn_client(config: FakeConfig) -> TestFake {
     let t = spawn_with(config).await;
     t.fake.add_passolution_client(CLIENT, SECRET, REDIRECT);
     t
 }
 
-async fn token_json(t: &TestFake, body: Value) -> (u16, Value) {
+pub async fn token_json(t: &TestFake, body: Value) -> (u16, Value) {
     let url = t.url(Provider::Passolution, "oauth/token");
     status_json(t.http.post(url).json(&body).send().await.unwrap()).await
 }
@@ -184,20 +184,6 @@ async fn expired_tokens_are_refused() {
     assert_eq!(api_status(&t, &access).await, 401);
     let (status, body) = refresh(&t, &refresh_token).await;
     assert_eq!((status, &body["hint"]), (400, &json!("Token has expired")));
-}
-
-#[tokio::test]
-async fn authorize_redirects_back_with_a_code() {
-    let t = spawn_client(FakeConfig::default()).await;
-    let url = t.url(Provider::Passolution, "oauth/authorize");
-    let query = [("client_id", CLIENT), ("redirect_uri", REDIRECT), ("response_type", "code"), ("state", "xyz")];
-    let response = t.http.get(url).query(&query).send().await.unwrap();
-    assert_eq!(response.status(), 302);
-    let location = response.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with(&format!("{REDIRECT}?code=def50200")) && location.ends_with("&state=xyz"));
-    let unknown = spawn().await;
-    let url = unknown.url(Provider::Passolution, "oauth/authorize?client_id=x&response_type=code");
-    assert_eq!(unknown.http.get(url).send().await.unwrap().status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
