@@ -167,8 +167,8 @@ impl Application {
 /// The trust boundary's gate, with its housekeeping: idle rate-limit entries swept, a JWKS
 /// URL kept fresh (both end with the gate).
 fn gate(settings: &crate::security::SecuritySettings, replica: &str) -> anyhow::Result<Arc<Gate>> {
-    let gate =
-        Gate::new(settings, replica).map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
+    let gate = Gate::new(settings, replica, grpc::status::security_code)
+        .map_err(|e| anyhow::anyhow!("audit.path: cannot open the audit log: {e}"))?;
     let gate = Arc::new(gate);
     tokio::spawn(crate::security::gate::sweep(Arc::downgrade(&gate)));
     if let Some(jwks) = gate.jwks() {
@@ -199,7 +199,14 @@ fn store(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
         tracing::info!("store: in memory (one replica only; nothing survives a restart)");
         return Ok(AnyStore::Memory(MemoryStore::new()));
     }
-    Ok(AnyStore::Redis(RedisStore::from_settings(settings)?))
+    let config = settings.redis();
+    match &config.sentinel {
+        Some(s) => tracing::info!(master = %s.master_name, sentinels = ?s.addresses, "store: redis via sentinel"),
+        None => {
+            tracing::info!(url = %crate::store::target::redact(&config.url), cluster = config.cluster, "store: redis")
+        }
+    }
+    Ok(AnyStore::Redis(RedisStore::new(config)?))
 }
 
 /// Start-up check, off the start-up path: Redis may well be down right now.

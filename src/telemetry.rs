@@ -4,11 +4,11 @@
 //! OTLP), [`rpc_metrics`] (the per-call layer).
 
 pub mod metrics;
+pub mod propagation;
 pub mod rpc_metrics;
 pub mod rpc_trace;
 pub mod sampling;
 
-use crate::config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -23,6 +23,23 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// gRPC itself — would be exported in a loop.
 const QUIET: &str =
     "h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn,opentelemetry=warn,opentelemetry_sdk=warn";
+
+/// What telemetry is set up from (`[telemetry]` and `[metrics]`, read by `config`).
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    pub service_name: String,
+    /// `[metrics] listen`: serve Prometheus text at `/metrics` here (`None`: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Keeps the trace exporter alive; `shutdown` flushes what is buffered.
 pub struct TelemetryGuard {

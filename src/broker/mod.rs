@@ -158,7 +158,7 @@ impl Broker {
         let cached = self.cache.get(&key).filter(|s| s.valid_until(until));
         if let Some(served) = cached.as_ref().filter(|s| self.cache.fresh(s)) {
             metrics::cache_lookup(true);
-            metrics::handed_out(&provider.name, served);
+            metrics::handed_out(&provider.name, served.expires_at);
             return Ok(served.clone());
         }
         metrics::cache_lookup(false);
@@ -172,7 +172,7 @@ impl Broker {
             (result, _) => result,
         };
         if let Ok(served) = &result {
-            metrics::handed_out(&provider.name, served);
+            metrics::handed_out(&provider.name, served.expires_at);
         }
         result
     }

@@ -11,8 +11,11 @@ mod providers;
 mod proxy;
 mod raw;
 mod refresh;
+mod section;
 mod security;
 mod store;
+
+pub use crate::telemetry::{LogFormat, TelemetrySettings};
 
 use crate::crypto::Keyring;
 use crate::providers::Provider;
@@ -130,22 +133,6 @@ pub enum EncryptionSettings {
 pub struct CacheSettings {
     pub max_entries: u64,
     pub ttl: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct TelemetrySettings {
-    pub log_format: LogFormat,
-    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
-    pub log_filter: String,
-    pub service_name: String,
-    /// `[metrics] listen`: serve Prometheus text at `/metrics` here (`None`: off).
-    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// All configuration problems found, each naming its key.

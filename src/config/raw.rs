@@ -1,6 +1,7 @@
 //! The configuration as written (file + environment), and its validation into `Settings`.
 //! Each section is read on its own, so a problem in one does not hide problems in another.
 
+use super::section::section;
 use super::{
     CacheSettings, ConfigErrors, EncryptionSettings, LogFormat, ServerSettings, Settings, StoreSettings,
     TelemetrySettings, UpstreamSettings,
@@ -230,31 +231,6 @@ fn split_env(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<(Str
         }
     }
     (globals, providers)
-}
-
-/// Reads one section; absent means defaults. Values from the environment are strings, so
-/// numbers and booleans are read leniently.
-pub(super) fn section<T: for<'de> Deserialize<'de> + Default>(
-    figment: &Figment,
-    name: &str,
-    errors: &mut Vec<String>,
-) -> Option<T> {
-    if figment.find_value(name).is_err() {
-        return Some(T::default());
-    }
-    match figment.extract_inner_lossy::<T>(name) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            errors.extend(e.into_iter().map(|e| describe(name, &e)));
-            None
-        }
-    }
-}
-
-/// `section.key: problem`, from a figment error.
-fn describe(prefix: &str, error: &figment::Error) -> String {
-    let path = if error.path.is_empty() { prefix.to_owned() } else { error.path.join(".") };
-    format!("{path}: {}", error.kind)
 }
 
 /// A sanity bound on `server.cores`: each is a thread with its own runtime and HTTP pools.

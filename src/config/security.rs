@@ -118,10 +118,10 @@ struct RawAdmin {
 /// Reads and validates the security sections; every problem names its key.
 pub(super) fn parse(figment: &Figment, errors: &mut Vec<String>) -> Option<SecuritySettings> {
     let before = errors.len();
-    let auth = super::raw::section::<RawAuth>(figment, "auth", errors);
-    let audit = super::raw::section::<Option<RawAudit>>(figment, "audit", errors);
-    let admin = super::raw::section::<RawAdmin>(figment, "admin", errors);
-    let rules = super::raw::section::<Vec<RawRule>>(figment, "policy", errors);
+    let auth = super::section::section::<RawAuth>(figment, "auth", errors);
+    let audit = super::section::section::<Option<RawAudit>>(figment, "audit", errors);
+    let admin = super::section::section::<RawAdmin>(figment, "admin", errors);
+    let rules = super::section::section::<Vec<RawRule>>(figment, "policy", errors);
     let jwt = auth.and_then(|a| a.jwt).and_then(|j| validate_jwt(j, errors));
     let policy = rules.filter(|r| !r.is_empty()).map(|rules| validate_policy(rules, errors));
     let admin_listen = admin.and_then(|a| a.listen).and_then(|listen| match listen.parse() {

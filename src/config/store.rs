@@ -256,4 +256,19 @@ impl StoreSettings {
     pub fn uses_redis(&self) -> bool {
         self.redis_url.is_some() || self.sentinel.is_some()
     }
+
+    /// What the Redis store is built from (the store takes plain values, not `[store]`).
+    pub fn redis(&self) -> crate::store::RedisStoreConfig {
+        crate::store::RedisStoreConfig {
+            url: self.redis_url.clone().unwrap_or_default(),
+            cluster: self.cluster,
+            sentinel: self.sentinel.clone(),
+            access: self.access.clone(),
+            key_prefix: self.key_prefix.clone(),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            journal_replicas: self.journal_replicas,
+            journal_wait_timeout: self.journal_wait_timeout,
+        }
+    }
 }

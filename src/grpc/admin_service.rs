@@ -18,7 +18,7 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(broker: Arc<Broker>) -> Self {
-        Self { broker, gate: Arc::new(Gate::open()) }
+        Self { broker, gate: Arc::new(Gate::open(super::status::security_code)) }
     }
 
     /// Authenticates, authorizes and audits every call through `gate`.
@@ -30,7 +30,7 @@ impl AdminService {
     /// The gate's check for an RPC addressed by a `CredentialRef`.
     fn check_ref(&self, request: &Request<pb::CredentialRef>, rpc: Rpc) -> Result<Passed, Status> {
         let reference = request.get_ref();
-        self.gate.check(request, rpc, &reference.provider, &reference.subject)
+        Ok(self.gate.check(request, rpc, &reference.provider, &reference.subject)?)
     }
 
     /// Audits the outcome of an allowed call and passes it on.

@@ -25,7 +25,11 @@ impl BrokerService {
     }
 
     pub fn with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Self {
-        Self { proxy: Proxy::new(broker.clone(), proxy), broker, gate: Arc::new(Gate::open()) }
+        Self {
+            proxy: Proxy::new(broker.clone(), proxy),
+            broker,
+            gate: Arc::new(Gate::open(super::status::security_code)),
+        }
     }
 
     /// Authenticates, authorizes and audits every call through `gate`.

@@ -41,7 +41,8 @@ pub async fn routes(broker: Arc<Broker>) -> Routes {
 pub async fn routes_with_proxy(broker: Arc<Broker>, proxy: ProxySettings) -> Routes {
     let readiness = Readiness::new().await;
     readiness.store_reached().await;
-    let surface = Surface { gate: Arc::new(Gate::open()), reflection: true, admin: true, readiness };
+    let surface =
+        Surface { gate: Arc::new(Gate::open(status::security_code)), reflection: true, admin: true, readiness };
     routes_with(broker, proxy, surface).await
 }
 

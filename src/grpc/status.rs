@@ -74,36 +74,19 @@ pub fn security_code(error: &SecurityError) -> Code {
 }
 
 /// A refusal as the status a caller sees. Its message never carries a token.
-pub fn security_status(error: SecurityError) -> Status {
+impl From<SecurityError> for Status {
+    fn from(error: SecurityError) -> Self {
+        security_status(error)
+    }
+}
+
+fn security_status(error: SecurityError) -> Status {
     let code = security_code(&error);
     match code {
         Code::Unavailable => tracing::error!(error = %error, "request refused"),
         _ => tracing::info!(error = %error, "request refused"),
     }
     Status::new(code, error.to_string())
-}
-
-/// The canonical name of a code (`PERMISSION_DENIED`), for audit events.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// Turns a broker error into the status a caller sees, logging server-side causes.

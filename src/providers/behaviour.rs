@@ -5,7 +5,7 @@
 
 use super::http::{HttpClient, TokenSet, UpstreamError};
 use super::passolution::RefreshFailure;
-use super::{Provider, ProviderSettings, jouwomgeving, pass, passolution};
+use super::{Probe, Provider, ProviderSettings, jouwomgeving, pass, passolution};
 use crate::domain::{Secret, SecretMaterial, Vault};
 use std::time::Duration;
 use url::Url;
@@ -20,15 +20,6 @@ pub enum Renewal<'a> {
     Login,
     /// Redeem this single-use refresh token: sent at most once (`broker::rotation`).
     Rotation(&'a Secret),
-}
-
-/// What a probe with an access token found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// The provider accepted the token.
-    Alive,
-    /// The provider answered one of the instance's `rejected_statuses`.
-    Rejected { status: u16 },
 }
 
 impl Provider {

@@ -120,7 +120,7 @@ impl HttpClient {
     pub(crate) async fn send(&self, request: RequestBuilder, sent: &[&Secret]) -> Result<Reply, UpstreamError> {
         let mut request = request.build().map_err(|e| UpstreamError::NotSent { detail: describe(e, sent) })?;
         // The current span (a renewal, in the caller's trace) is the provider's parent.
-        crate::proxy::trace::inject(&opentelemetry::Context::new(), request.headers_mut());
+        crate::telemetry::propagation::inject(&opentelemetry::Context::new(), request.headers_mut());
         let response = self.client.execute(request).await.map_err(|e| classify(e, sent))?;
         let status = response.status();
         let retry_after = retry_after(status, response.headers());

@@ -14,7 +14,7 @@ pub mod jouwomgeving;
 pub mod pass;
 pub mod passolution;
 
-pub use behaviour::{Probe, Renewal};
+pub use behaviour::Renewal;
 pub use jouwomgeving::{jwt_expiry, jwt_issued_at};
 
 use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial, Vault};
@@ -37,6 +37,15 @@ impl Authorization {
     pub fn single(name: &'static str, value: String, expires_at: Option<OffsetDateTime>) -> Self {
         Self { headers: vec![(name, Secret::new(value))], expires_at }
     }
+}
+
+/// What a probe with an access token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The provider accepted the token.
+    Alive,
+    /// The provider answered one of the instance's `rejected_statuses`.
+    Rejected { status: u16 },
 }
 
 /// Why a provider cannot produce headers from what is stored.

@@ -2,8 +2,9 @@
 //! within its configured limit — so a 401 can always be retried with the same body. The
 //! response body's bytes are reserved against the global budget as they arrive.
 
-use super::client::{RequestBody, ResponseBody, transport};
+use super::client::{ResponseBody, transport};
 use super::error::{ProxyError, ProxyResult};
+use super::upload::RequestBody;
 use super::{Admission, Deadline, Proxy, ProxyHead, ProxyResponse, headers};
 use bytes::{Bytes, BytesMut};
 use http::Method;

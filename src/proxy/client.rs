@@ -19,9 +19,8 @@
 
 use super::Deadline;
 use super::error::ProxyError;
-use super::upload::Counted;
+use super::upload::RequestBody;
 use bytes::Bytes;
-use futures::Stream;
 use http::header::{ACCEPT, HeaderValue, USER_AGENT};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -140,60 +139,6 @@ pub(super) fn transport(e: &(dyn Error + 'static)) -> ProxyError {
         source = cause.source();
     }
     ProxyError::Transport(text)
-}
-
-/// What a proxied request carries upstream.
-pub(super) enum RequestBody {
-    /// No body at all rather than an empty one: a GET must not look like an upload.
-    Empty,
-    Full(Bytes),
-    /// The caller's stream, counted and kept for a replay (`upload`).
-    Streamed(Counted),
-}
-
-impl RequestBody {
-    pub(super) fn full(bytes: Bytes) -> Self {
-        if bytes.is_empty() { Self::Empty } else { Self::Full(bytes) }
-    }
-
-    fn into_reqwest(self) -> Option<reqwest::Body> {
-        match self {
-            Self::Empty => None,
-            Self::Full(bytes) => Some(reqwest::Body::from(bytes)),
-            Self::Streamed(counted) => Some(reqwest::Body::wrap_stream(counted)),
-        }
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        match this {
-            Self::Empty => Poll::Ready(None),
-            Self::Full(_) => {
-                let Self::Full(bytes) = std::mem::replace(this, Self::Empty) else { unreachable!() };
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
-            }
-            Self::Streamed(counted) => Pin::new(counted)
-                .poll_next(cx)
-                .map(|item| item.map(|chunk| chunk.map(Frame::data).map_err(BoxError::from))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, Self::Empty)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Empty => SizeHint::with_exact(0),
-            Self::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
-            Self::Streamed(_) => SizeHint::default(),
-        }
-    }
 }
 
 /// The upstream's response body, by the route it came.

@@ -9,7 +9,7 @@
 //! - `call`: the unary call, bodies held in memory within small limits.
 //! - `stream`: the streaming call, bodies passed on chunk by chunk; `upload` keeps what a
 //!   401 retry would need.
-//! - [`settings`]: limits and timeouts. `trace`: W3C trace context to the provider.
+//! - [`settings`]: limits and timeouts.
 //!
 //! Every call is sent once by its thread's HTTP client (`client`: hyper's, with the broker's
 //! settings: no redirects, no automatic retries). The one
@@ -30,7 +30,6 @@ pub mod headers;
 pub mod settings;
 mod stream;
 pub mod target;
-pub(crate) mod trace;
 mod upload;
 mod upstreams;
 
@@ -43,7 +42,7 @@ pub use upload::BodyStream;
 
 use crate::broker::{Broker, CacheKey, Served};
 use crate::domain::{InvalidField, ProviderName, Subject};
-use client::{Clients, RequestBody, ResponseBody};
+use client::{Clients, ResponseBody};
 use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use std::collections::HashMap;
@@ -51,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use upload::RequestBody;
 use upstreams::{Target, Upstreams};
 
 /// How long the handed-out headers must stay valid: long enough to reach the provider.
@@ -165,7 +165,7 @@ impl Proxy {
         for (name, value) in served.http_headers().map_err(ProxyError::CredentialHeader)? {
             headers.insert(name.clone(), value.clone());
         }
-        trace::inject(parent, &mut headers);
+        crate::telemetry::propagation::inject(parent, &mut headers);
         let mut request = http::Request::new(body);
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = target.uri.clone();

@@ -1,19 +1,22 @@
-//! A streamed request body on its way upstream: counted against its limit, and kept for one
-//! replay while it fits in the replay buffer and the global byte budget (past either, it is
-//! no longer kept: the call goes on, without a replay after a 401).
+//! What a proxied request carries upstream ([`RequestBody`]), and a streamed body on its way:
+//! counted against its limit, and kept for one replay while it fits in the replay buffer and
+//! the global byte budget (past either, it is no longer kept: the call goes on, without a
+//! replay after a 401).
 //!
 //! The state sits behind a std `Mutex` shared by the body (polled by the HTTP client's
 //! connection task) and the call that reads it after the response: held only for a few
 //! field updates, never across an `.await`.
 
-use super::client::RequestBody;
 use super::error::ProxyError;
 use super::{Admission, Deadline};
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
+use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body as it arrives from the caller.
 pub type BodyStream = BoxStream<'static, Result<Bytes, ProxyError>>;
@@ -118,6 +121,60 @@ impl Stream for Counted {
                 kept.push(chunk.clone());
             }
             return Poll::Ready(Some(Ok(chunk)));
+        }
+    }
+}
+
+/// What a proxied request carries upstream.
+pub(super) enum RequestBody {
+    /// No body at all rather than an empty one: a GET must not look like an upload.
+    Empty,
+    Full(Bytes),
+    /// The caller's stream, counted and kept for a replay.
+    Streamed(Counted),
+}
+
+impl RequestBody {
+    pub(super) fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() { Self::Empty } else { Self::Full(bytes) }
+    }
+
+    pub(super) fn into_reqwest(self) -> Option<reqwest::Body> {
+        match self {
+            Self::Empty => None,
+            Self::Full(bytes) => Some(reqwest::Body::from(bytes)),
+            Self::Streamed(counted) => Some(reqwest::Body::wrap_stream(counted)),
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match this {
+            Self::Empty => Poll::Ready(None),
+            Self::Full(_) => {
+                let Self::Full(bytes) = std::mem::replace(this, Self::Empty) else { unreachable!() };
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            Self::Streamed(counted) => Pin::new(counted)
+                .poll_next(cx)
+                .map(|item| item.map(|chunk| chunk.map(Frame::data).map_err(BoxError::from))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Self::Empty)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            Self::Streamed(_) => SizeHint::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
+use tonic::Code;
 
 /// `[audit]`, validated.
 #[derive(Debug, Clone)]
@@ -159,5 +160,28 @@ fn note(result: &std::io::Result<()>, healthy: &mut bool, fail_closed: bool) {
             tracing::error!(error = %e, "audit log: cannot write; credential RPCs answer UNAVAILABLE (fail_closed)")
         }
         Err(e) => tracing::error!(error = %e, "audit log: cannot write; decisions go unrecorded (fail_closed = false)"),
+    }
+}
+
+/// The canonical name of a gRPC code (`PERMISSION_DENIED`), as audit events write it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

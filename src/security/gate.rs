@@ -1,15 +1,16 @@
 //! What the gRPC services call around each RPC: [`Gate::authenticate`] (who),
 //! [`Gate::authorize`] (may they — before any store lookup), then [`Gate::finish`] (the audit
 //! event, which with `fail_closed` must be written before a credential is handed out).
-//! Refusals are audited where they happen.
+//! Refusals are audited where they happen. The gate answers with [`SecurityError`]s; the
+//! gRPC layer turns them into statuses (its one error-to-status table), and tells the gate,
+//! when it is built, which code each refusal gets, for the audit events.
 
-use super::audit::{AuditLog, Event};
+use super::audit::{AuditLog, Event, code_name};
 use super::identity::{self, JwtSettings};
 use super::jwks::Jwks;
 use super::peer::Peer;
 use super::policy::{Enforcer, Rpc, Verdict};
 use super::{SecurityError, SecuritySettings};
-use crate::grpc::status::{code_name, security_status};
 use opentelemetry::KeyValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +22,12 @@ pub struct Gate {
     policy: Option<Enforcer>,
     audit: Option<AuditLog>,
     replica: String,
+    /// The status code a refusal gets (the gRPC layer's table), for its audit event.
+    refusal_code: RefusalCode,
 }
+
+/// Which status code a refusal gets.
+pub type RefusalCode = fn(&SecurityError) -> Code;
 
 /// An authenticated caller of one RPC.
 #[derive(Debug, Clone)]
@@ -43,12 +49,12 @@ pub struct Passed {
 
 impl Gate {
     /// No authentication, no policy, no audit: the embedded default, and in-process tests.
-    pub fn open() -> Self {
-        Self { jwt: None, policy: None, audit: None, replica: String::new() }
+    pub fn open(refusal_code: RefusalCode) -> Self {
+        Self { jwt: None, policy: None, audit: None, replica: String::new(), refusal_code }
     }
 
     /// From validated settings; fails only when the audit sink cannot be opened.
-    pub fn new(settings: &SecuritySettings, replica: &str) -> std::io::Result<Self> {
+    pub fn new(settings: &SecuritySettings, replica: &str, refusal_code: RefusalCode) -> std::io::Result<Self> {
         let audit = settings.audit.as_ref().map(AuditLog::open).transpose()?;
         Ok(Self {
             jwt: settings.jwt.clone().map(|jwt| {
@@ -58,12 +64,13 @@ impl Gate {
             policy: settings.policy.clone().map(Enforcer::new),
             audit,
             replica: replica.to_owned(),
+            refusal_code,
         })
     }
 
     /// Who is calling; a bad bearer token, or no identity where a policy needs one, is
     /// refused (and audited).
-    pub fn authenticate<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
+    pub fn authenticate<T>(&self, request: &Request<T>, rpc: Rpc) -> Result<Caller, SecurityError> {
         let peer = request.extensions().get::<Peer>();
         let addr = peer.map_or_else(|| request.remote_addr(), |peer| peer.addr);
         // The trace id is only for audit events: not looked up when there is no audit log.
@@ -97,7 +104,7 @@ impl Gate {
     }
 
     /// Whether the policy allows this call; refusals are audited.
-    pub fn authorize(&self, caller: Caller, provider: &str, subject: &str) -> Result<Passed, Status> {
+    pub fn authorize(&self, caller: Caller, provider: &str, subject: &str) -> Result<Passed, SecurityError> {
         let Some(policy) = &self.policy else { return Ok(Passed::new(caller, provider, subject)) };
         let identity = caller.identity.as_deref().unwrap_or_default();
         let verdict = match caller.rpc {
@@ -118,7 +125,13 @@ impl Gate {
     }
 
     /// [`Gate::authenticate`] then [`Gate::authorize`].
-    pub fn check<T>(&self, request: &Request<T>, rpc: Rpc, provider: &str, subject: &str) -> Result<Passed, Status> {
+    pub fn check<T>(
+        &self,
+        request: &Request<T>,
+        rpc: Rpc,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Passed, SecurityError> {
         let caller = self.authenticate(request, rpc)?;
         self.authorize(caller, provider, subject)
     }
@@ -133,7 +146,7 @@ impl Gate {
     /// credential-returning call whose event cannot be written becomes `UNAVAILABLE`.
     /// Proxied calls call this with `Ok(None)` *before* the upstream call (the decision to use
     /// the credential), and again with the error if the call then fails.
-    pub async fn finish(&self, passed: &Passed, outcome: Result<Option<&str>, &Status>) -> Result<(), Status> {
+    pub async fn finish(&self, passed: &Passed, outcome: Result<Option<&str>, &Status>) -> Result<(), SecurityError> {
         let Some(audit) = &self.audit else { return Ok(()) };
         let (fingerprint, label, code) = match outcome {
             Ok(fingerprint) => (fingerprint, "allowed", Code::Ok),
@@ -147,25 +160,25 @@ impl Gate {
             audit.record(&event);
             return Ok(());
         }
-        audit.write(&event).await.map_err(|_| security_status(SecurityError::AuditUnavailable))
+        audit.write(&event).await.map_err(|_| SecurityError::AuditUnavailable)
     }
 
-    fn refuse(&self, caller: &Caller, provider: &str, subject: &str, refusal: SecurityError) -> Status {
+    fn refuse(&self, caller: &Caller, provider: &str, subject: &str, refusal: SecurityError) -> SecurityError {
         let label = match refusal {
             SecurityError::Unauthenticated(_) => "unauthenticated",
             SecurityError::RateLimited { .. } => "rate_limited",
             _ => "denied",
         };
-        let status = security_status(refusal);
         let metrics = crate::telemetry::metrics::instruments();
         // Bounded labels only: the reason and the RPC's proto name, never the caller.
         let labels = [KeyValue::new("reason", label), KeyValue::new("rpc_method", caller.rpc.name())];
         metrics.auth_denials.add(1, &labels);
         if let Some(audit) = &self.audit {
             // A refusal hands out nothing: its line is queued, nobody waits for it.
-            audit.record(&self.event(caller, provider, subject, None, label, status.code()));
+            let code = (self.refusal_code)(&refusal);
+            audit.record(&self.event(caller, provider, subject, None, label, code));
         }
-        status
+        refusal
     }
 
     fn event<'a>(

@@ -107,26 +107,6 @@ impl RedisStore {
         Ok(Self { config: Arc::new(config), links: Arc::new(Links { client, connector, durable }) })
     }
 
-    /// The store `[store]` describes; logs where it is (password redacted).
-    pub fn from_settings(settings: &crate::config::StoreSettings) -> Result<Self, redis::RedisError> {
-        let url = settings.redis_url.clone().unwrap_or_default();
-        match &settings.sentinel {
-            Some(s) => tracing::info!(master = %s.master_name, sentinels = ?s.addresses, "store: redis via sentinel"),
-            None => tracing::info!(url = %super::target::redact(&url), cluster = settings.cluster, "store: redis"),
-        }
-        Self::new(RedisStoreConfig {
-            url,
-            cluster: settings.cluster,
-            sentinel: settings.sentinel.clone(),
-            access: settings.access.clone(),
-            key_prefix: settings.key_prefix.clone(),
-            connect_timeout: settings.connect_timeout,
-            response_timeout: settings.response_timeout,
-            journal_replicas: settings.journal_replicas,
-            journal_wait_timeout: settings.journal_wait_timeout,
-        })
-    }
-
     /// A connection, established on first use.
     pub(crate) async fn connection(&self) -> StoreResult<Conn> {
         self.links.connector.connect(self.config.connect_timeout, self.config.response_timeout).await

@@ -190,9 +190,9 @@ pub fn cache_lookup(hit: bool) {
     instruments().cache_requests.add(1, &[KeyValue::new("result", if hit { "hit" } else { "miss" })]);
 }
 
-/// Records a header handed out: how long it stays valid.
-pub fn handed_out(provider_name: &impl ToString, served: &crate::broker::Served) {
-    if let Some(expires_at) = served.expires_at {
+/// Records a header handed out: how long it stays valid (`None`: it does not expire).
+pub fn handed_out(provider_name: &impl ToString, expires_at: Option<time::OffsetDateTime>) {
+    if let Some(expires_at) = expires_at {
         let left = (expires_at - time::OffsetDateTime::now_utc()).as_seconds_f64().max(0.0);
         instruments().handout_validity.record(left, &[provider(provider_name)]);
     }

@@ -16,7 +16,7 @@
 //! every span it is given. What differs from the SDK's own `traceidratio`: the draw for a root
 //! is random rather than derived from the trace id (the root is where the trace starts, so no
 //! other service has decided for it yet). An unsampled call still passes the caller's trace
-//! context on unchanged to the provider (`proxy::trace`).
+//! context on unchanged to the provider (`propagation`).
 
 use opentelemetry::trace::TraceContextExt;
 use std::cell::Cell;

@@ -1,4 +1,5 @@
-//! W3C trace context on the upstream request, so one trace shows caller → broker → provider.
+//! W3C trace context on an upstream request (token calls and proxied calls), so one trace
+//! shows caller → broker → provider.
 
 use opentelemetry::Context;
 use opentelemetry::propagation::Injector;
