@@ -1,5 +1,7 @@
 //! Black-box tests of credbroker: a real tonic client over a socket, a real Redis started by
-//! testcontainers (or `REDIS_URL`). One test binary, so it links once.
+//! testcontainers (or `REDIS_URL`), the providers faked at the HTTP boundary. One test binary,
+//! so it links once. Every test starts what it needs through `harness/` (its API is in
+//! `harness/mod.rs`), one file or folder per behaviour.
 
 mod admin;
 mod allocator;
@@ -18,8 +20,8 @@ mod harness;
 mod health_reflection;
 mod journal_memory;
 mod journal_replication;
-mod lifecycle_logins;
-mod lifecycle_oauth;
+mod logins;
+mod passolution;
 mod proxy;
 mod readiness;
 mod redis_security;
