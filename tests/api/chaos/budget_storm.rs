@@ -2,8 +2,8 @@
 //! minute (scaled to 30 per 6 s to keep the run short): the fleet's shared budget (240/min)
 //! spreads the refreshes so the provider never answers 429, and every caller is served.
 
-use crate::harness::{Fleet, FleetOptions};
-use crate::harness::{issue_aged_tokens, secs};
+use super::record_line;
+use crate::harness::{Fleet, FleetOptions, issue_aged_tokens, secs};
 use credbroker::grpc::pb;
 use fake_upstream::{Operation, Outcome};
 use std::time::{Duration, Instant};
@@ -79,4 +79,25 @@ pub async fn run(credentials: usize) -> StormReport {
         callers: total,
         all_served_after: last - started,
     }
+}
+
+/// Many credentials expiring at once against a rate-limited token endpoint: spread by the
+/// fleet's budget, never rate-limited, nobody dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_many_credentials_expiring_together_stay_under_the_rate_limit() {
+    let report = run(40).await;
+    record_line(&format!(
+        "budget storm: credentials={} refreshes={} rate_limited={} reuses={} served={}/{} all_served_after_ms={}\n",
+        report.credentials,
+        report.refreshes,
+        report.rate_limited,
+        report.reuses,
+        report.served,
+        report.callers,
+        report.all_served_after.as_millis()
+    ));
+    assert_eq!(report.rate_limited, 0, "the provider never had to say 429");
+    assert_eq!(report.reuses, 0);
+    assert_eq!(report.refreshes, report.credentials, "one refresh per credential, fleet-wide");
+    assert_eq!(report.served, report.callers, "a burst is spread, not dropped");
 }

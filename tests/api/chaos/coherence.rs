@@ -3,8 +3,7 @@
 //! credential is replaced or deleted on one of them. The cache's own freshness bound is set to
 //! ten minutes here, so only the feed can make the other replicas let go within the test.
 
-use crate::harness::{Fleet, FleetOptions};
-use crate::harness::{eventually, issue_tokens, secs};
+use crate::harness::{Fleet, FleetOptions, eventually, issue_tokens, secs};
 use credbroker::grpc::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;

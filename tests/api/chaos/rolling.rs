@@ -4,14 +4,15 @@
 //! while short-lived Passolution tokens rotate. Then: 0 failed RPCs, no refresh token redeemed
 //! twice, every credential ACTIVE, one upstream refresh per expiry fleet-wide.
 
-use crate::harness::{Clients, eventually, free_port, issue_aged_tokens, poll, secs, wait_for_port};
-use crate::harness::{Fleet, FleetOptions};
+use super::record_line;
+use crate::harness::{
+    Clients, Fleet, FleetOptions, eventually, free_port, issue_aged_tokens, poll, secs, wait_for_port,
+};
 use credbroker::grpc::pb::credential_broker_client::CredentialBrokerClient;
 use credbroker::grpc::pb::{self, CredentialState};
 use fake_upstream::{Operation, Outcome};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -87,9 +88,7 @@ async fn rolling_restart_behind_nginx_fails_no_call() {
         shortest_gap.as_secs_f64(),
         fleet.fake.ledger().violations().len(),
     );
-    print!("{line}");
-    let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.txt");
-    std::fs::OpenOptions::new().create(true).append(true).open(report).unwrap().write_all(line.as_bytes()).unwrap();
+    record_line(&line);
 
     assert!(total.rpcs > 1000, "the load ran: {line}");
     assert_eq!(total.failed, 0, "no caller saw a failure after its retries: {line}\nnginx: {}", nginx.errors());

@@ -8,10 +8,11 @@
 //! `CHAOS_SOAK_ROUNDS=N` (CI: 2), `CHAOS_SOAK_SEED=S` replays a draw. The summary line goes to
 //! stdout and `target/tmp/chaos-report.txt`; docs/chaos.md's soak figures come from it.
 
-use super::{expectation_misses, record, run, safety_violations, scenarios};
+use super::scenario::run;
+use super::table::{expectation_misses, safety_violations, scenarios};
+use super::{record, record_line};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Instant;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -54,8 +55,6 @@ async fn chaos_soak_random_faults_keep_every_refresh_token_single_use() {
         violations.len(),
         started.elapsed().as_secs_f64() / 60.0,
     );
-    print!("{summary}");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.txt");
-    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(summary.as_bytes()).unwrap();
+    record_line(&summary);
     assert!(violations.is_empty(), "safety violated in {} of {rounds} rounds: {violations:#?}", violations.len());
 }

@@ -5,11 +5,10 @@
 //! was asked, and there must be one upstream refresh per token lifetime — not one per caller
 //! or replica. A `min_validity` no fresh token can meet is refused, never redeemed for.
 
-use crate::harness::{Fleet, FleetOptions};
-use crate::harness::{issue_tokens, secs};
+use super::record_line;
+use crate::harness::{Fleet, FleetOptions, issue_tokens, secs};
 use credbroker::grpc::pb;
 use fake_upstream::Operation;
-use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::Code;
 
@@ -73,9 +72,7 @@ async fn chaos_validity_no_header_is_revoked_within_its_promise() {
         refreshes,
         ledger.violations().len(),
     );
-    print!("{line}");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.txt");
-    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(line.as_bytes()).unwrap();
+    record_line(&line);
 
     assert!(revoked_early.is_empty(), "headers revoked before their promised end, by {revoked_early:?}");
     assert!(ledger.violations().is_empty(), "a refresh token was redeemed twice");
