@@ -141,7 +141,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The operations the broker needs from a store. Every implementation must pass the same
-/// conformance suite (`tests/api/store_conformance.rs`).
+/// conformance suite (`tests/api/store_conformance/`).
 pub trait CredentialStore: Send + Sync + 'static {
     /// Reads one credential.
     fn get(&self, id: &CredentialId) -> impl Future<Output = StoreResult<Option<StoredCredential>>> + Send;
