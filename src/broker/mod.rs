@@ -102,7 +102,6 @@ impl Broker {
                 "the refresh journal is DISABLED (test-only negative control): refresh tokens may be sent twice"
             );
         }
-        tokio::spawn(coherence::run(cache.clone(), feed.subscribe()));
         let budgets = budget::budgets(&registry, &store);
         Self {
             registry,
@@ -121,6 +120,13 @@ impl Broker {
             own_forced: Default::default(),
             renewals: Default::default(),
         }
+    }
+
+    /// What keeps this replica's cache coherent with the others' writes: a task to run for
+    /// as long as the broker serves (subscribed now, so no change announced after this call is
+    /// missed).
+    pub fn coherence(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        coherence::run(self.cache.clone(), self.feed.subscribe())
     }
 
     /// This replica's id (in audit events, lease owners).

@@ -47,7 +47,7 @@ impl Scheduler {
     }
 }
 
-/// The scheduler task: runs until the broker is dropped.
+/// The scheduler task (startup runs it): until the broker is dropped or the drain stops it.
 pub async fn run(broker: Weak<Broker>, mut plans: mpsc::UnboundedReceiver<Plan>) {
     // Due times in order (seq breaks ties), and each credential's current entry.
     let mut due: BTreeMap<(Instant, u64), (CacheKey, u64)> = BTreeMap::new();

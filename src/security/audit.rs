@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 /// `[audit]`, validated.
@@ -72,17 +73,16 @@ struct Line {
 }
 
 impl AuditLog {
-    /// Opens the sink (a file is created if missing, and appended to) and starts its writer
-    /// task on the current runtime; the writer stops once the log is dropped and every line
-    /// handed to it is written.
-    pub fn open(settings: &AuditSettings) -> std::io::Result<Self> {
+    /// Opens the sink (a file is created if missing, and appended to); the log, and its
+    /// writer, which must run for lines to be written ([`AuditWriter::run`]).
+    pub fn open(settings: &AuditSettings) -> std::io::Result<(Self, AuditWriter)> {
         let sink = match &settings.path {
             None => Sink::Stdout,
             Some(path) => Sink::File(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
         let (lines, queue) = mpsc::unbounded_channel();
-        tokio::spawn(writer(sink, queue, settings.fail_closed));
-        Ok(Self { lines, fail_closed: settings.fail_closed })
+        let writer = AuditWriter { sink, queue, fail_closed: settings.fail_closed, healthy: true };
+        Ok((Self { lines, fail_closed: settings.fail_closed }, writer))
     }
 
     /// Writes one event as one line and waits until the kernel has it; `Err` when the sink
@@ -118,28 +118,57 @@ impl AuditLog {
 /// it. Under load a batch holds many lines, so the sink costs one syscall per batch rather
 /// than one per decision, and no two runtime threads ever wait on each other for the file.
 /// A write blocks this task for the syscall's duration only (page cache; no fsync).
-async fn writer(sink: Sink, mut queue: mpsc::UnboundedReceiver<Line>, fail_closed: bool) {
-    let (mut batch, mut buffer) = (Vec::with_capacity(256), Vec::with_capacity(64 * 1024));
-    let mut healthy = true;
-    while queue.recv_many(&mut batch, 256).await > 0 {
+pub struct AuditWriter {
+    sink: Sink,
+    queue: mpsc::UnboundedReceiver<Line>,
+    fail_closed: bool,
+    /// Whether the last write succeeded: a change is logged once.
+    healthy: bool,
+}
+
+impl AuditWriter {
+    /// Writes until every [`AuditLog`] is gone or `stop` (the drain) comes; then takes no
+    /// new line and writes those already queued, so no decision made is left unwritten.
+    pub async fn run(mut self, stop: CancellationToken) {
+        // Cancelled only while waiting for lines (`recv_many` loses none): never mid-write.
+        let stopped = tokio::select! {
+            () = self.write_queued() => false,
+            () = stop.cancelled() => true,
+        };
+        if stopped {
+            self.queue.close();
+            self.write_queued().await;
+        }
+    }
+
+    /// Writes batches until the queue is closed and empty.
+    async fn write_queued(&mut self) {
+        let (mut batch, mut buffer) = (Vec::with_capacity(256), Vec::with_capacity(64 * 1024));
+        while self.queue.recv_many(&mut batch, 256).await > 0 {
+            self.write(&mut batch, &mut buffer);
+        }
+    }
+
+    /// Writes `batch` with one system call and tells its waiting calls whether it made it.
+    fn write(&mut self, batch: &mut Vec<Line>, buffer: &mut Vec<u8>) {
         buffer.clear();
-        for line in &batch {
+        for line in batch.iter() {
             buffer.extend_from_slice(&line.bytes);
         }
-        let result = match &sink {
+        let result = match &self.sink {
             // `write_all` loops only on a short write (a full disk), which the kernel reports
             // on the next try.
-            Sink::File(file) => (&*file).write_all(&buffer),
+            Sink::File(file) => (&*file).write_all(buffer),
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&buffer).and_then(|()| out.flush())
+                out.write_all(buffer).and_then(|()| out.flush())
             }
         };
         if result.is_err() {
             let failed = batch.len() as u64;
             crate::telemetry::metrics::instruments().audit_write_failures.add(failed, &[]);
         }
-        note(&result, &mut healthy, fail_closed);
+        note(&result, &mut self.healthy, self.fail_closed);
         for line in batch.drain(..) {
             if let Some(written) = line.written {
                 let _ = written.send(result.is_ok());

@@ -53,10 +53,10 @@ impl Gate {
         Self { jwt: None, policy: None, audit: None, replica: String::new(), refusal_code }
     }
 
-    /// From validated settings; fails only when the audit sink cannot be opened.
-    pub fn new(settings: &SecuritySettings, replica: &str, refusal_code: RefusalCode) -> std::io::Result<Self> {
-        let audit = settings.audit.as_ref().map(AuditLog::open).transpose()?;
-        Ok(Self {
+    /// From validated settings, and the audit log `settings.audit` names (opened by the
+    /// caller, who runs its writer).
+    pub fn new(settings: &SecuritySettings, audit: Option<AuditLog>, replica: &str, refusal_code: RefusalCode) -> Self {
+        Self {
             jwt: settings.jwt.clone().map(|jwt| {
                 let keys = Jwks::new(jwt.keys.clone());
                 (jwt, keys)
@@ -65,7 +65,7 @@ impl Gate {
             audit,
             replica: replica.to_owned(),
             refusal_code,
-        })
+        }
     }
 
     /// Who is calling; a bad bearer token, or no identity where a policy needs one, is
@@ -213,7 +213,7 @@ impl Gate {
     }
 }
 
-/// Sweeps the rate limiters' idle callers every minute while the gate lives.
+/// Sweeps the rate limiters' idle callers every minute while the gate lives (startup runs it).
 pub async fn sweep(gate: std::sync::Weak<Gate>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;

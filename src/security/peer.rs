@@ -11,6 +11,7 @@
 //!   after `server.tls.handshake_timeout` or `server.first_byte_timeout` and holds no task,
 //!   buffer or slot of the accept loop meanwhile.
 
+use futures::future::BoxFuture;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -86,9 +87,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Connection<S> {
 /// Accepted connections, ready for the server to serve.
 pub type Incoming<S> = tokio_stream::wrappers::ReceiverStream<io::Result<Connection<S>>>;
 
+/// The streams of accepted connections, one per runtime, and the accept loop that fills them:
+/// the caller runs it (startup owns the tasks) until the servers stop polling every stream.
+pub type Accepting<S> = (Vec<Incoming<S>>, BoxFuture<'static, ()>);
+
 /// Plaintext connections from `listener`, each handed on once its first byte has arrived;
 /// one stream per runtime in `runtimes` (see [`accept`]).
-pub fn plaintext(listener: TcpListener, first_byte_timeout: Duration, runtimes: &[Handle]) -> Vec<Incoming<TcpStream>> {
+pub fn plaintext(listener: TcpListener, first_byte_timeout: Duration, runtimes: &[Handle]) -> Accepting<TcpStream> {
     accept(listener, first_byte_timeout, runtimes, |tcp, addr| async move {
         // `peek` leaves the byte for HTTP/2 to read.
         tcp.peek(&mut [0u8; 1]).await?;
@@ -101,7 +106,7 @@ pub fn plaintext(listener: TcpListener, first_byte_timeout: Duration, runtimes: 
 /// moves to its runtime's reactor and is set up by `setup` (a TLS handshake, or waiting for
 /// the first byte) in a task of its own there, bounded by `timeout`; failures are logged at
 /// debug and dropped. Accepting stops when the server stops polling every stream.
-pub fn accept<S, F, Fut>(listener: TcpListener, timeout: Duration, runtimes: &[Handle], setup: F) -> Vec<Incoming<S>>
+pub fn accept<S, F, Fut>(listener: TcpListener, timeout: Duration, runtimes: &[Handle], setup: F) -> Accepting<S>
 where
     S: Send + 'static,
     F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
@@ -115,7 +120,7 @@ where
         })
         .collect();
     let setup = Arc::new(setup);
-    tokio::spawn(async move {
+    let accept_loop = Box::pin(async move {
         let all_closed = || async {
             for (_, tx) in &senders {
                 tx.closed().await;
@@ -161,5 +166,5 @@ where
             });
         }
     });
-    incoming
+    (incoming, accept_loop)
 }

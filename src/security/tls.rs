@@ -13,7 +13,7 @@
 //!   than that.
 
 use super::identity;
-use super::peer::{self, Connection, Incoming, Peer};
+use super::peer::{self, Connection, Peer};
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -155,7 +155,7 @@ impl ReloadingTls {
         self: Arc<Self>,
         listener: TcpListener,
         runtimes: &[Handle],
-    ) -> Vec<Incoming<TlsStream<TcpStream>>> {
+    ) -> peer::Accepting<TlsStream<TcpStream>> {
         let timeout = self.settings.handshake_timeout;
         peer::accept(listener, timeout, runtimes, move |tcp, addr| {
             let acceptor = self.acceptor();

@@ -67,7 +67,8 @@ mod tests {
         let cores = Cores::start(2).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut incoming = peer::plaintext(listener, Duration::from_secs(10), &cores.runtimes());
+        let (mut incoming, accepting) = peer::plaintext(listener, Duration::from_secs(10), &cores.runtimes());
+        tokio::spawn(accepting);
         let mut clients = Vec::new();
         for _ in 0..4 {
             let mut client = TcpStream::connect(addr).await.unwrap();

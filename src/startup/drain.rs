@@ -7,6 +7,7 @@
 //! ones are waited for, bounded by the upstream timeout plus the commit patience — a refresh
 //! cut between send and commit would leave its credential INDETERMINATE.
 
+use super::tasks::Tasks;
 use crate::broker::renewals::Renewals;
 use crate::broker::rotation::COMMIT_PATIENCE;
 use crate::grpc::Readiness;
@@ -14,11 +15,11 @@ use crate::store::AnyStore;
 use std::future::Future;
 use std::time::Duration;
 
-/// Ready at once on the in-memory store; on Redis once it has answered (in the background).
-pub(super) async fn watch_store(store: AnyStore, readiness: Readiness) {
+/// Ready at once on the in-memory store; on Redis once it has answered (a task of `tasks`).
+pub(super) async fn watch_store(store: AnyStore, readiness: Readiness, tasks: &Tasks) {
     match store {
         AnyStore::Memory(_) => readiness.store_reached().await,
-        AnyStore::Redis(_) => drop(tokio::spawn(ready_when_store_reached(store, readiness))),
+        AnyStore::Redis(_) => tasks.spawn("store readiness", ready_when_store_reached(store, readiness)),
     }
 }
 
@@ -38,6 +39,11 @@ async fn ready_when_store_reached(store: AnyStore, readiness: Readiness) {
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
+
+/// How long background tasks may take to end once stopped. They end at once (the audit
+/// writer writes the lines already queued first): a small bound, outside the sum
+/// `terminationGracePeriodSeconds` is sized for (docs/deployment.md, "Draining").
+const TASKS_BOUND: Duration = Duration::from_secs(2);
 
 /// Resolves when the server should stop accepting: `shutdown` came, NOT_SERVING was
 /// published, and `drain_delay` has passed.
@@ -70,6 +76,19 @@ pub(super) async fn finish_renewals(renewals: &Renewals, bound: Duration) {
             bound_seconds = bound.as_secs(),
             alert = "renewal_cut_by_shutdown",
             "renewals still running when the shutdown bound ran out"
+        ),
+    }
+}
+
+/// Stops every background task and waits for them, at most [`TASKS_BOUND`].
+pub(super) async fn stop_tasks(tasks: &Tasks) {
+    let bound = TASKS_BOUND;
+    match tasks.stop(bound).await {
+        0 => {}
+        left => tracing::error!(
+            left,
+            bound_seconds = bound.as_secs(),
+            "background tasks still running when the shutdown bound ran out"
         ),
     }
 }

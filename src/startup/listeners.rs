@@ -1,6 +1,7 @@
 //! The listeners: plaintext or TLS, with the `[server]` connection limits, and the start-up
 //! warnings about what is left open.
 
+use super::tasks::Tasks;
 use crate::config::ServerSettings;
 use crate::security::SecuritySettings;
 use crate::security::peer;
@@ -38,19 +39,25 @@ impl Listener {
 
     /// Serves `routes` until `shutdown` resolves, with the HTTP/2 limits of `[server]`: each
     /// connection on one of `runtimes`, in turn (one server per runtime; see `cores.rs`).
+    /// The accept loop and the servers run as `tasks`.
     pub async fn serve(
         self,
         routes: Routes,
         server: &ServerSettings,
         shutdown: Shutdown,
-        runtimes: &[Handle],
+        (runtimes, tasks): (&[Handle], &Tasks),
     ) -> Result<(), tonic::transport::Error> {
         match self.tls {
             None => {
-                let incoming = peer::plaintext(self.tcp, server.first_byte_timeout, runtimes);
-                serve_on(runtimes, incoming, routes, server, shutdown).await
+                let (incoming, accepting) = peer::plaintext(self.tcp, server.first_byte_timeout, runtimes);
+                tasks.spawn("accept loop", accepting);
+                serve_on((runtimes, tasks), incoming, routes, server, shutdown).await
             }
-            Some(tls) => serve_on(runtimes, tls.incoming(self.tcp, runtimes), routes, server, shutdown).await,
+            Some(tls) => {
+                let (incoming, accepting) = tls.incoming(self.tcp, runtimes);
+                tasks.spawn("accept loop", accepting);
+                serve_on((runtimes, tasks), incoming, routes, server, shutdown).await
+            }
         }
     }
 }
@@ -60,7 +67,7 @@ pub(super) type Shutdown = Shared<BoxFuture<'static, ()>>;
 
 /// One server per runtime, each serving the connections of its `incoming`, until all ended.
 async fn serve_on<S>(
-    runtimes: &[Handle],
+    (runtimes, tasks): (&[Handle], &Tasks),
     incoming: Vec<Incoming<S>>,
     routes: Routes,
     server: &ServerSettings,
@@ -71,12 +78,13 @@ where
 {
     let servers = runtimes.iter().zip(incoming).map(|(runtime, incoming)| {
         let router = builder(server).add_routes(routes.clone());
-        runtime.spawn(router.serve_with_incoming_shutdown(incoming, shutdown.clone()))
+        tasks.spawn_on("server", router.serve_with_incoming_shutdown(incoming, shutdown.clone()), runtime)
     });
-    // Dropped (the grace period ran out), the servers and their connections go on until their
-    // runtimes end: `Cores` is dropped after the running renewals, the shared runtime at exit.
+    // Dropped (the grace period ran out), the servers and their connections go on until the
+    // drain stops the tasks, after the running renewals.
     for served in futures::future::join_all(servers.collect::<Vec<_>>()).await {
-        served.expect("a server task ends by itself: no panic, its runtime still running")?;
+        let served = served.expect("a server task ends by itself: no panic, its runtime still running");
+        served.unwrap_or(Ok(()))?;
     }
     Ok(())
 }

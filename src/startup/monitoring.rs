@@ -11,6 +11,7 @@ use crate::store::CredentialStore;
 use crate::telemetry::metrics;
 use axum::routing::get;
 use opentelemetry::KeyValue;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -26,17 +27,14 @@ const STATES: [CredentialState; 5] = [
 ];
 
 /// Serves `/metrics` on `listener` (if any) and counts credentials while metrics are read
-/// (Prometheus or OTLP), until the returned task is aborted.
-pub(super) fn spawn(listener: Option<TcpListener>, broker: Arc<Broker>) -> Option<tokio::task::JoinHandle<()>> {
-    if !metrics::enabled() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
+/// (Prometheus or OTLP): the task to run until the drain's very end; `None` without metrics.
+pub(super) fn task(listener: Option<TcpListener>, broker: Arc<Broker>) -> Option<impl Future<Output = ()>> {
+    metrics::enabled().then(|| async move {
         tokio::select! {
             () = serve(listener) => {}
             () = count_credentials(broker) => {}
         }
-    }))
+    })
 }
 
 async fn serve(listener: Option<TcpListener>) {

@@ -24,6 +24,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -47,12 +48,12 @@ impl ChangeFeed {
         Self { local: broadcast::channel(1024).0, redis: None }
     }
 
-    /// A feed over Redis pub/sub; spawns the subscriber task (it reconnects by itself and
-    /// ends when every handle to the feed is gone).
-    pub fn redis(store: RedisStore) -> Self {
+    /// A feed over Redis pub/sub, and the relay that must run for it to hear other replicas:
+    /// it subscribes, reconnects by itself, and ends when every handle to the feed is gone.
+    pub fn redis(store: RedisStore) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let feed = Self { local: broadcast::channel(1024).0, redis: Some(store.clone()) };
-        tokio::spawn(subscribe(store, feed.local.downgrade()));
-        feed
+        let relay = subscribe(store, feed.local.downgrade());
+        (feed, relay)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {

@@ -35,6 +35,42 @@ fn the_modules_import_only_downwards() {
     );
 }
 
+/// Work a request starts, in a task of its own so that its caller cannot cut it in half:
+/// counted (`broker::renewals`) or bounded, never a background loop. Everything else that runs
+/// on its own is startup's (`startup/tasks.rs`): one tracker, stopped by the drain.
+const PER_REQUEST_SPAWNS: [(&str, usize, &str); 8] = [
+    ("broker/renew", 1, "a leased renewal, detached from its caller, counted by `renewals`"),
+    ("broker/lease", 1, "the lease's watchdog, aborted when the lease is released"),
+    ("broker/scheduler", 1, "a due credential's wake-up, which renews through a counted renewal"),
+    ("broker/rewrap", 1, "one record's re-seal: a caller going away stops a run between records"),
+    ("proxy", 2, "a proxied call's renewal after a 401 (counted), and PASS's sliding expiry"),
+    ("proxy/stream", 1, "a streamed call's body pump, ended by the call's deadline"),
+    ("security/peer", 1, "a new connection's set-up (TLS handshake, first byte), under its timeout"),
+    ("telemetry", 2, "the exporters' blocking shutdown, awaited at once"),
+];
+
+/// No constructor spawns: outside `startup/`, a task is started only for a request's own work
+/// (the list above); a background task is handed to startup's `Tasks` as a future.
+#[test]
+fn only_startup_starts_background_tasks() {
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for (path, source) in load(&root().join("src")) {
+        let tokens = without_tests(tokens(&source));
+        let spawns = (1..tokens.len().saturating_sub(1))
+            .filter(|&i| tokens[i].starts_with("spawn") && tokens[i + 1] == "(")
+            .filter(|&i| tokens[i - 1] == "::" || tokens[i - 1] == ".")
+            .count();
+        if spawns > 0 && path.first().is_none_or(|top| top != "startup") {
+            found.insert(path.join("/"), spawns);
+        }
+    }
+    let allowed: BTreeMap<String, usize> = PER_REQUEST_SPAWNS.iter().map(|(m, n, _)| (m.to_string(), *n)).collect();
+    assert_eq!(
+        found, allowed,
+        "tasks started outside startup/: a background task is handed to startup's Tasks as a future; per-request work is listed in PER_REQUEST_SPAWNS with why"
+    );
+}
+
 /// The check can fail: a top-level circle, a circle of files inside a module, and nothing from
 /// tests or from a module's use of its own parent.
 #[test]

@@ -1,6 +1,11 @@
-//! Graceful shutdown: in-flight RPCs finish; the binary exits 0 on SIGTERM.
+//! Graceful shutdown: in-flight RPCs finish; every background task ends; the binary exits 0
+//! on SIGTERM.
 
-use crate::harness::{Broker, Serve, StoreKind, bro_code, bro_token, eventually, within};
+use crate::harness::{
+    Broker, Clients, Serve, StoreKind, TEST_KEY, TestRedis, bro_code, bro_token, eventually, random_prefix, within,
+};
+use credbroker::config::Settings;
+use credbroker::startup::Application;
 use std::time::Duration;
 
 /// Pauses Redis' writes, starts an RPC that must wait for them, signals shutdown while the RPC
@@ -38,6 +43,39 @@ async fn in_flight_rpcs_finish_on_shutdown() {
     let response = rpc.await.unwrap().expect("the in-flight RPC completes during shutdown");
     assert_eq!(response.into_inner().version, 1);
     within("the server's stop", Duration::from_secs(20), app.stopped()).await.unwrap();
+}
+
+/// Redis (the change feed's relay, the readiness watch), an audit log (its writer), metrics
+/// (the listener and the credential count): once `run_until_stopped` returns, every task the
+/// application started has ended — and the audit writer wrote every decision made before.
+#[tokio::test]
+async fn shutdown_ends_every_background_task_and_writes_every_audit_line() {
+    let redis = TestRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let env = [
+        ("CREDBROKER__SERVER__LISTEN", "127.0.0.1:0"),
+        ("CREDBROKER__STORE__REDIS_URL", redis.url.as_str()),
+        ("CREDBROKER__STORE__KEY_PREFIX", &random_prefix()),
+        ("CREDBROKER__ENCRYPTION__KEY", TEST_KEY),
+        ("CREDBROKER__AUDIT__PATH", audit.to_str().unwrap()),
+        ("CREDBROKER__METRICS__LISTEN", "127.0.0.1:0"),
+    ];
+    let settings = Settings::load(None, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap();
+    let application = Application::build(settings).await.unwrap();
+    let (tasks, addr) = (application.tasks(), application.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async move { drop(stopped.await) }));
+    let clients = Clients::connect(addr).await;
+    for n in 0..20 {
+        clients.put("bro", &format!("s{n}"), bro_token("u|0", &bro_code("c0"))).await.unwrap();
+    }
+    assert!(tasks.len() >= 6, "relay, coherence, scheduler, audit writer, sweep, metrics, …: {}", tasks.len());
+    stop.send(()).unwrap();
+    within("the server's stop", Duration::from_secs(30), server).await.unwrap().unwrap();
+    assert!(tasks.is_closed() && tasks.is_empty(), "{} background tasks outlived the shutdown", tasks.len());
+    let lines = std::fs::read_to_string(&audit).unwrap().lines().count();
+    assert_eq!(lines, 20, "one audit line per decision, all written before the process ends");
 }
 
 #[tokio::test]
