@@ -14,6 +14,7 @@ mod refresh;
 mod section;
 mod security;
 mod store;
+mod strict;
 
 pub use crate::telemetry::{LogFormat, TelemetrySettings};
 

@@ -7,29 +7,63 @@ use crate::providers::pass::PassSettings;
 use crate::providers::passolution::PassolutionSettings;
 use crate::providers::{Provider, ProviderSettings};
 use figment::Figment;
+use figment::error::Kind;
 use figment::providers::Serialized;
-use figment::value::Value;
+use figment::value::{Dict, Value};
 use serde::Deserialize;
 use std::collections::HashSet;
 use url::Url;
 
+/// One provider table without its `name`: the `kind` is the tag, and each kind's struct lists
+/// the only keys that kind takes, so serde refuses any other. The table `{kind = "bro", …}` is
+/// read as `{bro = {…}}` (externally tagged): unlike an internally tagged enum, which serde
+/// buffers, figment then still reads environment strings as numbers and names the key of a
+/// problem.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Pass(RawPass),
+    Bro(RawBro),
+    Passolution(RawPassolution),
+    Jouwomgeving(RawJouwOmgeving),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProvider {
-    name: String,
-    kind: String,
+struct RawPass {
+    api_base_url: Option<String>,
+    api_key: Option<Secret>,
+    rejected_statuses: Option<StatusList>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBro {
+    api_base_url: Option<String>,
+    rejected_statuses: Option<StatusList>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPassolution {
     api_base_url: Option<String>,
     token_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
-    api_key: Option<Secret>,
-    token_path: Option<String>,
-    refresh_path: Option<String>,
     token_budget_per_minute: Option<u32>,
     probe_path: Option<String>,
     rejected_statuses: Option<StatusList>,
     #[serde(default, with = "humantime_serde")]
     refresh_token_lifetime: Option<std::time::Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJouwOmgeving {
+    api_base_url: Option<String>,
+    token_path: Option<String>,
+    refresh_path: Option<String>,
+    rejected_statuses: Option<StatusList>,
 }
 
 /// Laravel Passport's default refresh-token lifetime (Passolution does not document its own).
@@ -49,45 +83,120 @@ pub(super) fn parse(
         }
         Err(_) => Vec::new(),
     };
-    apply_overrides(&mut tables, overrides, errors);
+    let from_env = apply_overrides(&mut tables, overrides, errors);
     let mut seen = HashSet::new();
     let mut providers = Vec::new();
-    for (i, table) in tables.iter().enumerate() {
+    for (i, table) in tables.into_iter().enumerate() {
         let at = format!("providers[{i}]");
-        // Lossy, like the other sections: values from the environment are strings, so
-        // `TOKEN_BUDGET_PER_MINUTE=60` must still read as a number.
-        match Figment::from(Serialized::defaults(table)).extract_lossy::<RawProvider>() {
-            Ok(raw) => {
-                if !seen.insert(raw.name.clone()) {
-                    errors.push(format!("{at}.name: {:?} is configured twice", raw.name));
-                }
-                providers.extend(check(&at, raw, errors));
-            }
-            Err(e) => errors.extend(e.into_iter().map(|e| describe_in(&at, &e))),
+        let Value::Dict(_, mut table) = table else {
+            errors.push(format!("{at}: must be a table"));
+            continue;
+        };
+        let name = take_string(&at, "name", &mut table, errors);
+        if let Some(name) = name.as_ref().filter(|name| !seen.insert(name.to_string())) {
+            errors.push(format!("{at}.name: {name:?} is configured twice"));
+        }
+        let origin = Origin { at: &at, name: name.as_deref().unwrap_or_default(), from_env: &from_env[i] };
+        let kind =
+            take_string(&at, "kind", &mut table, errors).and_then(|kind| read_kind(&origin, &kind, table, errors));
+        if let (Some(name), Some(kind)) = (name, kind) {
+            providers.extend(check(&at, &name, kind, errors));
         }
     }
     providers
 }
 
-/// `providers[i].key: problem`, from a figment error inside one provider table.
-fn describe_in(at: &str, error: &figment::Error) -> String {
-    match error.path.is_empty() {
-        true => format!("{at}: {}", error.kind),
-        false => format!("{at}.{}: {}", error.path.join("."), error.kind),
+/// A required string key, taken out of the table (`name` and `kind` are not the kind's own).
+fn take_string(at: &str, key: &str, table: &mut Dict, errors: &mut Vec<String>) -> Option<String> {
+    match table.remove(key) {
+        Some(Value::String(_, value)) => Some(value),
+        Some(_) => {
+            errors.push(format!("{at}.{key}: must be a string"));
+            None
+        }
+        None => {
+            errors.push(format!("{at}.{key}: required"));
+            None
+        }
     }
 }
 
-/// `CREDBROKER__PROVIDERS__<NAME>__<KEY>=value` sets `key` on the provider named NAME.
-fn apply_overrides(tables: &mut [Value], overrides: Vec<(String, String, String)>, errors: &mut Vec<String>) {
+/// Where a provider's keys came from, to name them in a problem.
+struct Origin<'a> {
+    at: &'a str,
+    name: &'a str,
+    /// The keys set by `CREDBROKER__PROVIDERS__<NAME>__<KEY>`.
+    from_env: &'a HashSet<String>,
+}
+
+/// The rest of the table as its kind's struct: `{kind: rest}` read as the tagged enum, lossily
+/// (environment values are strings, so `TOKEN_BUDGET_PER_MINUTE=60` must still read as a
+/// number). serde stops at the first unknown key: it is set aside and the table read again, so
+/// every unknown key is reported at once.
+fn read_kind(origin: &Origin, kind: &str, mut table: Dict, errors: &mut Vec<String>) -> Option<RawKind> {
+    let mut refused = false;
+    loop {
+        let tagged = Dict::from([(kind.to_owned(), Value::from(table.clone()))]);
+        let error = match Figment::from(Serialized::defaults(tagged)).extract_lossy::<RawKind>() {
+            Ok(raw) => return (!refused).then_some(raw),
+            Err(error) => error,
+        };
+        let unknown = match &error.kind {
+            Kind::UnknownField(field, _) => table.remove(field).is_some(),
+            _ => false,
+        };
+        errors.extend(error.into_iter().map(|e| describe_in(origin, kind, &e)));
+        refused = true;
+        if !unknown {
+            return None;
+        }
+    }
+}
+
+/// `providers[i].key: problem`, from a figment error inside one provider table (whose path
+/// starts with the kind, the enum's tag).
+fn describe_in(origin: &Origin, kind: &str, error: &figment::Error) -> String {
+    let key = error.path.get(1..).unwrap_or_default().join(".");
+    let at = match origin.from_env.contains(&key) {
+        true => format!(
+            "{}.{key} (from CREDBROKER__PROVIDERS__{}__{})",
+            origin.at,
+            env_name(origin.name).to_uppercase(),
+            key.to_uppercase()
+        ),
+        false if key.is_empty() => origin.at.to_owned(),
+        false => format!("{}.{key}", origin.at),
+    };
+    match &error.kind {
+        Kind::UnknownVariant(other, kinds) => {
+            format!("{}.kind: {other:?} is not one of {}", origin.at, kinds.join(", "))
+        }
+        Kind::UnknownField(field, keys) => match super::strict::nearest(field, keys) {
+            Some(near) => format!("{at}: not used by kind {kind}; did you mean `{near}`?"),
+            None => format!("{at}: not used by kind {kind} (it takes name, kind, {})", keys.join(", ")),
+        },
+        other => format!("{at}: {other}"),
+    }
+}
+
+/// `CREDBROKER__PROVIDERS__<NAME>__<KEY>=value` sets `key` on the provider named NAME; returns
+/// the keys set on each table.
+fn apply_overrides(
+    tables: &mut [Value],
+    overrides: Vec<(String, String, String)>,
+    errors: &mut Vec<String>,
+) -> Vec<HashSet<String>> {
+    let mut from_env = vec![HashSet::new(); tables.len()];
     for (name, key, value) in overrides {
-        let target = tables.iter_mut().find_map(|t| match t {
+        let target = tables.iter_mut().enumerate().find_map(|(i, t)| match t {
             Value::Dict(_, dict) if dict.get("name").and_then(Value::as_str).map(env_name) == Some(name.clone()) => {
-                Some(dict)
+                Some((i, dict))
             }
             _ => None,
         });
         match target {
-            Some(dict) if !name.is_empty() => {
+            Some((i, dict)) if !name.is_empty() => {
+                from_env[i].insert(key.clone());
                 dict.insert(key, Value::from(value));
             }
             _ => errors.push(format!(
@@ -97,6 +206,7 @@ fn apply_overrides(tables: &mut [Value], overrides: Vec<(String, String, String)
             )),
         }
     }
+    from_env
 }
 
 /// How a provider name is spelled in a variable name, lower-cased.
@@ -104,26 +214,19 @@ fn env_name(name: &str) -> String {
     name.to_lowercase().replace('-', "_")
 }
 
-fn check(at: &str, raw: RawProvider, errors: &mut Vec<String>) -> Option<Provider> {
+fn check(at: &str, name: &str, kind: RawKind, errors: &mut Vec<String>) -> Option<Provider> {
     let before = errors.len();
-    if !valid_name(&raw.name) {
-        errors.push(format!(
-            "{at}.name: {:?} must be 1-64 of a-z, 0-9, '-', '_', starting with a letter or digit",
-            raw.name
-        ));
+    if !valid_name(name) {
+        errors.push(format!("{at}.name: {name:?} must be 1-64 of a-z, 0-9, '-', '_', starting with a letter or digit"));
     }
-    let settings = match raw.kind.as_str() {
-        "pass" => pass(at, &raw, errors),
-        "bro" => bro(at, &raw, errors),
-        "passolution" => passolution(at, &raw, errors),
-        "jouwomgeving" => jouwomgeving(at, &raw, errors),
-        other => {
-            errors.push(format!("{at}.kind: {other:?} is not one of pass, bro, passolution, jouwomgeving"));
-            None
-        }
+    let (settings, statuses) = match kind {
+        RawKind::Pass(raw) => (pass(at, &raw, errors), raw.rejected_statuses),
+        RawKind::Bro(raw) => (bro(at, &raw, errors), raw.rejected_statuses),
+        RawKind::Passolution(raw) => (passolution(at, &raw, errors), raw.rejected_statuses),
+        RawKind::Jouwomgeving(raw) => (jouwomgeving(at, &raw, errors), raw.rejected_statuses),
     };
-    let rejected_statuses = rejected_statuses(at, raw.rejected_statuses.as_ref(), errors);
-    let name = ProviderName::parse("name", &raw.name).ok()?;
+    let rejected_statuses = rejected_statuses(at, statuses.as_ref(), errors);
+    let name = ProviderName::parse("name", name).ok()?;
     (errors.len() == before).then_some(Provider { name, settings: settings?, rejected_statuses })
 }
 
@@ -157,58 +260,19 @@ fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(ok) && !name.starts_with(['-', '_'])
 }
 
-fn pass(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<ProviderSettings> {
-    unused(
-        at,
-        "pass",
-        &[
-            ("token_url", raw.token_url.is_some()),
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret", raw.client_secret.is_some()),
-            ("token_path", raw.token_path.is_some()),
-            ("refresh_path", raw.refresh_path.is_some()),
-            ("probe_path", raw.probe_path.is_some()),
-            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
-        ],
-        errors,
-    );
+fn pass(at: &str, raw: &RawPass, errors: &mut Vec<String>) -> Option<ProviderSettings> {
     let api_base_url = base_url(at, raw.api_base_url.as_deref(), None, errors);
     let api_key = required_secret(at, "api_key", raw.api_key.as_ref(), errors);
     Some(ProviderSettings::Pass(PassSettings { api_base_url: api_base_url?, api_key: api_key? }))
 }
 
-fn bro(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<ProviderSettings> {
-    unused(
-        at,
-        "bro",
-        &[
-            ("token_url", raw.token_url.is_some()),
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret", raw.client_secret.is_some()),
-            ("api_key", raw.api_key.is_some()),
-            ("token_path", raw.token_path.is_some()),
-            ("refresh_path", raw.refresh_path.is_some()),
-            ("probe_path", raw.probe_path.is_some()),
-            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
-        ],
-        errors,
-    );
+fn bro(at: &str, raw: &RawBro, errors: &mut Vec<String>) -> Option<ProviderSettings> {
     let api_base_url =
         base_url(at, raw.api_base_url.as_deref(), Some("https://www.bronhouderportaal-bro.nl/api/v2/"), errors);
     Some(ProviderSettings::Bro(BroSettings { api_base_url: api_base_url? }))
 }
 
-fn passolution(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<ProviderSettings> {
-    unused(
-        at,
-        "passolution",
-        &[
-            ("api_key", raw.api_key.is_some()),
-            ("token_path", raw.token_path.is_some()),
-            ("refresh_path", raw.refresh_path.is_some()),
-        ],
-        errors,
-    );
+fn passolution(at: &str, raw: &RawPassolution, errors: &mut Vec<String>) -> Option<ProviderSettings> {
     let api_base_url = base_url(at, raw.api_base_url.as_deref(), Some("https://api.passolution.eu/api/v2/"), errors);
     let token_url =
         url(at, "token_url", raw.token_url.as_deref().unwrap_or("https://web.passolution.eu/oauth/token"), errors);
@@ -239,32 +303,13 @@ fn passolution(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<
     }))
 }
 
-fn jouwomgeving(at: &str, raw: &RawProvider, errors: &mut Vec<String>) -> Option<ProviderSettings> {
-    unused(
-        at,
-        "jouwomgeving",
-        &[
-            ("token_url", raw.token_url.is_some()),
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret", raw.client_secret.is_some()),
-            ("api_key", raw.api_key.is_some()),
-            ("probe_path", raw.probe_path.is_some()),
-            ("refresh_token_lifetime", raw.refresh_token_lifetime.is_some()),
-        ],
-        errors,
-    );
+fn jouwomgeving(at: &str, raw: &RawJouwOmgeving, errors: &mut Vec<String>) -> Option<ProviderSettings> {
     let api_base_url = base_url(at, raw.api_base_url.as_deref(), None, errors);
     Some(ProviderSettings::JouwOmgeving(JouwOmgevingSettings {
         api_base_url: api_base_url?,
         token_path: raw.token_path.clone().unwrap_or_else(|| "api-token-auth/".into()),
         refresh_path: raw.refresh_path.clone(),
     }))
-}
-
-fn unused(at: &str, kind: &str, keys: &[(&str, bool)], errors: &mut Vec<String>) {
-    for (key, _) in keys.iter().filter(|(_, set)| *set) {
-        errors.push(format!("{at}.{key}: not used by kind {kind}"));
-    }
 }
 
 fn required_secret(at: &str, key: &str, value: Option<&Secret>, errors: &mut Vec<String>) -> Option<Secret> {

@@ -272,3 +272,31 @@ fn server_cores_default_to_the_usable_cpus_and_are_bounded() {
     assert!(errors.0.iter().any(|e| e.starts_with("server.cores: at most")), "{errors}");
     assert!(cores("-1").is_err());
 }
+
+/// Each provider kind takes only its own keys: serde refuses the others, all of them at once,
+/// naming the nearest key the kind does take, and the variable when one set it.
+#[test]
+fn a_key_its_provider_kind_does_not_take_is_refused() {
+    let (_dir, path) = file(
+        "[[providers]]\nname = \"p\"\nkind = \"passolution\"\nclient_id = \"c\"\nclient_secert = \"s\"\n\
+         api_key = \"k\"\n[[providers]]\nname = \"x\"\nkind = \"pas\"\n[[providers]]\nkind = \"bro\"\n",
+    );
+    let errors = Settings::load(Some(&path), env(&[("CREDBROKER__PROVIDERS__P__TOKEN_PATH", "t/")])).unwrap_err();
+    let text = errors.to_string();
+    for expected in [
+        "providers[0].client_secert: not used by kind passolution; did you mean `client_secret`?",
+        "providers[0].api_key: not used by kind passolution (it takes name, kind, api_base_url, token_url",
+        "providers[0].token_path (from CREDBROKER__PROVIDERS__P__TOKEN_PATH): not used by kind passolution",
+        "providers[1].kind: \"pas\" is not one of pass, bro, passolution, jouwomgeving",
+        "providers[2].name: required",
+    ] {
+        assert!(text.contains(expected), "{expected}\nmissing from:\n{text}");
+    }
+    // The keys of a kind are accepted: the same file without the strangers loads.
+    let (_dir, path) = file(
+        "[[providers]]\nname = \"p\"\nkind = \"passolution\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+         token_budget_per_minute = 10\nrefresh_token_lifetime = \"30d\"\n",
+    );
+    let settings = Settings::load(Some(&path), env(&[("CREDBROKER__PROVIDERS__P__TOKEN_BUDGET_PER_MINUTE", "7")]));
+    assert_eq!(settings.unwrap().providers[0].token_budget_per_minute(), Some(7));
+}
