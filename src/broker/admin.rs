@@ -48,7 +48,7 @@ impl Broker {
         provider.accepts(&material)?;
         let vault = if provider.exchanges(&material) {
             let tokens = self.budgeted(&id.provider, provider.exchange(&self.http, &material)).await?;
-            let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+            let session = self.timing.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
             let material = SecretMaterial::OAuthTokens {
                 refresh_token: tokens.refresh_token,
                 access_token: None,
@@ -122,7 +122,7 @@ impl Broker {
             let expires_at = access_expires_at.or_else(|| jwt_expiry(&token)).unwrap_or(now);
             let issued_at = jwt_issued_at(&token).filter(|iat| *iat <= now.min(expires_at));
             // Its lifetime says nothing sure about the next token's: not "known" (see `plan`).
-            self.coordination.session(token, expires_at, issued_at.unwrap_or(now), false)
+            self.timing.session(token, expires_at, issued_at.unwrap_or(now), false)
         });
         let material = SecretMaterial::OAuthTokens { refresh_token, access_token: None, access_expires_at: None };
         Vault { material, session }

@@ -32,7 +32,7 @@ pub struct Served {
     /// rather than by every one (a clone shares the bytes), and only for credentials that are
     /// proxied (memory). `Err(name)`: that header's value is not a valid HTTP header value.
     pub http: OnceLock<Box<Result<Vec<(HeaderName, HeaderValue)>, &'static str>>>,
-    /// The end of the validity promised to callers (`plan::Coordination::promise`).
+    /// The end of the validity promised to callers (`plan::Timing::promise`).
     pub expires_at: Option<OffsetDateTime>,
     /// 16 characters: inline, no allocation of its own.
     pub fingerprint: CompactString,

@@ -44,14 +44,14 @@ pub enum BrokerError {
     #[error("credential {0} changed while it was being renewed; retry")]
     Conflict(CredentialId),
     #[error("another replica is renewing credential {0}; retry")]
-    Busy(CredentialId),
+    RenewingElsewhere(CredentialId),
     /// This replica is shutting down and starts no renewal; another replica will.
     #[error("this replica is shutting down; retry (another replica renews the credential)")]
     Draining,
     #[error("the credential holds no session")]
     NoSession,
     #[error("the renewal task failed: {0}")]
-    Renewal(String),
+    RenewalTaskFailed(String),
     #[error("{provider}: {source}")]
     Budget {
         provider: ProviderName,

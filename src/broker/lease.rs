@@ -59,7 +59,7 @@ impl Broker {
     /// Tries to take the credential's lease; `None` when another replica holds it.
     pub(super) async fn try_lease(&self, id: &CredentialId) -> StoreResult<Option<Lease>> {
         let owner = format!("{}-{:016x}", self.replica, rand::random::<u64>());
-        let ttl = self.coordination.lease_ttl;
+        let ttl = self.timing.lease_ttl;
         if !self.store().acquire_lease(id, &owner, ttl).await? {
             return Ok(None);
         }

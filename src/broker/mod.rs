@@ -13,7 +13,7 @@
 //!   the safety invariant and its proof sketch). `records.rs`: sealing and writing records.
 //! - `report.rs`: ReportRejected, limited. `offline.rs`: the store is away.
 //! - `lease.rs`, `flight.rs`, `coherence.rs`, `cache.rs`, `scheduler.rs`, `budget.rs`: the
-//!   coordination devices; `renewals.rs`: the running renewals a shutdown waits for. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
+//!   timing devices; `renewals.rs`: the running renewals a shutdown waits for. `admin.rs`: put, status, list, delete. `proxy.rs`: what ProxyCall
 //!   asks of the broker. `chaos.rs`: test-only hooks (the `chaos` feature).
 
 mod admin;
@@ -38,7 +38,7 @@ pub mod scheduler;
 pub use admin::{CredentialView, Page};
 pub use cache::{AuthCache, CacheKey, Served};
 pub use error::{BrokerError, BrokerResult};
-pub use plan::Coordination;
+pub use plan::Timing;
 pub use rewrap::{ProblemKind, RewrapCursor, RewrapProblem, RewrapReport, RewrapRequest};
 
 use crate::crypto::Keyring;
@@ -66,7 +66,7 @@ pub struct BrokerParts {
     pub cache: AuthCache,
     pub http: HttpClient,
     pub scheduler: Scheduler,
-    pub coordination: Coordination,
+    pub timing: Timing,
     pub chaos: chaos::Chaos,
 }
 
@@ -79,7 +79,7 @@ pub struct Broker {
     flights: Flights,
     http: HttpClient,
     scheduler: Scheduler,
-    coordination: Coordination,
+    timing: Timing,
     chaos: chaos::Chaos,
     /// Names this replica in lease and attempt owners (with a nonce per acquisition).
     replica: String,
@@ -96,7 +96,7 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(parts: BrokerParts) -> Self {
-        let BrokerParts { registry, store, feed, keyring, cache, http, scheduler, coordination, chaos } = parts;
+        let BrokerParts { registry, store, feed, keyring, cache, http, scheduler, timing, chaos } = parts;
         if chaos.journal_off() {
             tracing::error!(
                 "the refresh journal is DISABLED (test-only negative control): refresh tokens may be sent twice"
@@ -112,7 +112,7 @@ impl Broker {
             flights: Flights::default(),
             http,
             scheduler,
-            coordination,
+            timing,
             chaos,
             replica: format!("{:08x}", rand::random::<u32>()),
             offline: quick_cache::sync::Cache::new(1_000_000),
@@ -196,7 +196,7 @@ impl Broker {
         let id = CredentialId::new(provider.name.clone(), subject.clone());
         // Subscribed before the first read, so no announcement can slip between read and wait.
         let mut changes = self.feed.subscribe();
-        let deadline = tokio::time::Instant::now() + self.coordination.max_wait;
+        let deadline = tokio::time::Instant::now() + self.timing.max_wait;
         // Started when another replica's lease first makes this caller wait; recorded however
         // the wait ends.
         let mut lease_wait = metrics::LeaseWait::new(&provider.name);
@@ -214,20 +214,20 @@ impl Broker {
                     self.cache.insert(key.clone(), served.clone());
                     return Ok(served);
                 }
-                Ok(Step::Renewal(at)) if wall_clock(at) > deadline => {
+                Ok(Step::AwaitPlanned(at)) if wall_clock(at) > deadline => {
                     return Err(BrokerError::RenewalPlanned { renew_at: at });
                 }
-                Ok(Step::Renewal(at)) => wall_clock(at),
-                Ok(Step::Busy) => {
+                Ok(Step::AwaitPlanned(at)) => wall_clock(at),
+                Ok(Step::LeaseHeld) => {
                     lease_wait.started();
-                    tokio::time::Instant::now() + self.coordination.lease_ttl
+                    tokio::time::Instant::now() + self.timing.lease_ttl
                 }
                 // Someone wrote between our read and our write: read again.
                 Err(BrokerError::Conflict(_)) => tokio::time::Instant::now(),
                 Err(e) => return Err(e),
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(BrokerError::Busy(id));
+                return Err(BrokerError::RenewingElsewhere(id));
             }
             self.wait_for_change(&id, &mut changes, wake.min(deadline)).await;
         }

@@ -45,7 +45,7 @@ impl Broker {
         };
         let vault = self.records.open(id, &record)?;
         let now = OffsetDateTime::now_utc();
-        match decide(provider, &record, &vault, ask, &self.coordination, now) {
+        match decide(provider, &record, &vault, ask, &self.timing, now) {
             Decision::Serve(authorization) => return Ok(self.serve(provider, authorization, record.version, &vault)),
             Decision::Renew if provider.renewal(&vault) == Renewal::Login => {}
             Decision::Refuse(refused) => return Err(refused),
@@ -55,7 +55,7 @@ impl Broker {
             .login(&self.http, &vault)
             .await
             .map_err(|source| BrokerError::Upstream { provider: id.provider.clone(), source })?;
-        let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+        let session = self.timing.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
         let vault = Vault { session: Some(session), ..vault };
         tracing::warn!(credential = %id, "store unavailable: renewed a login in memory only; it is stored again once the store is back");
         // Sealed for the version it was read at: this copy is never written to the store.
@@ -66,7 +66,7 @@ impl Broker {
         };
         self.offline.insert(id.clone(), offline);
         let authorization = provider.headers(&vault).ok_or(BrokerError::NoSession)?;
-        let authorization = self.coordination.promise(provider, &vault, authorization);
+        let authorization = self.timing.promise(provider, &vault, authorization);
         Ok(self.serve(provider, authorization, record.version, &vault))
     }
 }

@@ -18,9 +18,11 @@ use crate::store::StoredCredential;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// How renewals are timed and coordinated across replicas (configuration).
+/// The timing policy of renewals, from configuration: the lease, when a token is renewed, how
+/// long callers wait, when an unknown outcome may be probed. One value for the whole broker
+/// (the per-credential state is in the record and, in the store, its journal and lease).
 #[derive(Debug, Clone)]
-pub struct Coordination {
+pub struct Timing {
     /// The fleet-wide renewal lease; renewed every third of itself while the work runs.
     pub lease_ttl: Duration,
     /// After a fence, how long until the old access token may be probed (see `rotation`).
@@ -37,7 +39,7 @@ pub struct Coordination {
     pub rejected_min_age: Duration,
 }
 
-impl Default for Coordination {
+impl Default for Timing {
     fn default() -> Self {
         Self {
             lease_ttl: Duration::from_secs(10),
@@ -54,7 +56,7 @@ impl Default for Coordination {
     }
 }
 
-impl Coordination {
+impl Timing {
     /// A session for a token issued at `issued_at`, with its planned renewal fixed now.
     pub fn session(
         &self,
@@ -122,7 +124,7 @@ pub enum Decision {
     /// Probe the old access token of an INDETERMINATE credential, under the lease.
     Probe,
     /// Nothing to do before this time: the planned renewal, or a probe.
-    Wait(OffsetDateTime),
+    WaitUntil(OffsetDateTime),
     Refuse(BrokerError),
 }
 
@@ -131,7 +133,7 @@ pub fn decide(
     record: &StoredCredential,
     vault: &Vault,
     ask: Ask,
-    c: &Coordination,
+    c: &Timing,
     now: OffsetDateTime,
 ) -> Decision {
     match record.state {
@@ -139,21 +141,21 @@ pub fn decide(
         CredentialState::Refreshing => Decision::Renew,
         CredentialState::Indeterminate => match c.probe_at(record) {
             at if at <= now => Decision::Probe,
-            at if ask == Ask::Due => Decision::Wait(at),
+            at if ask == Ask::Due => Decision::WaitUntil(at),
             _ => Decision::Refuse(not_servable(record)),
         },
         CredentialState::ReauthRequired | CredentialState::Revoked => Decision::Refuse(not_servable(record)),
     }
 }
 
-fn active(provider: &Provider, vault: &Vault, ask: Ask, c: &Coordination, now: OffsetDateTime) -> Decision {
+fn active(provider: &Provider, vault: &Vault, ask: Ask, c: &Timing, now: OffsetDateTime) -> Decision {
     let header = provider.headers(vault).map(|a| c.promise(provider, vault, a));
     let renewal = provider.renewal(vault);
     let planned = vault.session.as_ref().map(|s| c.renew_at(s));
     match ask {
         Ask::Forced if renewal != Renewal::Static => Decision::Renew,
         Ask::Due if renewal != Renewal::Static && planned.is_none_or(|at| at <= now) => Decision::Renew,
-        Ask::Due => Decision::Wait(planned.unwrap_or(now)),
+        Ask::Due => Decision::WaitUntil(planned.unwrap_or(now)),
         Ask::Forced => header.map_or(Decision::Refuse(BrokerError::NoSession), Decision::Serve),
         Ask::Serve { until } => serve(provider, vault, header, renewal, planned, until, c, now),
     }
@@ -167,7 +169,7 @@ fn serve(
     renewal: Renewal<'_>,
     planned: Option<OffsetDateTime>,
     until: OffsetDateTime,
-    c: &Coordination,
+    c: &Timing,
     now: OffsetDateTime,
 ) -> Decision {
     if let Some(header) = header.filter(|h| h.expires_at.is_none_or(|end| end >= until)) {
@@ -180,7 +182,7 @@ fn serve(
         return Decision::Refuse(BrokerError::MinValidityTooLong { longest });
     }
     match planned.filter(|at| provider.refresh_revokes_previous() && now < *at) {
-        Some(at) => Decision::Wait(at),
+        Some(at) => Decision::WaitUntil(at),
         None => Decision::Renew,
     }
 }

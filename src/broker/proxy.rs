@@ -73,7 +73,7 @@ impl Broker {
         if expires_at - session.expires_at < lifetime / 10 {
             return Ok(Some(session.obtained_at + lifetime / 10));
         }
-        vault.session = Some(self.coordination.session(session.token, expires_at, used_at, session.lifetime_known));
+        vault.session = Some(self.timing.session(session.token, expires_at, used_at, session.lifetime_known));
         let Some(extended) = self.records.write(id, record.version, &Meta::active(record.forced_at), &vault).await?
         else {
             return Ok(None);
@@ -91,7 +91,7 @@ impl Broker {
         vault: &crate::domain::Vault,
     ) -> BrokerResult<()> {
         let authorization = provider.headers(vault).ok_or(BrokerError::NoSession)?;
-        let authorization = self.coordination.promise(provider, vault, authorization);
+        let authorization = self.timing.promise(provider, vault, authorization);
         let key = (id.provider.clone(), Some(id.subject.clone()));
         self.cache.insert(key, Arc::new(self.serve(provider, authorization, record.version, vault)));
         self.plan(id, record, vault);

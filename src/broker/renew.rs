@@ -21,10 +21,10 @@ use time::OffsetDateTime;
 /// One round of the read path.
 pub enum Step {
     Served(Served),
-    /// Nothing to serve before the planned renewal at this time.
-    Renewal(OffsetDateTime),
+    /// Nothing to serve before the planned renewal at this time: wait for it.
+    AwaitPlanned(OffsetDateTime),
     /// Another replica holds the lease: wait for its announcement.
-    Busy,
+    LeaseHeld,
 }
 
 impl Broker {
@@ -42,17 +42,17 @@ impl Broker {
             other => other?,
         };
         self.plan(id, &record, &vault);
-        match decide(provider, &record, &vault, ask, &self.coordination, OffsetDateTime::now_utc()) {
+        match decide(provider, &record, &vault, ask, &self.timing, OffsetDateTime::now_utc()) {
             Decision::Serve(authorization) => {
                 Ok(Step::Served(self.serve(provider, authorization, record.version, &vault)))
             }
-            Decision::Wait(at) => Ok(Step::Renewal(at)),
+            Decision::WaitUntil(at) => Ok(Step::AwaitPlanned(at)),
             Decision::Refuse(error) => Err(error),
             Decision::Renew | Decision::Probe => self.leased(provider, id, ask, None).await,
         }
     }
 
-    /// Takes the lease and renews in a detached task; `Busy` when another replica holds it.
+    /// Takes the lease and renews in a detached task; `LeaseHeld` when another replica holds it.
     /// `forced`: the version whose header a caller reported (`report.rs`).
     pub(super) async fn leased(
         self: &Arc<Self>,
@@ -64,7 +64,7 @@ impl Broker {
         // Counted before the lease is taken, so a shutdown that closed the gate after this
         // point waits for the renewal (and one that closed it before refuses it).
         let Some(running) = self.renewals.start() else { return Err(BrokerError::Draining) };
-        let Some(lease) = self.try_lease(id).await? else { return Ok(Step::Busy) };
+        let Some(lease) = self.try_lease(id).await? else { return Ok(Step::LeaseHeld) };
         let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
         // In the caller's span (its trace), though detached from the caller.
         let renewal = tokio::spawn(tracing::Instrument::in_current_span(async move {
@@ -77,7 +77,7 @@ impl Broker {
             }
             result
         }));
-        renewal.await.map_err(|e| BrokerError::Renewal(e.to_string()))?
+        renewal.await.map_err(|e| BrokerError::RenewalTaskFailed(e.to_string()))?
     }
 
     /// Under the lease: decide again on a fresh read, then renew, fence or probe.
@@ -94,11 +94,11 @@ impl Broker {
         // A forced renewal is for the header the caller saw; once the record changed, it is new.
         let ask = if forced.is_some_and(|v| v != record.version) { Ask::Serve { until: now } } else { ask };
         let forced_at = if forced.is_some() && ask == Ask::Forced { Some(now) } else { record.forced_at };
-        let (record, vault) = match decide(provider, &record, &vault, ask, &self.coordination, now) {
+        let (record, vault) = match decide(provider, &record, &vault, ask, &self.timing, now) {
             Decision::Serve(authorization) => {
                 return Ok(Step::Served(self.serve(provider, authorization, record.version, &vault)));
             }
-            Decision::Wait(at) => return Ok(Step::Renewal(at)),
+            Decision::WaitUntil(at) => return Ok(Step::AwaitPlanned(at)),
             Decision::Refuse(error) => return Err(error),
             Decision::Probe => {
                 let (record, vault) = self.rotation(provider, id, owner, forced_at).probe(&record, vault).await?;
@@ -113,7 +113,7 @@ impl Broker {
     /// The header of a record just written, checked against what the caller asked.
     fn renewed(&self, provider: &Provider, record: &StoredCredential, vault: &Vault, ask: Ask) -> BrokerResult<Step> {
         let header = provider.headers(vault).ok_or(BrokerError::NoSession)?;
-        let header = self.coordination.promise(provider, vault, header);
+        let header = self.timing.promise(provider, vault, header);
         if let (Ask::Serve { until }, Some(promised_until)) = (ask, header.expires_at) {
             if promised_until < until {
                 return Err(BrokerError::LifetimeTooShort { promised_until });
@@ -158,7 +158,7 @@ impl Broker {
             provider,
             id,
             owner,
-            coordination: &self.coordination,
+            timing: &self.timing,
             chaos: &self.chaos,
             budget: self.budget(&id.provider),
             forced_at,
@@ -176,7 +176,7 @@ impl Broker {
     ) -> BrokerResult<(StoredCredential, Vault)> {
         match provider.login(&self.http, &vault).await {
             Ok(tokens) => {
-                let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+                let session = self.timing.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
                 let vault = Vault { session: Some(session), ..vault };
                 let written = self.records.write(id, record.version, &Meta::active(forced_at), &vault).await?;
                 written.map(|record| (record, vault)).ok_or_else(|| BrokerError::Conflict(id.clone()))
@@ -202,9 +202,9 @@ impl Broker {
     /// still there (a lapsed lease means fence, then probe: recovery needs no caller).
     pub(super) fn plan(&self, id: &CredentialId, record: &StoredCredential, vault: &Vault) {
         let at = match record.state {
-            CredentialState::Active => vault.session.as_ref().map(|s| self.coordination.renew_at(s)),
-            CredentialState::Indeterminate => Some(self.coordination.probe_at(record)),
-            CredentialState::Refreshing => Some(record.updated_at + self.coordination.lease_ttl),
+            CredentialState::Active => vault.session.as_ref().map(|s| self.timing.renew_at(s)),
+            CredentialState::Indeterminate => Some(self.timing.probe_at(record)),
+            CredentialState::Refreshing => Some(record.updated_at + self.timing.lease_ttl),
             CredentialState::ReauthRequired | CredentialState::Revoked => None,
         };
         if let Some(at) = at {
@@ -226,8 +226,8 @@ impl Broker {
         match self.step(&provider, &id, Ask::Due).await {
             Ok(Step::Served(served)) if served.version > version => self.cache.insert(key, Arc::new(served)),
             // Another replica holds the lease: look again once it could have lapsed.
-            Ok(Step::Busy) => {
-                let again = OffsetDateTime::now_utc() + self.coordination.lease_ttl;
+            Ok(Step::LeaseHeld) => {
+                let again = OffsetDateTime::now_utc() + self.timing.lease_ttl;
                 self.scheduler.plan(key, again, version);
             }
             Ok(_) => {}

@@ -43,7 +43,7 @@ impl Broker {
                 self.cache.insert(key, Arc::new(served));
                 Ok(renewed)
             }
-            Step::Renewal(_) | Step::Busy => Ok(false),
+            Step::AwaitPlanned(_) | Step::LeaseHeld => Ok(false),
         }
     }
 
@@ -52,9 +52,8 @@ impl Broker {
         let now = OffsetDateTime::now_utc();
         let current = provider.headers(vault).is_some_and(|h| self.fingerprint(&h) == fingerprint);
         let renewable = provider.renewal(vault) != Renewal::Static && provider.rejection_renews(vault);
-        let old_enough =
-            vault.session.as_ref().is_none_or(|s| now - s.obtained_at >= self.coordination.rejected_min_age);
-        let interval = self.coordination.rejected_interval;
+        let old_enough = vault.session.as_ref().is_none_or(|s| now - s.obtained_at >= self.timing.rejected_min_age);
+        let interval = self.timing.rejected_interval;
         let not_recently = record.forced_at.is_none_or(|at| now - at >= interval);
         let allowed = record.state == CredentialState::Active && current && renewable;
         if allowed && !(old_enough && not_recently) {
@@ -84,7 +83,7 @@ impl Broker {
     fn own_may_renew(&self, provider: &Provider) -> bool {
         let mut last = self.own_forced.lock().expect("own-renewal map poisoned");
         let now = std::time::Instant::now();
-        if last.get(&provider.name).is_some_and(|at| now.duration_since(*at) < self.coordination.rejected_interval) {
+        if last.get(&provider.name).is_some_and(|at| now.duration_since(*at) < self.timing.rejected_interval) {
             return false;
         }
         last.insert(provider.name.clone(), now);

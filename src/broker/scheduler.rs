@@ -1,5 +1,5 @@
 //! The background task that wakes credentials when they next need attention: at the planned
-//! renewal of their token (fixed when it was obtained, `plan::Coordination::session`), or when
+//! renewal of their token (fixed when it was obtained, `plan::Timing::session`), or when
 //! an unknown refresh outcome may be probed — so callers almost never wait on an upstream.
 //!
 //! The broker tells the scheduler about every record it reads or writes; the scheduler keeps

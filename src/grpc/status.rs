@@ -32,9 +32,11 @@ pub fn code(error: &BrokerError) -> Code {
         BrokerError::Upstream { source: UpstreamError::Refused { status: 400..=428 | 430..=499, .. }, .. } => {
             Code::FailedPrecondition
         }
-        BrokerError::Upstream { .. } | BrokerError::Conflict(_) | BrokerError::Busy(_) => Code::Unavailable,
+        BrokerError::Upstream { .. } | BrokerError::Conflict(_) | BrokerError::RenewingElsewhere(_) => {
+            Code::Unavailable
+        }
         BrokerError::RenewalPlanned { .. } | BrokerError::Draining => Code::Unavailable,
-        BrokerError::NoSession | BrokerError::Renewal(_) => Code::Internal,
+        BrokerError::NoSession | BrokerError::RenewalTaskFailed(_) => Code::Internal,
         BrokerError::Budget { .. } => Code::Unavailable,
         BrokerError::Store(StoreError::Unavailable(_) | StoreError::NotReplicated) => Code::Unavailable,
         BrokerError::Store(StoreError::Corrupt(_)) | BrokerError::Sealed { .. } => Code::Internal,

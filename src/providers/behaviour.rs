@@ -1,12 +1,15 @@
-//! What the broker asks of a provider instance about renewing its credentials: how a
-//! credential is renewed, whether a refresh revokes the previous token, what a rejection looks
-//! like, whether use slides the expiry — and the upstream calls that go with it. The only
-//! place that matches on the provider kind for these questions.
+//! What the broker asks of a provider instance: its kind's name, which secrets it takes, how a
+//! credential becomes headers, how it is renewed, whether a refresh revokes the previous token,
+//! what a rejection looks like, whether use slides the expiry — and the upstream calls that go
+//! with it. The one place outside configuration parsing that matches on the provider kind:
+//! everything else asks a `Provider`.
 
+use super::endpoints::TokenEndpoints;
 use super::http::{HttpClient, TokenSet, UpstreamError};
 use super::passolution::RefreshFailure;
-use super::{Probe, Provider, ProviderSettings, jouwomgeving, pass, passolution};
-use crate::domain::{Secret, SecretMaterial, Vault};
+use super::{Authorization, OwnCredential, Probe, Provider, ProviderError, ProviderSettings};
+use super::{bro, jouwomgeving, pass, passolution};
+use crate::domain::{InvalidField, Secret, SecretMaterial, Vault};
 use std::time::Duration;
 use url::Url;
 
@@ -23,6 +26,64 @@ pub enum Renewal<'a> {
 }
 
 impl Provider {
+    /// The config `kind` of this instance.
+    pub fn kind(&self) -> &'static str {
+        match &self.settings {
+            ProviderSettings::Pass(_) => "pass",
+            ProviderSettings::Bro(_) => "bro",
+            ProviderSettings::Passolution(_) => "passolution",
+            ProviderSettings::JouwOmgeving(_) => "jouwomgeving",
+        }
+    }
+
+    /// The instance's own token and session endpoints, which `ProxyCall` never reaches.
+    pub fn token_endpoints(&self) -> TokenEndpoints {
+        match &self.settings {
+            ProviderSettings::Pass(s) => pass::token_endpoints(s),
+            ProviderSettings::Bro(_) => bro::token_endpoints(),
+            ProviderSettings::Passolution(s) => passolution::token_endpoints(s),
+            ProviderSettings::JouwOmgeving(s) => jouwomgeving::token_endpoints(s),
+        }
+    }
+
+    /// Refuses secret kinds this provider cannot use (e.g. a BRO token for PASS).
+    pub fn accepts(&self, material: &SecretMaterial) -> Result<(), InvalidField> {
+        let fits = match &self.settings {
+            ProviderSettings::Pass(_) => pass::accepts(material),
+            ProviderSettings::Bro(_) => bro::accepts(material),
+            ProviderSettings::Passolution(_) => passolution::accepts(material),
+            ProviderSettings::JouwOmgeving(_) => jouwomgeving::accepts(material),
+        };
+        if fits {
+            Ok(())
+        } else {
+            let problem =
+                format!("a {} secret does not fit provider {} (kind {})", material.kind(), self.name, self.kind());
+            Err(InvalidField::new("secret", problem))
+        }
+    }
+
+    /// The provider instance's own credential, for the empty subject.
+    pub fn own_credential(&self) -> Result<OwnCredential, ProviderError> {
+        match &self.settings {
+            ProviderSettings::Pass(s) => Ok(OwnCredential::Static(pass::own_authorization(s))),
+            ProviderSettings::Passolution(_) => Ok(OwnCredential::Obtained),
+            _ => Err(ProviderError::NoOwnCredential(self.name.clone())),
+        }
+    }
+
+    /// Headers from a stored vault, valid until the session's expiry (`None`: never expire).
+    /// `None` when a session-based credential has no session.
+    pub fn headers(&self, vault: &Vault) -> Option<Authorization> {
+        let session = vault.session.as_ref();
+        match &self.settings {
+            ProviderSettings::Pass(s) => pass::headers(s, &vault.material, session),
+            ProviderSettings::Bro(_) => bro::headers(&vault.material),
+            ProviderSettings::Passolution(_) => session.map(passolution::headers),
+            ProviderSettings::JouwOmgeving(_) => session.map(jouwomgeving::headers),
+        }
+    }
+
     pub fn renewal<'a>(&self, vault: &'a Vault) -> Renewal<'a> {
         match (&self.settings, &vault.material) {
             (

@@ -4,7 +4,7 @@
 //! a JouwOmgeving organisation, …); the [`Registry`] maps the names callers use to instances.
 //! What differs between kinds — how a credential becomes headers, how it is renewed, whether a
 //! refresh revokes the previous token, which statuses mean "token rejected" — is asked of the
-//! `Provider` (here and in `behaviour.rs`); the broker never matches on the kind.
+//! `Provider`, answered in `behaviour.rs`: the one place that matches on the kind.
 
 mod behaviour;
 pub mod bro;
@@ -17,9 +17,7 @@ pub mod passolution;
 pub use behaviour::Renewal;
 pub use jouwomgeving::{jwt_expiry, jwt_issued_at};
 
-use crate::domain::{InvalidField, ProviderName, Secret, SecretMaterial, Vault};
-use endpoints::TokenEndpoints;
-
+use crate::domain::{ProviderName, Secret};
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -83,66 +81,6 @@ pub struct Provider {
     /// Statuses of a data call that mean "the token was rejected" (default `[401]`): a probe
     /// reads them as "revoked", a proxied call as "renew and retry once".
     pub rejected_statuses: Vec<u16>,
-}
-
-impl Provider {
-    /// The config `kind` of this instance.
-    pub fn kind(&self) -> &'static str {
-        match &self.settings {
-            ProviderSettings::Pass(_) => "pass",
-            ProviderSettings::Bro(_) => "bro",
-            ProviderSettings::Passolution(_) => "passolution",
-            ProviderSettings::JouwOmgeving(_) => "jouwomgeving",
-        }
-    }
-
-    /// The instance's own token and session endpoints, which `ProxyCall` never reaches.
-    pub fn token_endpoints(&self) -> TokenEndpoints {
-        match &self.settings {
-            ProviderSettings::Pass(s) => pass::token_endpoints(s),
-            ProviderSettings::Bro(_) => bro::token_endpoints(),
-            ProviderSettings::Passolution(s) => passolution::token_endpoints(s),
-            ProviderSettings::JouwOmgeving(s) => jouwomgeving::token_endpoints(s),
-        }
-    }
-
-    /// Refuses secret kinds this provider cannot use (e.g. a BRO token for PASS).
-    pub fn accepts(&self, material: &SecretMaterial) -> Result<(), InvalidField> {
-        let fits = match &self.settings {
-            ProviderSettings::Pass(_) => pass::accepts(material),
-            ProviderSettings::Bro(_) => bro::accepts(material),
-            ProviderSettings::Passolution(_) => passolution::accepts(material),
-            ProviderSettings::JouwOmgeving(_) => jouwomgeving::accepts(material),
-        };
-        if fits {
-            Ok(())
-        } else {
-            let problem =
-                format!("a {} secret does not fit provider {} (kind {})", material.kind(), self.name, self.kind());
-            Err(InvalidField::new("secret", problem))
-        }
-    }
-
-    /// The provider instance's own credential, for the empty subject.
-    pub fn own_credential(&self) -> Result<OwnCredential, ProviderError> {
-        match &self.settings {
-            ProviderSettings::Pass(s) => Ok(OwnCredential::Static(pass::own_authorization(s))),
-            ProviderSettings::Passolution(_) => Ok(OwnCredential::Obtained),
-            _ => Err(ProviderError::NoOwnCredential(self.name.clone())),
-        }
-    }
-
-    /// Headers from a stored vault, valid until the session's expiry (`None`: never expire).
-    /// `None` when a session-based credential has no session.
-    pub fn headers(&self, vault: &Vault) -> Option<Authorization> {
-        let session = vault.session.as_ref();
-        match &self.settings {
-            ProviderSettings::Pass(s) => pass::headers(s, &vault.material, session),
-            ProviderSettings::Bro(_) => bro::headers(&vault.material),
-            ProviderSettings::Passolution(_) => session.map(passolution::headers),
-            ProviderSettings::JouwOmgeving(_) => session.map(jouwomgeving::headers),
-        }
-    }
 }
 
 /// `authorization: Bearer <token>`: OAuth2 access tokens and PASS AccessTokens.

@@ -4,7 +4,7 @@
 use super::tasks::Tasks;
 use crate::broker::chaos::Chaos;
 use crate::broker::scheduler::{self, Scheduler};
-use crate::broker::{AuthCache, Broker, BrokerParts, Coordination};
+use crate::broker::{AuthCache, Broker, BrokerParts, Timing};
 use crate::config::{EncryptionSettings, Settings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::grpc;
@@ -35,7 +35,7 @@ pub(super) async fn broker(settings: &Settings, tasks: &Tasks) -> anyhow::Result
         registry: Registry::new(settings.providers.clone()),
         store,
         feed,
-        coordination: coordination(settings),
+        timing: timing(settings),
         chaos: Chaos::from_env(),
         keyring: keyring(settings.encryption.clone()),
         cache: AuthCache::new(settings.cache.max_entries, settings.cache.ttl),
@@ -73,9 +73,9 @@ pub(super) fn gate(
 }
 
 /// How renewals are timed and coordinated, from `[store]`, `[upstream]` and `[refresh]`.
-fn coordination(settings: &Settings) -> Coordination {
+fn timing(settings: &Settings) -> Timing {
     let (store, upstream, refresh) = (&settings.store, &settings.upstream, &settings.refresh);
-    Coordination {
+    Timing {
         lease_ttl: store.lease_ttl,
         reconcile_after: store.reconcile_after,
         request_timeout: upstream.request_timeout,

@@ -8,7 +8,7 @@
 //!
 //! Laid out for memory (100 000 credentials in ≤ 100 MB): a map per provider (the provider's
 //! name is not repeated in every key), and an entry is three words in the B-tree's nodes —
-//! the record and the refresh coordination live behind boxes, so the nodes' empty slots
+//! the record and the refresh guards (journal, lease) live behind boxes, so the nodes' empty slots
 //! (a B-tree filled in order is about half full) cost little, and the journal and lease
 //! take no memory at all for the many credentials that are never refreshed. The record is
 //! kept compact ([`kept`]: rare fields boxed, the sealed blob decoded).
@@ -31,11 +31,12 @@ struct Entry {
     record: Option<Box<Kept>>,
     /// Created by the first refresh attempt or lease; kept across deletes, like the journal
     /// in Redis.
-    coordination: Option<Box<Coordination>>,
+    guards: Option<Box<Guards>>,
 }
 
+/// What guards one credential's refreshes: its journal and its lease.
 #[derive(Default)]
-struct Coordination {
+struct Guards {
     journal: Journal,
     /// The lease: owner and until when.
     lease: Option<(String, Instant)>,
@@ -101,11 +102,11 @@ impl Entry {
     }
 
     fn journal(&mut self) -> &mut Journal {
-        &mut self.coordination.get_or_insert_default().journal
+        &mut self.guards.get_or_insert_default().journal
     }
 
     fn lease(&self) -> Option<&(String, Instant)> {
-        self.coordination.as_ref().and_then(|c| c.lease.as_ref())
+        self.guards.as_ref().and_then(|c| c.lease.as_ref())
     }
 }
 
@@ -195,8 +196,8 @@ impl CredentialStore for MemoryStore {
 
     async fn attempt_owner(&self, id: &CredentialId, attempt: &str) -> StoreResult<Option<String>> {
         let credentials = self.lock();
-        let coordination = entry(&credentials, id).and_then(|e| e.coordination.as_ref());
-        let current = coordination.and_then(|c| c.journal.current.clone());
+        let guards = entry(&credentials, id).and_then(|e| e.guards.as_ref());
+        let current = guards.and_then(|c| c.journal.current.clone());
         // After a reopen the previous attempt is current again with no owner (as in Redis).
         Ok(current.filter(|(current, owner)| current == attempt && !owner.is_empty()).map(|(_, owner)| owner))
     }
@@ -222,15 +223,15 @@ impl CredentialStore for MemoryStore {
         if entry.lease().is_some_and(|(_, until)| *until > now) {
             return Ok(false);
         }
-        entry.coordination.get_or_insert_default().lease = Some((owner.to_owned(), now + ttl));
+        entry.guards.get_or_insert_default().lease = Some((owner.to_owned(), now + ttl));
         Ok(true)
     }
 
     async fn renew_lease(&self, id: &CredentialId, owner: &str, ttl: Duration) -> StoreResult<bool> {
         let mut credentials = self.lock();
         let now = Instant::now();
-        let coordination = entry_mut(&mut credentials, id).and_then(|e| e.coordination.as_mut());
-        match coordination.and_then(|c| c.lease.as_mut()) {
+        let guards = entry_mut(&mut credentials, id).and_then(|e| e.guards.as_mut());
+        match guards.and_then(|c| c.lease.as_mut()) {
             Some((holder, until)) if holder == owner && *until > now => {
                 *until = now + ttl;
                 Ok(true)
@@ -241,9 +242,9 @@ impl CredentialStore for MemoryStore {
 
     async fn release_lease(&self, id: &CredentialId, owner: &str) -> StoreResult<()> {
         let mut credentials = self.lock();
-        if let Some(coordination) = entry_mut(&mut credentials, id).and_then(|e| e.coordination.as_mut()) {
-            if coordination.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
-                coordination.lease = None;
+        if let Some(guards) = entry_mut(&mut credentials, id).and_then(|e| e.guards.as_mut()) {
+            if guards.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
+                guards.lease = None;
             }
         }
         Ok(())
@@ -267,10 +268,10 @@ impl CredentialStore for MemoryStore {
     async fn journal(&self, id: &CredentialId) -> StoreResult<Vec<JournalEntry>> {
         let now = Instant::now();
         let credentials = self.lock();
-        let Some(coordination) = entry(&credentials, id).and_then(|e| e.coordination.as_ref()) else {
+        let Some(guards) = entry(&credentials, id).and_then(|e| e.guards.as_ref()) else {
             return Ok(Vec::new());
         };
-        Ok(coordination
+        Ok(guards
             .journal
             .entries
             .iter()

@@ -37,8 +37,8 @@ fn bro() -> Provider {
 
 /// No jitter, a 2 s skew: a 100 s token obtained at `t0` renews at `t0 + 75 s`, its headers
 /// are promised until `t0 + 73 s`, and a fresh one can promise 73 s.
-fn c() -> Coordination {
-    Coordination { jitter_ratio: 0.0, clock_skew: std::time::Duration::from_secs(2), ..Coordination::default() }
+fn c() -> Timing {
+    Timing { jitter_ratio: 0.0, clock_skew: std::time::Duration::from_secs(2), ..Timing::default() }
 }
 
 fn t0() -> OffsetDateTime {
@@ -91,9 +91,12 @@ fn a_revoking_providers_header_is_promised_until_its_planned_renewal_only() {
 fn asking_past_the_promise_waits_for_the_planned_renewal_then_renews() {
     let p = passolution();
     assert!(
-        matches!(decided(&p, CredentialState::Active, &oauth(true), serve(74), 60), Decision::Wait(w) if w == at(75))
+        matches!(decided(&p, CredentialState::Active, &oauth(true), serve(74), 60), Decision::WaitUntil(w) if w == at(75))
     );
-    assert!(matches!(decided(&p, CredentialState::Active, &oauth(true), serve(74), 74), Decision::Wait(_)), "skew");
+    assert!(
+        matches!(decided(&p, CredentialState::Active, &oauth(true), serve(74), 74), Decision::WaitUntil(_)),
+        "skew"
+    );
     assert!(matches!(decided(&p, CredentialState::Active, &oauth(true), serve(80), 75), Decision::Renew));
 }
 
@@ -105,7 +108,7 @@ fn a_min_validity_no_fresh_token_can_meet_is_refused_before_anything_is_redeemed
         matches!(refused, Decision::Refuse(BrokerError::MinValidityTooLong { longest }) if longest == Span::seconds(73))
     );
     // An imported token of unknown lifetime says nothing about the next one: renew and see.
-    assert!(matches!(decided(&p, CredentialState::Active, &oauth(false), serve(60 + 74), 60), Decision::Wait(_)));
+    assert!(matches!(decided(&p, CredentialState::Active, &oauth(false), serve(60 + 74), 60), Decision::WaitUntil(_)));
 }
 
 #[test]
@@ -124,14 +127,14 @@ fn static_credentials_always_serve_and_never_renew() {
     let vault = Vault { material, session: None };
     assert!(matches!(decided(&bro(), CredentialState::Active, &vault, serve(1_000_000), 0), Decision::Serve(_)));
     assert!(matches!(decided(&bro(), CredentialState::Active, &vault, Ask::Forced, 0), Decision::Serve(_)));
-    assert!(matches!(decided(&bro(), CredentialState::Active, &vault, Ask::Due, 0), Decision::Wait(_)));
+    assert!(matches!(decided(&bro(), CredentialState::Active, &vault, Ask::Due, 0), Decision::WaitUntil(_)));
 }
 
 #[test]
 fn the_scheduler_renews_at_the_planned_renewal_not_before() {
     let p = passolution();
     assert!(
-        matches!(decided(&p, CredentialState::Active, &oauth(true), Ask::Due, 74), Decision::Wait(w) if w == at(75))
+        matches!(decided(&p, CredentialState::Active, &oauth(true), Ask::Due, 74), Decision::WaitUntil(w) if w == at(75))
     );
     assert!(matches!(decided(&p, CredentialState::Active, &oauth(true), Ask::Due, 75), Decision::Renew));
     assert!(matches!(decided(&p, CredentialState::Active, &oauth(true), Ask::Forced, 1), Decision::Renew));
@@ -148,7 +151,7 @@ fn unknown_outcomes_are_probed_at_probe_at_and_never_served() {
     };
     let decide_at = |ask, now| decide(&p, &flagged, &oauth(true), ask, &c(), at(now));
     assert!(matches!(decide_at(serve(1), 29), Decision::Refuse(BrokerError::NotServable { .. })));
-    assert!(matches!(decide_at(Ask::Due, 29), Decision::Wait(w) if w == at(30)));
+    assert!(matches!(decide_at(Ask::Due, 29), Decision::WaitUntil(w) if w == at(30)));
     assert!(matches!(decide_at(serve(1), 30), Decision::Probe));
     assert!(matches!(decided(&p, CredentialState::Refreshing, &oauth(true), serve(1), 0), Decision::Renew));
     let reauth = decided(&p, CredentialState::ReauthRequired, &oauth(true), serve(1), 0);
@@ -160,7 +163,7 @@ fn unknown_outcomes_are_probed_at_probe_at_and_never_served() {
 
 #[test]
 fn the_planned_renewal_is_jittered_once_and_derived_alike_for_old_records() {
-    let jittered = Coordination { jitter_ratio: 0.05, ..c() };
+    let jittered = Timing { jitter_ratio: 0.05, ..c() };
     for _ in 0..100 {
         let session = jittered.session(Secret::new("t"), at(100), t0(), true);
         let planned = session.renew_at.unwrap();

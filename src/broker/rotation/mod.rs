@@ -68,7 +68,7 @@ pub use outcome::COMMIT_PATIENCE;
 pub use transition::Transition;
 
 use super::chaos::Chaos;
-use super::plan::Coordination;
+use super::plan::Timing;
 use super::records::{Meta, Records};
 use super::{BrokerError, BrokerResult, budget};
 use crate::domain::{CredentialId, CredentialState, Secret, SecretMaterial, Vault};
@@ -89,7 +89,7 @@ pub struct Rotation<'a> {
     pub id: &'a CredentialId,
     /// This lease holder's nonce: the journal's owner of what it reserves or fences.
     pub owner: &'a str,
-    pub coordination: &'a Coordination,
+    pub timing: &'a Timing,
     pub chaos: &'a Chaos,
     pub budget: Option<&'a TokenBudget>,
     /// Written with every record: when a renewal was last forced (now, for a forced one).

@@ -37,7 +37,7 @@ impl Rotation<'_> {
                 }
                 // Written over at once (no back-off: nothing is down), but within the same
                 // patience, so writers racing us cannot keep this loop going.
-                Ok(None) => match self.ours_at(&sent.attempt, renewed.as_deref()).await {
+                Ok(None) => match self.recommit_target(&sent.attempt, renewed.as_deref()).await {
                     Ok(next) if tokio::time::Instant::now() < deadline => {
                         (expected, transition) = next;
                         continue;
@@ -69,7 +69,7 @@ impl Rotation<'_> {
     /// holds the refresh token we redeemed, the COMMIT again if it already holds the one we
     /// got (made durable once more). Otherwise the credential was replaced meanwhile (a
     /// PutCredential) and our tokens are dropped, loudly.
-    async fn ours_at(&self, attempt: &str, renewed: Option<&str>) -> BrokerResult<(u64, Transition)> {
+    async fn recommit_target(&self, attempt: &str, renewed: Option<&str>) -> BrokerResult<(u64, Transition)> {
         let (current, stored) = self.records.read(self.id).await?;
         let held = refresh_token(&stored).map(attempt_id);
         if held.as_deref() == Some(attempt) {
@@ -113,7 +113,7 @@ impl Rotation<'_> {
     fn probe_after(&self, error: &UpstreamError, sent_at: OffsetDateTime) -> OffsetDateTime {
         let answered = matches!(error, UpstreamError::Refused { .. } | UpstreamError::Unparsable { .. });
         let now = OffsetDateTime::now_utc();
-        if answered { now } else { now.max(sent_at + self.coordination.request_timeout) }
+        if answered { now } else { now.max(sent_at + self.timing.request_timeout) }
     }
 
     /// The vault after a successful rotation. A reply without a refresh token keeps the old
@@ -125,7 +125,7 @@ impl Rotation<'_> {
             access_token: None,
             access_expires_at: None,
         };
-        let session = self.coordination.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+        let session = self.timing.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
         Vault { material, session: Some(session) }
     }
 }

@@ -48,7 +48,7 @@ impl Rotation<'_> {
             let written = self.records.write(self.id, record.version, &meta, vault).await?;
             written.map_or(Reservation::VersionChanged, |r| Reservation::Reserved { version: r.version })
         } else {
-            let journal = Attempt { id: &attempt, owner: self.owner, horizon: self.coordination.journal_horizon };
+            let journal = Attempt { id: &attempt, owner: self.owner, horizon: self.timing.journal_horizon };
             self.records.reserve(self.id, record.version, journal, &meta, vault).await?
         };
         match reservation {
@@ -60,7 +60,7 @@ impl Rotation<'_> {
             Reservation::NotReplicated { version } => Err(self.unreplicated(version, vault, &attempt).await),
             Reservation::AlreadyAttempted => {
                 let flag = Transition::Unknown(Reason::AlreadySent);
-                let probe_at = OffsetDateTime::now_utc() + self.coordination.reconcile_after;
+                let probe_at = OffsetDateTime::now_utc() + self.timing.reconcile_after;
                 Err(self.apply(record.version, &flag, vault, Some(probe_at)).await)
             }
         }

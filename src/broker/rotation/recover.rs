@@ -23,10 +23,10 @@ use time::OffsetDateTime;
 impl Rotation<'_> {
     /// The holder vanished mid-refresh: take its attempt over and flag the credential.
     pub(super) async fn fence(&self, record: &StoredCredential, vault: &Vault, refresh_token: &Secret) -> BrokerError {
-        let probe_at = OffsetDateTime::now_utc() + self.coordination.reconcile_after;
+        let probe_at = OffsetDateTime::now_utc() + self.timing.reconcile_after;
         let meta = self.meta(&Transition::Fence, Some(probe_at));
         let attempt = attempt_id(refresh_token);
-        let attempt = Attempt { id: &attempt, owner: self.owner, horizon: self.coordination.journal_horizon };
+        let attempt = Attempt { id: &attempt, owner: self.owner, horizon: self.timing.journal_horizon };
         match self.records.fence(self.id, record.version, attempt, &meta, vault).await {
             Ok(Some(_)) => Transition::Fence.log(self.id),
             Ok(None) => tracing::info!(credential = %self.id, "the record moved on while fencing; re-read next time"),
@@ -60,7 +60,7 @@ impl Rotation<'_> {
         match self.provider.probe(self.http, &session.token).await {
             Ok(Probe::Alive) => self.reopen_after_probe(record, vault, refresh_token).await,
             // Only a token that should still have been alive proves the refresh happened.
-            Ok(Probe::Rejected { status }) if sent_at + self.coordination.clock_skew < session.expires_at => {
+            Ok(Probe::Rejected { status }) if sent_at + self.timing.clock_skew < session.expires_at => {
                 tracing::warn!(credential = %self.id, status, "probe: the old access token is revoked within its lifetime");
                 Err(self.apply(record.version, &Transition::Reauthorize(Reason::AnswerLost), &vault, None).await)
             }
@@ -96,7 +96,7 @@ impl Rotation<'_> {
 
     /// A probe that got no answer is retried a lease TTL later (by whoever comes first).
     async fn probe_later(&self, record: &StoredCredential, vault: &Vault) {
-        let later = OffsetDateTime::now_utc() + self.coordination.lease_ttl;
+        let later = OffsetDateTime::now_utc() + self.timing.lease_ttl;
         let meta = crate::broker::records::Meta { probe_at: Some(later), ..self.meta_of(record) };
         if let Err(e) = self.records.write(self.id, record.version, &meta, vault).await {
             tracing::warn!(credential = %self.id, error = %e, "could not postpone the probe");
