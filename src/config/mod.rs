@@ -1,11 +1,15 @@
 //! Configuration: typed, layered, validated completely before start-up.
 //!
 //! Layers, later wins: the embedded default (`default.toml`) *or* the `--config` file, then
-//! environment variables `CREDBROKER__SECTION__KEY`. Provider instances are overridden by
-//! name: `CREDBROKER__PROVIDERS__<NAME>__<KEY>` (name upper-cased, `-` as `_`), so secrets
-//! like `client_secret` can come from the environment. Every problem is reported at once,
-//! each naming its key.
+//! environment variables `CREDBROKER__SECTION__KEY` (`env.rs`; deeper tables as
+//! `CREDBROKER__SERVER__TLS__CERT_FILE`). Provider instances are overridden by name:
+//! `CREDBROKER__PROVIDERS__<NAME>__<KEY>` (name upper-cased, `-` as `_`), so secrets like
+//! `client_secret` can come from the environment. Strict at every level: an unknown table, key
+//! or variable is refused, naming the nearest known key (`strict.rs`, from the keys the raw
+//! types themselves take, `keys.rs`). Every problem is reported at once, each naming its key.
 
+mod env;
+mod keys;
 mod metrics;
 mod providers;
 mod proxy;

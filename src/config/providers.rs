@@ -1,5 +1,8 @@
 //! `[[providers]]`: one table per provider instance, checked per kind.
 
+use super::env::ProviderOverride;
+use super::keys::shape;
+use super::section::Sections;
 use crate::domain::{ProviderName, Secret};
 use crate::providers::bro::BroSettings;
 use crate::providers::jouwomgeving::JouwOmgevingSettings;
@@ -71,11 +74,12 @@ const DEFAULT_REFRESH_TOKEN_LIFETIME: std::time::Duration = std::time::Duration:
 
 /// Reads and checks every provider table, collecting problems as `providers[i].key: …`.
 pub(super) fn parse(
-    figment: &Figment,
-    overrides: Vec<(String, String, String)>,
+    sections: &mut Sections,
+    overrides: Vec<ProviderOverride>,
     errors: &mut Vec<String>,
 ) -> Vec<Provider> {
-    let mut tables = match figment.find_value("providers") {
+    sections.claim("providers", shape::<RawKind>());
+    let mut tables = match sections.figment().find_value("providers") {
         Ok(Value::Array(_, tables)) => tables,
         Ok(_) => {
             errors.push("providers: must be an array of tables ([[providers]])".into());
@@ -183,7 +187,7 @@ fn describe_in(origin: &Origin, kind: &str, error: &figment::Error) -> String {
 /// the keys set on each table.
 fn apply_overrides(
     tables: &mut [Value],
-    overrides: Vec<(String, String, String)>,
+    overrides: Vec<ProviderOverride>,
     errors: &mut Vec<String>,
 ) -> Vec<HashSet<String>> {
     let mut from_env = vec![HashSet::new(); tables.len()];

@@ -1,7 +1,9 @@
 //! The configuration as written (file + environment), and its validation into `Settings`.
 //! Each section is read on its own, so a problem in one does not hide problems in another.
 
-use super::section::section;
+use super::env;
+use super::keys::Shape;
+use super::section::Sections;
 use super::{
     CacheSettings, ConfigErrors, EncryptionSettings, LogFormat, ServerSettings, Settings, StoreSettings,
     TelemetrySettings, UpstreamSettings,
@@ -9,14 +11,11 @@ use super::{
 use crate::crypto::{KeyMaterial, Keyring};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
-use figment::value::{Dict, Value};
+use figment::providers::{Format, Toml};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
-
-const ENV_PREFIX: &str = "CREDBROKER__";
 
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -162,38 +161,60 @@ pub(super) fn load(
         Some(path) => Figment::from(Toml::file_exact(path)),
         None => Figment::from(Toml::string(super::DEFAULT_TOML)),
     };
-    let (globals, provider_overrides) = split_env(env);
-    let figment = base.merge(Serialized::globals(globals));
-
-    let server = section::<RawServer>(&figment, "server", &mut errors);
-    let store = section::<super::store::RawStore>(&figment, "store", &mut errors);
-    let encryption = section::<RawEncryption>(&figment, "encryption", &mut errors);
-    let cache = section::<RawCache>(&figment, "cache", &mut errors);
-    let telemetry = section::<RawTelemetry>(&figment, "telemetry", &mut errors);
-    let upstream = section::<RawUpstream>(&figment, "upstream", &mut errors);
-    let providers = super::providers::parse(&figment, provider_overrides, &mut errors);
-    let security = super::security::parse(&figment, &mut errors);
-
-    let server = server.and_then(|s| validate_server(s, &mut errors));
-    if let (Some(server), Some(security)) = (&server, &security) {
-        super::security::check_exposure(server, security, &mut errors);
+    let (environment, provider_overrides) = env::split(env, &mut errors);
+    let figment = base.merge(environment);
+    let (settings, _) = read(&figment, provider_overrides, &mut errors);
+    match settings {
+        Some(settings) if errors.is_empty() => Ok(settings),
+        _ => Err(ConfigErrors(errors)),
     }
-    let store = store.and_then(|s| super::store::validate(s, &mut errors));
+}
+
+#[cfg(test)]
+/// Every key the configuration accepts, at every depth, as the sections read them.
+pub(super) fn accepted() -> Shape {
+    read(&Figment::new(), Vec::new(), &mut Vec::new()).1
+}
+
+/// Reads every section of `figment` on its own, so a problem in one does not hide problems in
+/// another; then refuses whatever no section read.
+fn read(
+    figment: &Figment,
+    provider_overrides: Vec<env::ProviderOverride>,
+    errors: &mut Vec<String>,
+) -> (Option<Settings>, Shape) {
+    let mut sections = Sections::new(figment);
+    let server = sections.read::<RawServer>("server", errors);
+    let store = sections.read::<super::store::RawStore>("store", errors);
+    let encryption = sections.read::<RawEncryption>("encryption", errors);
+    let cache = sections.read::<RawCache>("cache", errors);
+    let telemetry = sections.read::<RawTelemetry>("telemetry", errors);
+    let upstream = sections.read::<RawUpstream>("upstream", errors);
+    let providers = super::providers::parse(&mut sections, provider_overrides, errors);
+    let security = super::security::parse(&mut sections, errors);
+    let metrics = sections.read::<super::metrics::RawMetrics>("metrics", errors);
+    let proxy = sections.read::<super::proxy::RawProxy>("proxy", errors);
+    let refresh = sections.read::<super::refresh::RawRefresh>("refresh", errors);
+    let shape = sections.finish(errors);
+
+    let server = server.and_then(|s| validate_server(s, errors));
+    if let (Some(server), Some(security)) = (&server, &security) {
+        super::security::check_exposure(server, security, errors);
+    }
+    let store = store.and_then(|s| super::store::validate(s, errors));
     let redis = store.as_ref().is_some_and(StoreSettings::uses_redis);
-    let encryption = encryption.and_then(|e| validate_encryption(e, redis, &mut errors));
+    let encryption = encryption.and_then(|e| validate_encryption(e, redis, errors));
     let cache = cache.map(|c| CacheSettings { max_entries: c.max_entries, ttl: c.ttl });
-    let metrics = section::<super::metrics::RawMetrics>(&figment, "metrics", &mut errors)
-        .and_then(|m| super::metrics::validate(m, &mut errors));
+    let metrics = metrics.and_then(|m| super::metrics::validate(m, errors));
     let telemetry = telemetry
-        .and_then(|t| validate_telemetry(t, &mut errors))
+        .and_then(|t| validate_telemetry(t, errors))
         .zip(metrics)
         .map(|(t, metrics_listen)| TelemetrySettings { metrics_listen, ..t });
-    let upstream = upstream.and_then(|u| validate_upstream(u, &mut errors));
-    let proxy = section::<super::proxy::RawProxy>(&figment, "proxy", &mut errors)
-        .and_then(|p| super::proxy::validate(p, &mut errors));
-    let refresh = section::<super::refresh::RawRefresh>(&figment, "refresh", &mut errors)
-        .and_then(|r| super::refresh::validate(r, store.as_ref(), upstream.as_ref(), &providers, &mut errors));
-    match (server, store, encryption, cache, telemetry, (upstream, proxy, refresh, security), errors.is_empty()) {
+    let upstream = upstream.and_then(|u| validate_upstream(u, errors));
+    let proxy = proxy.and_then(|p| super::proxy::validate(p, errors));
+    let refresh =
+        refresh.and_then(|r| super::refresh::validate(r, store.as_ref(), upstream.as_ref(), &providers, errors));
+    let settings = match (server, store, encryption, cache, telemetry, (upstream, proxy, refresh, security)) {
         (
             Some(server),
             Some(store),
@@ -201,36 +222,21 @@ pub(super) fn load(
             Some(cache),
             Some(telemetry),
             (Some(upstream), Some(proxy), Some(refresh), Some(security)),
-            true,
-        ) => {
-            Ok(Settings { server, store, encryption, cache, telemetry, upstream, proxy, refresh, providers, security })
-        }
-        _ => Err(ConfigErrors(errors)),
-    }
-}
-
-/// Splits `CREDBROKER__…` variables into plain section keys (as a dict merged over the file)
-/// and provider overrides `(NAME, key, value)`, applied by provider name.
-fn split_env(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<(String, String, String)>) {
-    let mut globals = Dict::new();
-    let mut providers = Vec::new();
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
-        match path.as_slice() {
-            [section, provider, key] if section == "providers" => {
-                providers.push((provider.clone(), key.clone(), value))
-            }
-            [section, key] => {
-                let table = globals.entry(section.clone()).or_insert_with(|| Dict::new().into());
-                if let Value::Dict(_, table) = table {
-                    table.insert(key.clone(), Value::from(value));
-                }
-            }
-            _ => providers.push((String::new(), name.clone(), value)), // reported as unusable
-        }
-    }
-    (globals, providers)
+        ) => Some(Settings {
+            server,
+            store,
+            encryption,
+            cache,
+            telemetry,
+            upstream,
+            proxy,
+            refresh,
+            providers,
+            security,
+        }),
+        _ => None,
+    };
+    (settings, shape)
 }
 
 /// A sanity bound on `server.cores`: each is a thread with its own runtime and HTTP pools.

@@ -4,13 +4,13 @@
 //! purpose.
 
 use super::ServerSettings;
+use super::section::Sections;
 use crate::security::SecuritySettings;
 use crate::security::audit::AuditSettings;
 use crate::security::identity::JwtSettings;
 use crate::security::jwks::{JwksSource, MIN_REFETCH};
 use crate::security::policy::{self, Policy, RateLimit, Rpc, Rule};
 use crate::security::tls::{self, TlsSettings};
-use figment::Figment;
 use serde::Deserialize;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -116,12 +116,12 @@ struct RawAdmin {
 }
 
 /// Reads and validates the security sections; every problem names its key.
-pub(super) fn parse(figment: &Figment, errors: &mut Vec<String>) -> Option<SecuritySettings> {
+pub(super) fn parse(sections: &mut Sections, errors: &mut Vec<String>) -> Option<SecuritySettings> {
     let before = errors.len();
-    let auth = super::section::section::<RawAuth>(figment, "auth", errors);
-    let audit = super::section::section::<Option<RawAudit>>(figment, "audit", errors);
-    let admin = super::section::section::<RawAdmin>(figment, "admin", errors);
-    let rules = super::section::section::<Vec<RawRule>>(figment, "policy", errors);
+    let auth = sections.read::<RawAuth>("auth", errors);
+    let audit = sections.read::<Option<RawAudit>>("audit", errors);
+    let admin = sections.read::<RawAdmin>("admin", errors);
+    let rules = sections.read::<Vec<RawRule>>("policy", errors);
     let jwt = auth.and_then(|a| a.jwt).and_then(|j| validate_jwt(j, errors));
     let policy = rules.filter(|r| !r.is_empty()).map(|rules| validate_policy(rules, errors));
     let admin_listen = admin.and_then(|a| a.listen).and_then(|listen| match listen.parse() {

@@ -300,3 +300,57 @@ fn a_key_its_provider_kind_does_not_take_is_refused() {
     let settings = Settings::load(Some(&path), env(&[("CREDBROKER__PROVIDERS__P__TOKEN_BUDGET_PER_MINUTE", "7")]));
     assert_eq!(settings.unwrap().providers[0].token_budget_per_minute(), Some(7));
 }
+
+/// The misspelled `[audti]` an operator believes is auditing every hand-out: refused, naming
+/// the table meant.
+#[test]
+fn an_unknown_table_or_key_is_refused_at_every_level_naming_the_nearest() {
+    let (_dir, path) = file(
+        "listen = 1\n[audti]\npath = \"-\"\nfail_closed = true\n[servr]\nlisten = \"x\"\n[server]\nlistne = \"x\"\n\
+         [server.tls]\ncert_fil = \"a\"\nkey_file = \"b\"\n[store.sentinel]\nmaster = \"m\"\naddresses = []\n\
+         [[policy]]\ncaller = [\"*\"]\nrpcs = []\nproviders = []\nsubjects = []\n[auth.jwt]\nissuer = \"i\"\n\
+         audience = \"a\"\njwks_uri = \"u\"\n[[encryption.keys]]\nid = \"k\"\nkey_fil = \"f\"\n\
+         [telemetry]\nxyzzy = 1\n",
+    );
+    let text = Settings::load(Some(&path), []).unwrap_err().to_string();
+    for expected in [
+        "unknown table `audti`; did you mean `audit`?",
+        "unknown key `listen` (known here: server, store,",
+        "unknown table `servr`; did you mean `server`?",
+        "unknown key `server.listne`; did you mean `server.listen`?",
+        "unknown key `server.tls.cert_fil`; did you mean `server.tls.cert_file`?",
+        "unknown key `store.sentinel.master`; did you mean `store.sentinel.master_name`?",
+        "unknown key `policy.caller`; did you mean `policy.callers`?",
+        "unknown key `auth.jwt.jwks_uri`; did you mean `auth.jwt.jwks_url`?",
+        "unknown key `encryption.keys.key_fil`; did you mean `encryption.keys.key_file`?",
+        "unknown key `telemetry.xyzzy` (known here: log_format, log_filter, service_name)",
+    ] {
+        assert!(text.contains(expected), "{expected}\nmissing from:\n{text}");
+    }
+}
+
+/// A variable that maps to no key is refused, naming the variable and the key meant; nested
+/// tables are reached through the variables too.
+#[test]
+fn an_unknown_variable_is_refused_and_nested_tables_are_reachable() {
+    let load = |vars: &[(&str, &str)]| Settings::load(None, env(vars));
+    let text = load(&[("CREDBROKER__SERVER__LISTNE", "0.0.0.0:1"), ("CREDBROKER__AUDTI__FAIL_CLOSED", "true")])
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "environment: CREDBROKER__SERVER__LISTNE: unknown key `server.listne`; did you mean `server.listen`?",
+        "environment: CREDBROKER__AUDTI__FAIL_CLOSED: unknown table `audti`; did you mean `audit`?",
+    ] {
+        assert!(text.contains(expected), "{expected}\nmissing from:\n{text}");
+    }
+    let text = load(&[("CREDBROKER__SERVER__TLS__CERT_FILE", "/nonexistent/tls.crt")]).unwrap_err().to_string();
+    assert!(text.contains("server.tls: missing field `key_file`") && !text.contains("unknown"), "{text}");
+    let text = load(&[("CREDBROKER__PROVIDERS__PASS", "x")]).unwrap_err().to_string();
+    assert!(text.contains("CREDBROKER__PROVIDERS__<NAME>__<KEY>"), "{text}");
+    let settings = load(&[("CREDBROKER__AUDIT__PATH", "-"), ("CREDBROKER__AUTH__JWT__LEEWAY", "1s")]);
+    assert!(settings.is_err_and(|e| e.to_string().contains("auth.jwt")), "auth.jwt read, incomplete");
+    assert!(load(&[("CREDBROKER__AUDIT__PATH", "-")]).unwrap().security.audit.is_some());
+}
+
+#[path = "reference_tests.rs"]
+mod reference_tests;

@@ -96,3 +96,19 @@ async fn bad_configuration_exits_with_ex_config_naming_every_problem() {
     }
     assert!(!stderr.contains("c2hvcnQ="), "the key value must not be echoed");
 }
+
+/// The misspelled `[audti]` of an operator who believes every hand-out is audited, and a
+/// variable that sets nothing: `check-config` refuses both, naming what was meant.
+#[tokio::test]
+async fn check_config_refuses_unknown_tables_and_variables_naming_the_nearest() {
+    let audit = |table: &str| format!("[{table}]\npath = \"-\"\nfail_closed = true\n");
+    let (status, text) =
+        Serve::check_config().config(&audit("audti")).env("CREDBROKER__SERVER__LISTNE", "127.0.0.1:1").exits().await;
+    assert_eq!(status.code(), Some(78), "{text}");
+    assert!(text.contains("unknown table `audti`; did you mean `audit`?"), "{text}");
+    let variable =
+        "environment: CREDBROKER__SERVER__LISTNE: unknown key `server.listne`; did you mean `server.listen`?";
+    assert!(text.contains(variable), "{text}");
+    let (status, text) = Serve::check_config().config(&audit("audit")).exits().await;
+    assert!(status.success(), "spelled right, the same file passes: {text}");
+}

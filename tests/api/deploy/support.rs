@@ -142,7 +142,7 @@ fn known_to_binary(key: &str, value: &str) -> bool {
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.success() {
         true => true,
-        false if stderr.contains("unknown field") && stderr.contains(key) => false,
+        false if stderr.contains("unknown key") && stderr.contains(key) => false,
         false => panic!("probing server.{key} with {variable}={value}: unexpected failure:\n{stderr}"),
     }
 }

@@ -47,9 +47,19 @@ impl Serve {
         Self::binary(env!("CARGO_BIN_EXE_credbroker"), port)
     }
 
+    /// `credbroker check-config` with what `.config` and `.env` give it: [`Serve::exits`] says
+    /// how it ended.
+    pub fn check_config() -> Self {
+        Self::command(env!("CARGO_BIN_EXE_credbroker"), "check-config", None)
+    }
+
     fn binary(binary: &str, port: Option<u16>) -> Self {
+        Self::command(binary, "serve", port)
+    }
+
+    fn command(binary: &str, subcommand: &str, port: Option<u16>) -> Self {
         let mut command = Command::new(binary);
-        command.arg("serve").stdin(Stdio::null()).kill_on_drop(true);
+        command.arg(subcommand).stdin(Stdio::null()).kill_on_drop(true);
         Self { command, port, dir: tempfile::tempdir().unwrap(), output: Output::Discard, config: Vec::new() }
     }
 
@@ -142,7 +152,12 @@ impl Serve {
     }
 
     /// Runs a start that must be refused: its exit status and everything it printed.
-    pub async fn fails(mut self) -> (ExitStatus, String) {
+    pub async fn fails(self) -> (ExitStatus, String) {
+        self.exits().await
+    }
+
+    /// Runs the command to its end: its exit status and everything it printed.
+    pub async fn exits(mut self) -> (ExitStatus, String) {
         self.write_config();
         self.command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let output = within("a refused start", EXIT_PATIENCE, self.command.output()).await.unwrap();
