@@ -1,10 +1,19 @@
-//! The admin use cases: store, inspect, list and delete credentials.
+//! The administration part: store, inspect, list and delete credentials, and re-seal them
+//! with the active key (`rewrap.rs`).
+//!
+//! [`Admin`] owns no state of its own: it is a view over the registry, the header cache (what
+//! it writes there is dropped) and the renewer (the records, the upstream client, the timing,
+//! the budgets and the scheduler), built per call by `Broker::admin`.
 
+use super::cache::AuthCache;
 use super::records::Meta;
-use super::{Broker, BrokerError, BrokerResult};
+use super::renew::Renewer;
+use super::rewrap::{RewrapReport, RewrapRequest, Rewrapper};
+use super::{BrokerError, BrokerResult, known};
 use crate::domain::{CredentialId, CredentialState, ProviderName, Secret, SecretMaterial, Subject, Vault};
-use crate::providers::{jwt_expiry, jwt_issued_at};
+use crate::providers::{Registry, jwt_expiry, jwt_issued_at};
 use crate::store::{CredentialStore, StoredCredential};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// A stored credential's status: everything but its secret.
@@ -39,16 +48,24 @@ pub struct Page {
     pub next: Option<Subject>,
 }
 
-impl Broker {
+pub struct Admin<'a> {
+    pub registry: &'a Registry,
+    pub cache: &'a AuthCache,
+    pub renewer: &'a Arc<Renewer>,
+}
+
+impl Admin<'_> {
     /// Stores (or replaces) a credential; it becomes ACTIVE. A secret the provider must
     /// exchange first (a Passolution authorization code: short-lived, single-use) is
     /// exchanged, and nothing is stored if the provider refuses it.
     pub async fn put_credential(&self, id: CredentialId, material: SecretMaterial) -> BrokerResult<CredentialView> {
-        let provider = self.provider(&id.provider)?.clone();
+        let provider = known(self.registry, &id.provider)?;
         provider.accepts(&material)?;
+        let renewer = self.renewer;
         let vault = if provider.exchanges(&material) {
-            let tokens = self.budgeted(&id.provider, provider.exchange(&self.http, &material)).await?;
-            let session = self.timing.session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
+            let exchange = provider.exchange(renewer.http(), &material);
+            let tokens = renewer.budgets().budgeted(&id.provider, exchange).await?;
+            let session = renewer.timing().session(tokens.access_token, tokens.expires_at, tokens.issued_at, true);
             let material = SecretMaterial::OAuthTokens {
                 refresh_token: tokens.refresh_token,
                 access_token: None,
@@ -58,15 +75,15 @@ impl Broker {
         } else {
             self.imported(material)
         };
-        let record = self.records.replace(&id, &Meta::active(None), &vault).await?;
+        let record = renewer.records().replace(&id, &Meta::active(None), &vault).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone())));
-        self.plan(&id, &record, &vault);
+        renewer.plan(&id, &record, &vault);
         Ok(CredentialView::new(id, &record))
     }
 
     pub async fn credential_status(&self, id: CredentialId) -> BrokerResult<CredentialView> {
-        self.provider(&id.provider)?;
-        match self.store().get(&id).await? {
+        known(self.registry, &id.provider)?;
+        match self.renewer.store().get(&id).await? {
             Some(record) => Ok(CredentialView::new(id, &record)),
             None => Err(BrokerError::CredentialNotFound(id)),
         }
@@ -79,9 +96,9 @@ impl Broker {
         after: Option<&Subject>,
         page_size: usize,
     ) -> BrokerResult<Page> {
-        self.provider(provider)?;
+        known(self.registry, provider)?;
         // One extra tells whether another page follows without an empty last page.
-        let mut listed = self.store().list(provider, after, page_size + 1).await?;
+        let mut listed = self.renewer.store().list(provider, after, page_size + 1).await?;
         let more = listed.len() > page_size;
         listed.truncate(page_size);
         let next = if more { listed.last().map(|l| l.subject.clone()) } else { None };
@@ -95,18 +112,24 @@ impl Broker {
     /// Deletes a credential. A session with an upstream logout (PASS) is logged out first
     /// (best effort: a failed logout is logged, the deletion goes ahead).
     pub async fn delete_credential(&self, id: CredentialId) -> BrokerResult<()> {
-        let provider = self.provider(&id.provider)?.clone();
-        let record = self.store().get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
-        if let Ok(vault) = self.records.open(&id, &record) {
-            if let Err(e) = provider.logout(&self.http, &vault).await {
+        let provider = known(self.registry, &id.provider)?;
+        let records = self.renewer.records();
+        let record = records.store().get(&id).await?.ok_or_else(|| BrokerError::CredentialNotFound(id.clone()))?;
+        if let Ok(vault) = records.open(&id, &record) {
+            if let Err(e) = provider.logout(self.renewer.http(), &vault).await {
                 tracing::warn!(credential = %id, error = %e, "logout upstream failed; deleting anyway (the token will expire)");
             }
         }
-        let existed = self.store().delete(&id).await?;
+        let existed = records.store().delete(&id).await?;
         self.cache.invalidate(&(id.provider.clone(), Some(id.subject.clone())));
         // Every version is older than this: other replicas drop what they cached.
-        self.feed.publish(&id, u64::MAX).await;
+        records.feed().publish(&id, u64::MAX).await;
         if existed { Ok(()) } else { Err(BrokerError::CredentialNotFound(id)) }
+    }
+
+    /// Re-seals up to `max_records` records after the cursor with the active key (`rewrap.rs`).
+    pub async fn rewrap(&self, request: RewrapRequest) -> BrokerResult<RewrapReport> {
+        Rewrapper { registry: self.registry, renewer: self.renewer }.run(request).await
     }
 
     /// Secrets stored as given. OAuth tokens obtained elsewhere: the refresh token is the
@@ -122,7 +145,7 @@ impl Broker {
             let expires_at = access_expires_at.or_else(|| jwt_expiry(&token)).unwrap_or(now);
             let issued_at = jwt_issued_at(&token).filter(|iat| *iat <= now.min(expires_at));
             // Its lifetime says nothing sure about the next token's: not "known" (see `plan`).
-            self.timing.session(token, expires_at, issued_at.unwrap_or(now), false)
+            self.renewer.timing().session(token, expires_at, issued_at.unwrap_or(now), false)
         });
         let material = SecretMaterial::OAuthTokens { refresh_token, access_token: None, access_expires_at: None };
         Vault { material, session }

@@ -10,6 +10,7 @@
 //! when the store is unreachable.
 
 use crate::domain::{ProviderName, Secret, Subject};
+use crate::providers::Authorization;
 use compact_str::CompactString;
 use quick_cache::sync::Cache;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -48,6 +49,20 @@ pub struct Served {
 }
 
 impl Served {
+    /// `authorization` as handed out, fingerprinted `fingerprint`, obtained now.
+    pub fn new(fingerprint: String, authorization: Authorization, version: u64, renewable: bool, slides: bool) -> Self {
+        Self {
+            fingerprint: CompactString::new(fingerprint),
+            http: OnceLock::new(),
+            headers: authorization.headers.into_boxed_slice(),
+            expires_at: authorization.expires_at,
+            version,
+            cached_at: std::time::Instant::now(),
+            renewable,
+            slides,
+        }
+    }
+
     /// `headers` as HTTP header values, marked sensitive (`Debug` hides them); `Err(name)`
     /// if one is not a valid header value.
     pub fn http_headers(&self) -> Result<&[(HeaderName, HeaderValue)], &'static str> {

@@ -8,9 +8,8 @@
 //! The lease is only an efficiency device: a holder paused past its TTL still believes it
 //! holds it. Correctness comes from the refresh journal (`rotation`).
 
-use super::Broker;
 use crate::domain::CredentialId;
-use crate::store::{AnyStore, Change, CredentialStore, StoreResult};
+use crate::store::{AnyStore, Change, CredentialStore};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -24,6 +23,12 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A lease just acquired by `owner`: kept alive by its watchdog until released.
+    pub fn held(store: AnyStore, id: CredentialId, owner: String, ttl: std::time::Duration) -> Self {
+        let watchdog = watchdog(store.clone(), id.clone(), owner.clone(), ttl);
+        Self { id, owner, store, watchdog }
+    }
+
     /// Releases the lease (only if still ours) and stops its watchdog.
     pub async fn release(self) {
         self.watchdog.abort();
@@ -55,46 +60,31 @@ fn watchdog(store: AnyStore, id: CredentialId, owner: String, ttl: std::time::Du
     })
 }
 
-impl Broker {
-    /// Tries to take the credential's lease; `None` when another replica holds it.
-    pub(super) async fn try_lease(&self, id: &CredentialId) -> StoreResult<Option<Lease>> {
-        let owner = format!("{}-{:016x}", self.replica, rand::random::<u64>());
-        let ttl = self.timing.lease_ttl;
-        if !self.store().acquire_lease(id, &owner, ttl).await? {
-            return Ok(None);
-        }
-        self.chaos.point("after_lease", id).await;
-        let watchdog = watchdog(self.store().clone(), id.clone(), owner.clone(), ttl);
-        Ok(Some(Lease { id: id.clone(), owner, store: self.store().clone(), watchdog }))
-    }
-
-    /// Waits until `id` changes (another replica finished), changes may have been missed, or
-    /// `until` — whichever comes first.
-    pub(super) async fn wait_for_change(
-        &self,
-        id: &CredentialId,
-        changes: &mut broadcast::Receiver<Change>,
-        until: tokio::time::Instant,
-    ) {
-        let deadline = tokio::time::sleep_until(until);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => return,
-                change = changes.recv() => match change {
-                    Ok(Change::Changed { id: changed, trace, .. }) if &changed == id => {
-                        // The caller was served by that write (maybe another replica's
-                        // renewal, in another trace): link this span to the writer's.
-                        if let Some(writer) = trace {
-                            tracing::Span::current().add_link(writer);
-                        }
-                        return;
+/// Waits until `id` changes (another replica finished), changes may have been missed, or
+/// `until` — whichever comes first.
+pub async fn wait_for_change(
+    id: &CredentialId,
+    changes: &mut broadcast::Receiver<Change>,
+    until: tokio::time::Instant,
+) {
+    let deadline = tokio::time::sleep_until(until);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            change = changes.recv() => match change {
+                Ok(Change::Changed { id: changed, trace, .. }) if &changed == id => {
+                    // The caller was served by that write (maybe another replica's
+                    // renewal, in another trace): link this span to the writer's.
+                    if let Some(writer) = trace {
+                        tracing::Span::current().add_link(writer);
                     }
-                    Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Ok(Change::Changed { .. }) => {}
-                    Err(broadcast::error::RecvError::Closed) => return deadline.await,
-                },
-            }
+                    return;
+                }
+                Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Ok(Change::Changed { .. }) => {}
+                Err(broadcast::error::RecvError::Closed) => return deadline.await,
+            },
         }
     }
 }

@@ -1,4 +1,6 @@
 //! Reading and writing credential records: the one place that seals, opens and announces.
+//! [`Records`] owns the store, the keyring and the change feed; every other part reaches them
+//! through it.
 //!
 //! Every write names the version it expects and seals the secret for the version it creates
 //! (`expected + 1`): the ciphertext is bound to that version (`crypto`), so an older record
@@ -8,6 +10,7 @@
 use super::{BrokerError, BrokerResult};
 use crate::crypto::Keyring;
 use crate::domain::{CredentialId, CredentialState, Reason, Vault};
+use crate::providers::Authorization;
 use crate::store::{AnyStore, Attempt, ChangeFeed, CredentialStore, Reservation, StoredCredential};
 use time::OffsetDateTime;
 
@@ -41,6 +44,19 @@ impl Records {
 
     pub fn store(&self) -> &AnyStore {
         &self.store
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+
+    /// The fingerprint callers quote for `authorization`'s headers (keyed: it reveals nothing).
+    pub fn fingerprint(&self, authorization: &Authorization) -> String {
+        self.keyring.fingerprint(authorization.headers.iter().map(|(_, v)| v.expose()))
     }
 
     /// The record and its opened vault; `CredentialNotFound` when there is none.

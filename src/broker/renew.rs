@@ -1,19 +1,32 @@
-//! Carrying out `plan::decide` for a stored credential: serve, or renew under the fleet-wide
-//! lease — a login (idempotent: repeating it costs a call, nothing more) here, a single-use
-//! refresh token through `rotation` — or tell the caller what to wait for.
+//! The renewal part: carrying out `plan::decide` for a stored credential — serve, or renew
+//! under the fleet-wide lease (a login, idempotent: repeating it costs a call, nothing more;
+//! or a single-use refresh token through `rotation`) — or tell the caller what to wait for.
+//!
+//! [`Renewer`] owns everything a renewal touches: the records (store, keyring, change feed),
+//! the upstream client, the timing, the scheduler's handle, this replica's lease owner name,
+//! the running renewals, the token budgets and the last-known records of logins. It never
+//! touches the header cache or the single flights (`serve.rs` does): it answers with a
+//! [`Step`] and the caller caches.
 //!
 //! Under the lease the record is read again and decided again: the previous holder may just
-//! have finished. A leased renewal runs detached from the caller, so a caller whose deadline
-//! passes cannot cancel a refresh between send and commit.
+//! have finished. A leased renewal runs detached from the caller (it holds an `Arc` of the
+//! renewer), so a caller whose deadline passes cannot cancel a refresh between send and commit.
 
-use super::plan::{Ask, Decision, decide};
-use super::records::Meta;
+use super::budget::Budgets;
+use super::cache::{CacheKey, Served};
+use super::chaos::Chaos;
+use super::lease::Lease;
+use super::offline::LastKnown;
+use super::plan::{Ask, Decision, Timing, decide};
+use super::records::{Meta, Records};
+use super::renewals::Renewals;
 use super::rotation::{self, Rotation, Transition};
-use super::{Broker, BrokerError, BrokerResult, Served};
+use super::scheduler::Scheduler;
+use super::{BrokerError, BrokerResult};
 use crate::domain::{CredentialId, CredentialState, Reason, Vault};
-use crate::providers::http::UpstreamError;
-use crate::providers::{Provider, Renewal};
-use crate::store::{CredentialStore, StoreError, StoredCredential};
+use crate::providers::http::{HttpClient, UpstreamError};
+use crate::providers::{Authorization, Provider, Registry, Renewal};
+use crate::store::{AnyStore, CredentialStore, StoreError, StoredCredential};
 use crate::telemetry::metrics;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -27,17 +40,111 @@ pub enum Step {
     LeaseHeld,
 }
 
-impl Broker {
+/// What a successful call with a sliding session (PASS) did to the stored session.
+pub enum Slide {
+    /// The headers used are no longer the credential's current ones: nothing to extend.
+    NotCurrent,
+    /// Moved too little to be worth a write; worth it for a call that succeeds after this time.
+    NotYet(OffsetDateTime),
+    /// Stored: the headers as now handed out, and when another call would next be worth storing.
+    Stored(Served, OffsetDateTime),
+}
+
+/// What a renewal needs, each owned once. Shared as an `Arc` with the detached renewal tasks.
+pub struct Renewer {
+    records: Records,
+    http: HttpClient,
+    timing: Timing,
+    chaos: Chaos,
+    scheduler: Scheduler,
+    /// Names this replica in lease and attempt owners (with a nonce per acquisition).
+    replica: String,
+    /// Leased renewals running in detached tasks; a shutdown closes it and waits for them.
+    running: Arc<Renewals>,
+    budgets: Budgets,
+    last_known: LastKnown,
+}
+
+impl Renewer {
+    pub fn new(
+        registry: &Registry,
+        records: Records,
+        http: HttpClient,
+        timing: Timing,
+        chaos: Chaos,
+        scheduler: Scheduler,
+    ) -> Self {
+        if chaos.journal_off() {
+            tracing::error!(
+                "the refresh journal is DISABLED (test-only negative control): refresh tokens may be sent twice"
+            );
+        }
+        Self {
+            budgets: Budgets::new(registry, records.store()),
+            records,
+            http,
+            timing,
+            chaos,
+            scheduler,
+            replica: format!("{:08x}", rand::random::<u32>()),
+            running: Default::default(),
+            last_known: LastKnown::default(),
+        }
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        self.records.store()
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub fn running(&self) -> &Renewals {
+        &self.running
+    }
+
+    /// Headers from a record's vault, as handed out.
+    pub fn serve(&self, provider: &Provider, authorization: Authorization, version: u64, vault: &Vault) -> Served {
+        let renewable = provider.renewal(vault) != Renewal::Static && provider.rejection_renews(vault);
+        self.served(authorization, version, renewable, provider.usage_slides(vault))
+    }
+
+    pub fn served(&self, authorization: Authorization, version: u64, renewable: bool, slides: bool) -> Served {
+        Served::new(self.records.fingerprint(&authorization), authorization, version, renewable, slides)
+    }
+
+    /// Reads a record (keeping a login's last-known copy for when the store is away) and opens it.
+    pub async fn read(&self, provider: &Provider, id: &CredentialId) -> BrokerResult<(StoredCredential, Vault)> {
+        let read = self.records.read(id).await;
+        self.last_known.note(provider, self.store(), id, &read);
+        read
+    }
+
     /// Reads the credential and carries out the decision (inside its single flight).
-    pub(super) async fn step(
-        self: &Arc<Self>,
-        provider: &Arc<Provider>,
-        id: &CredentialId,
-        ask: Ask,
-    ) -> BrokerResult<Step> {
-        let (record, vault) = match self.read(id).await {
+    pub async fn step(self: &Arc<Self>, provider: &Arc<Provider>, id: &CredentialId, ask: Ask) -> BrokerResult<Step> {
+        let (record, vault) = match self.read(provider, id).await {
             Err(BrokerError::Store(error @ StoreError::Unavailable(_))) => {
-                return self.offline(provider, id, ask, error).await.map(Step::Served);
+                let renewed =
+                    self.last_known.renew((&self.records, &self.timing, &self.http), provider, id, ask, error);
+                let (header, version, vault) = renewed.await?;
+                return Ok(Step::Served(self.serve(provider, header, version, &vault)));
             }
             other => other?,
         };
@@ -52,9 +159,9 @@ impl Broker {
         }
     }
 
-    /// Takes the lease and renews in a detached task; `LeaseHeld` when another replica holds it.
-    /// `forced`: the version whose header a caller reported (`report.rs`).
-    pub(super) async fn leased(
+    /// Takes the lease and renews in a detached task; `LeaseHeld` when another replica holds
+    /// it. `forced`: the version whose header a caller reported (`report.rs`).
+    pub async fn leased(
         self: &Arc<Self>,
         provider: &Arc<Provider>,
         id: &CredentialId,
@@ -63,21 +170,32 @@ impl Broker {
     ) -> BrokerResult<Step> {
         // Counted before the lease is taken, so a shutdown that closed the gate after this
         // point waits for the renewal (and one that closed it before refuses it).
-        let Some(running) = self.renewals.start() else { return Err(BrokerError::Draining) };
+        let Some(running) = self.running.start() else { return Err(BrokerError::Draining) };
         let Some(lease) = self.try_lease(id).await? else { return Ok(Step::LeaseHeld) };
-        let (broker, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
+        let (renewer, provider, id) = (Arc::clone(self), Arc::clone(provider), id.clone());
         // In the caller's span (its trace), though detached from the caller.
         let renewal = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let _running = running;
-            let result = broker.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
+            let result = renewer.renew_leased(&provider, &id, ask, forced, lease.owner()).await;
             lease.release().await;
             if result.is_err() {
                 // Flagged, fenced or postponed: plan the next look (a probe) even if no caller comes.
-                broker.replan(&id).await;
+                renewer.replan(&id).await;
             }
             result
         }));
         renewal.await.map_err(|e| BrokerError::RenewalTaskFailed(e.to_string()))?
+    }
+
+    /// Tries to take the credential's lease; `None` when another replica holds it.
+    pub async fn try_lease(&self, id: &CredentialId) -> BrokerResult<Option<Lease>> {
+        let owner = format!("{}-{:016x}", self.replica, rand::random::<u64>());
+        let ttl = self.timing.lease_ttl;
+        if !self.store().acquire_lease(id, &owner, ttl).await? {
+            return Ok(None);
+        }
+        self.chaos.point("after_lease", id).await;
+        Ok(Some(Lease::held(self.store().clone(), id.clone(), owner, ttl)))
     }
 
     /// Under the lease: decide again on a fresh read, then renew, fence or probe.
@@ -89,7 +207,7 @@ impl Broker {
         forced: Option<u64>,
         owner: &str,
     ) -> BrokerResult<Step> {
-        let (record, vault) = self.read(id).await?;
+        let (record, vault) = self.read(provider, id).await?;
         let now = OffsetDateTime::now_utc();
         // A forced renewal is for the header the caller saw; once the record changed, it is new.
         let ask = if forced.is_some_and(|v| v != record.version) { Ask::Serve { until: now } } else { ask };
@@ -160,7 +278,7 @@ impl Broker {
             owner,
             timing: &self.timing,
             chaos: &self.chaos,
-            budget: self.budget(&id.provider),
+            budget: self.budgets.get(&id.provider),
             forced_at,
         }
     }
@@ -200,7 +318,7 @@ impl Broker {
     /// Tells the scheduler when this record next needs attention: its planned renewal, the
     /// probe of an unknown outcome, or — while REFRESHING — a look at whether its holder is
     /// still there (a lapsed lease means fence, then probe: recovery needs no caller).
-    pub(super) fn plan(&self, id: &CredentialId, record: &StoredCredential, vault: &Vault) {
+    pub fn plan(&self, id: &CredentialId, record: &StoredCredential, vault: &Vault) {
         let at = match record.state {
             CredentialState::Active => vault.session.as_ref().map(|s| self.timing.renew_at(s)),
             CredentialState::Indeterminate => Some(self.timing.probe_at(record)),
@@ -212,29 +330,46 @@ impl Broker {
         }
     }
 
-    /// Called by the scheduler: renew or probe if that is due and the record is still the
-    /// one planned for. Another replica holding the lease is doing it: nothing to do.
-    pub async fn wake(self: &Arc<Self>, key: super::CacheKey, version: u64) {
-        let (provider_name, Some(subject)) = &key else { return };
-        let Some(provider) = self.registry.get(provider_name).cloned() else { return };
-        let id = CredentialId::new(provider_name.clone(), subject.clone());
-        let _flight = self.flights.enter(&key).await;
-        let current = self.store().get(&id).await.ok().flatten().map(|record| record.version);
-        if current != Some(version) {
-            return; // renewed, replaced or deleted since the plan was made
+    /// Another replica holds the lease: look again once it could have lapsed.
+    pub fn look_again(&self, key: CacheKey, version: u64) {
+        self.scheduler.plan(key, OffsetDateTime::now_utc() + self.timing.lease_ttl, version);
+    }
+
+    /// PASS sliding expiry, under the lease: a call sent at `used_at` with the headers
+    /// fingerprinted `fingerprint` succeeded, so upstream the session now lives until `used_at`
+    /// + its lifetime (`used_at` is when the request was *sent*, so the known expiry can only
+    /// err on the early side). Stored only when it moves the expiry by a tenth of the lifetime
+    /// or more (PASS lifetimes are days: a write per call would buy nothing), by
+    /// compare-and-swap.
+    pub async fn slide(
+        &self,
+        provider: &Provider,
+        id: &CredentialId,
+        fingerprint: &str,
+        used_at: OffsetDateTime,
+    ) -> BrokerResult<Slide> {
+        let (record, mut vault) = match self.records.read(id).await {
+            Err(BrokerError::CredentialNotFound(_)) => return Ok(Slide::NotCurrent),
+            other => other?,
+        };
+        let current = provider.headers(&vault).is_some_and(|a| self.records.fingerprint(&a) == fingerprint);
+        let (Some(session), true, CredentialState::Active) = (vault.session.clone(), current, record.state) else {
+            return Ok(Slide::NotCurrent);
+        };
+        let lifetime = session.expires_at - session.obtained_at;
+        let expires_at = used_at + lifetime;
+        if expires_at - session.expires_at < lifetime / 10 {
+            return Ok(Slide::NotYet(session.obtained_at + lifetime / 10));
         }
-        match self.step(&provider, &id, Ask::Due).await {
-            Ok(Step::Served(served)) if served.version > version => self.cache.insert(key, Arc::new(served)),
-            // Another replica holds the lease: look again once it could have lapsed.
-            Ok(Step::LeaseHeld) => {
-                let again = OffsetDateTime::now_utc() + self.timing.lease_ttl;
-                self.scheduler.plan(key, again, version);
-            }
-            Ok(_) => {}
-            // Shutting down: another replica's scheduler renews it.
-            Err(BrokerError::Draining) => {}
-            Err(e) => tracing::warn!(credential = %id, error = %e, "scheduled renewal failed"),
-        }
+        vault.session = Some(self.timing.session(session.token, expires_at, used_at, session.lifetime_known));
+        let meta = Meta::active(record.forced_at);
+        let Some(extended) = self.records.write(id, record.version, &meta, &vault).await? else {
+            return Ok(Slide::NotCurrent);
+        };
+        let header = provider.headers(&vault).ok_or(BrokerError::NoSession)?;
+        let header = self.timing.promise(provider, &vault, header);
+        self.plan(id, &extended, &vault);
+        Ok(Slide::Stored(self.serve(provider, header, extended.version, &vault), used_at + lifetime / 10))
     }
 
     /// Plans the record's next wake-up from a fresh read.

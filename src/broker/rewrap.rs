@@ -30,8 +30,11 @@ mod report;
 
 pub use report::{ProblemKind, RewrapCursor, RewrapProblem, RewrapReport, RewrapRequest};
 
-use super::{Broker, BrokerError, BrokerResult};
+use super::records::Records;
+use super::renew::Renewer;
+use super::{BrokerError, BrokerResult, known};
 use crate::domain::{CredentialId, CredentialState, ProviderName};
+use crate::providers::Registry;
 use crate::store::{CredentialStore, StoredCredential};
 use futures::StreamExt;
 use report::{Outcome, Walk};
@@ -47,11 +50,18 @@ const PAGE: usize = 100;
 /// Records worked on at once.
 const IN_FLIGHT: usize = 8;
 
-impl Broker {
+/// One rewrap call: the provider instances to walk and the renewer whose records (and leases)
+/// it re-seals under.
+pub struct Rewrapper<'a> {
+    pub registry: &'a Registry,
+    pub renewer: &'a Arc<Renewer>,
+}
+
+impl Rewrapper<'_> {
     /// Re-seals up to `max_records` records after the cursor with the active key.
-    #[tracing::instrument(name = "rewrap", skip_all, fields(active_key = self.keyring.active_id()))]
-    pub async fn rewrap(self: &Arc<Self>, request: RewrapRequest) -> BrokerResult<RewrapReport> {
-        let active = self.keyring.active_id().to_owned();
+    #[tracing::instrument(name = "rewrap", skip_all, fields(active_key = self.renewer.records().keyring().active_id()))]
+    pub async fn run(&self, request: RewrapRequest) -> BrokerResult<RewrapReport> {
+        let active = self.renewer.records().keyring().active_id().to_owned();
         if let Some(expected) = request.expect_active_key.as_ref().filter(|e| **e != active) {
             return Err(BrokerError::ActiveKeyMismatch { expected: expected.clone(), active });
         }
@@ -61,8 +71,8 @@ impl Broker {
             position: request.after.clone(),
         };
         let mut pace = Pace::new(request.per_second);
-        for provider in self.rewrap_providers(&request)? {
-            if !self.rewrap_provider(&provider, &mut walk, &mut pace).await? {
+        for provider in self.providers(&request)? {
+            if !self.provider(&provider, &mut walk, &mut pace).await? {
                 walk.report.next = walk.position.take();
                 return Ok(walk.finish());
             }
@@ -71,14 +81,14 @@ impl Broker {
     }
 
     /// The provider instances to walk, by name, from the cursor's on.
-    fn rewrap_providers(&self, request: &RewrapRequest) -> BrokerResult<Vec<ProviderName>> {
+    fn providers(&self, request: &RewrapRequest) -> BrokerResult<Vec<ProviderName>> {
         let mut names: Vec<ProviderName> = match &request.provider {
-            Some(name) => vec![self.provider(name)?.name.clone()],
+            Some(name) => vec![known(self.registry, name)?.name.clone()],
             None => self.registry.iter().map(|p| p.name.clone()).collect(),
         };
         names.sort();
         if let Some(cursor) = &request.after {
-            self.provider(&cursor.provider)?;
+            known(self.registry, &cursor.provider)?;
             names.retain(|name| *name >= cursor.provider);
         }
         Ok(names)
@@ -88,24 +98,19 @@ impl Broker {
     /// Up to `IN_FLIGHT` records are worked on at once (Redis shares one fsync among
     /// concurrent writes); outcomes are counted in listing order, so the cursor only ever
     /// passes records that are done.
-    async fn rewrap_provider(
-        self: &Arc<Self>,
-        provider: &ProviderName,
-        walk: &mut Walk,
-        pace: &mut Pace,
-    ) -> BrokerResult<bool> {
+    async fn provider(&self, provider: &ProviderName, walk: &mut Walk, pace: &mut Pace) -> BrokerResult<bool> {
         let mut after = walk.position.as_ref().filter(|c| c.provider == *provider).map(|c| c.subject.clone());
         loop {
             let want = walk.budget.min(PAGE);
             if want == 0 {
                 return Ok(false);
             }
-            let page = self.store().list(provider, after.as_ref(), want).await?;
+            let page = self.renewer.store().list(provider, after.as_ref(), want).await?;
             let work: Vec<_> = page
                 .iter()
                 .map(|listed| {
                     let id = CredentialId::new(provider.clone(), listed.subject.clone());
-                    self.rewrap_listed(id, &listed.credential, pace)
+                    self.listed(id, &listed.credential, pace)
                 })
                 .collect();
             let mut outcomes = futures::stream::iter(work).buffered(IN_FLIGHT);
@@ -121,15 +126,15 @@ impl Broker {
 
     /// One listed record: counted when current, else re-sealed under its lease in its paced
     /// slot (booked as the page is read).
-    fn rewrap_listed(
-        self: &Arc<Self>,
+    fn listed(
+        &self,
         id: CredentialId,
         listed: &StoredCredential,
         pace: &mut Pace,
     ) -> impl Future<Output = (CredentialId, BrokerResult<Outcome>)> + use<> {
-        let current = self.keyring.is_current(&listed.sealed);
+        let current = self.renewer.records().keyring().is_current(&listed.sealed);
         let slot = (!current).then(|| pace.book(Instant::now()));
-        let (broker, listed) = (Arc::clone(self), listed.clone());
+        let (renewer, listed) = (Arc::clone(self.renewer), listed.clone());
         async move {
             let Some(slot) = slot else { return (id, Ok(Outcome::AlreadyCurrent)) };
             tokio::time::sleep_until(slot).await;
@@ -138,11 +143,11 @@ impl Broker {
             let task = tokio::spawn({
                 let id = id.clone();
                 async move {
-                    let Some(lease) = broker.try_lease(&id).await? else {
+                    let Some(lease) = renewer.try_lease(&id).await? else {
                         let detail = "another replica is renewing it; run again";
                         return Ok(Outcome::Problem(ProblemKind::Busy, detail.into()));
                     };
-                    let outcome = broker.reseal(&id, listed).await;
+                    let outcome = reseal(renewer.records(), &id, listed).await;
                     lease.release().await;
                     outcome
                 }
@@ -150,47 +155,51 @@ impl Broker {
             (id, task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
         }
     }
+}
 
-    /// Writes `record` (as read) back sealed with the active key, with compare-and-swap on its
-    /// version; after a lost race, re-reads and tries again.
-    pub(super) async fn reseal(&self, id: &CredentialId, mut record: StoredCredential) -> BrokerResult<Outcome> {
-        for _ in 0..ATTEMPTS {
-            let resealed = match self.resealed(id, &record) {
-                Ok(resealed) => resealed,
-                Err(outcome) => return Ok(outcome),
-            };
-            if let Some(version) = self.store().compare_and_swap(id, record.version, &resealed).await? {
-                self.feed.publish(id, version).await;
-                return Ok(Outcome::Rewrapped);
-            }
-            match self.store().get(id).await? {
-                Some(current) => record = current,
-                None => return Ok(Outcome::Problem(ProblemKind::Deleted, "deleted meanwhile".into())),
-            }
-        }
-        Ok(Outcome::Problem(ProblemKind::Changed, format!("changed during {ATTEMPTS} attempts; run again")))
-    }
-
-    /// `record` sealed with the active key, everything else as it was; or why not to write it.
-    fn resealed(&self, id: &CredentialId, record: &StoredCredential) -> Result<StoredCredential, Outcome> {
-        if self.keyring.is_current(&record.sealed) {
-            return Err(Outcome::AlreadyCurrent);
-        }
-        if record.state == CredentialState::Refreshing {
-            let detail = "a refresh is in flight, or its replica stopped (resolved when next renewed); run again";
-            return Err(Outcome::Problem(ProblemKind::MidRefresh, detail.into()));
-        }
-        let vault = match self.records.open(id, record) {
-            Ok(vault) => vault,
-            Err(BrokerError::Sealed { source, .. }) => {
-                tracing::warn!(credential = %id, reason = %source, "rewrap: cannot open this record here; left as it is");
-                return Err(Outcome::Problem(ProblemKind::Unreadable, source.to_string()));
-            }
-            Err(other) => return Err(Outcome::Problem(ProblemKind::Unreadable, other.to_string())),
+/// Writes `record` (as read) back sealed with the active key, with compare-and-swap on its
+/// version; after a lost race, re-reads and tries again.
+pub(super) async fn reseal(
+    records: &Records,
+    id: &CredentialId,
+    mut record: StoredCredential,
+) -> BrokerResult<Outcome> {
+    for _ in 0..ATTEMPTS {
+        let resealed = match resealed(records, id, &record) {
+            Ok(resealed) => resealed,
+            Err(outcome) => return Ok(outcome),
         };
-        // Sealed for the version the compare-and-swap creates, like every write (`records.rs`).
-        Ok(StoredCredential { sealed: self.keyring.seal(id, record.version + 1, &vault), ..record.clone() })
+        if let Some(version) = records.store().compare_and_swap(id, record.version, &resealed).await? {
+            records.feed().publish(id, version).await;
+            return Ok(Outcome::Rewrapped);
+        }
+        match records.store().get(id).await? {
+            Some(current) => record = current,
+            None => return Ok(Outcome::Problem(ProblemKind::Deleted, "deleted meanwhile".into())),
+        }
     }
+    Ok(Outcome::Problem(ProblemKind::Changed, format!("changed during {ATTEMPTS} attempts; run again")))
+}
+
+/// `record` sealed with the active key, everything else as it was; or why not to write it.
+fn resealed(records: &Records, id: &CredentialId, record: &StoredCredential) -> Result<StoredCredential, Outcome> {
+    if records.keyring().is_current(&record.sealed) {
+        return Err(Outcome::AlreadyCurrent);
+    }
+    if record.state == CredentialState::Refreshing {
+        let detail = "a refresh is in flight, or its replica stopped (resolved when next renewed); run again";
+        return Err(Outcome::Problem(ProblemKind::MidRefresh, detail.into()));
+    }
+    let vault = match records.open(id, record) {
+        Ok(vault) => vault,
+        Err(BrokerError::Sealed { source, .. }) => {
+            tracing::warn!(credential = %id, reason = %source, "rewrap: cannot open this record here; left as it is");
+            return Err(Outcome::Problem(ProblemKind::Unreadable, source.to_string()));
+        }
+        Err(other) => return Err(Outcome::Problem(ProblemKind::Unreadable, other.to_string())),
+    };
+    // Sealed for the version the compare-and-swap creates, like every write (`records.rs`).
+    Ok(StoredCredential { sealed: records.keyring().seal(id, record.version + 1, &vault), ..record.clone() })
 }
 
 /// Spaces re-seals `1 / per_second` apart. An idle stretch (records already current) earns

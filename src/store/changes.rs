@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The credential was written; `version` is its new version; `trace`, when announced, the
-    /// span that wrote it (for a span link, `Broker::wait_for_change`).
+    /// span that wrote it (for a span link, `broker::lease::wait_for_change`).
     Changed { id: CredentialId, version: u64, trace: Option<SpanContext> },
     /// Messages may have been missed: treat every credential as changed.
     Resync,

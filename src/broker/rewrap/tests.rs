@@ -3,6 +3,7 @@
 //! tested through gRPC on Redis in `tests/api/rewrap.rs`.)
 
 use super::*;
+use crate::broker::Broker;
 use crate::config::Settings;
 use crate::crypto::{KeyMaterial, Keyring};
 use crate::domain::{Secret, SecretMaterial, Subject, Vault};
@@ -64,7 +65,7 @@ async fn stored(broker: &Broker, id: &CredentialId, draft: Draft<'_>) -> StoredC
 }
 
 fn code(broker: &Broker, id: &CredentialId, record: &StoredCredential) -> String {
-    let vault: Vault = broker.keyring.open(id, record.version, &record.sealed).unwrap();
+    let vault: Vault = broker.records().keyring().open(id, record.version, &record.sealed).unwrap();
     let SecretMaterial::BroToken { code, .. } = vault.material else { panic!("a BRO token") };
     code.expose().to_owned()
 }
@@ -77,10 +78,10 @@ async fn a_record_written_after_the_read_is_resealed_as_written_never_overwritte
     // Another replica (still sealing with `old`) replaces the secret after rewrap read it.
     let replaced = stored(&broker, &id, draft(ring("old", 1), "second")).await;
 
-    assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::Rewrapped);
+    assert_eq!(reseal(broker.records(), &id, read).await.unwrap(), Outcome::Rewrapped);
     let now = broker.store().get(&id).await.unwrap().unwrap();
     assert_eq!(now.version, replaced.version + 1, "one write, on top of the newer record");
-    assert!(broker.keyring.is_current(&now.sealed));
+    assert!(broker.records().keyring().is_current(&now.sealed));
     assert_eq!(code(&broker, &id, &now), "second", "the newer secret survives");
 }
 
@@ -91,7 +92,7 @@ async fn a_record_already_resealed_by_a_writer_is_left_as_it_is() {
     let read = stored(&broker, &id, draft(ring("old", 1), "first")).await;
     let written = stored(&broker, &id, draft(ring("new", 2), "second")).await;
 
-    assert_eq!(broker.reseal(&id, read).await.unwrap(), Outcome::AlreadyCurrent);
+    assert_eq!(reseal(broker.records(), &id, read).await.unwrap(), Outcome::AlreadyCurrent);
     assert_eq!(broker.store().get(&id).await.unwrap().unwrap(), written, "untouched");
 }
 
@@ -104,9 +105,9 @@ async fn records_mid_refresh_and_unreadable_ones_are_reported_and_untouched() {
     let refreshing = stored(&broker, &busy, refreshing).await;
     let unknown_key = stored(&broker, &foreign, draft(ring("gone", 3), "x")).await;
 
-    let outcome = broker.reseal(&busy, refreshing.clone()).await.unwrap();
+    let outcome = reseal(broker.records(), &busy, refreshing.clone()).await.unwrap();
     assert!(matches!(outcome, Outcome::Problem(ProblemKind::MidRefresh, _)), "{outcome:?}");
-    let outcome = broker.reseal(&foreign, unknown_key.clone()).await.unwrap();
+    let outcome = reseal(broker.records(), &foreign, unknown_key.clone()).await.unwrap();
     let Outcome::Problem(ProblemKind::Unreadable, detail) = outcome else { panic!("{outcome:?}") };
     assert!(detail.contains("\"gone\"") && detail.contains("does not have"), "names the missing key: {detail}");
     assert_eq!(broker.store().get(&busy).await.unwrap().unwrap(), refreshing);
@@ -124,7 +125,7 @@ async fn only_the_seal_changes_state_detail_and_times_stay() {
     flagged.meta.access_expires_at = Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
     let read = stored(&broker, &id, flagged).await;
 
-    assert_eq!(broker.reseal(&id, read.clone()).await.unwrap(), Outcome::Rewrapped);
+    assert_eq!(reseal(broker.records(), &id, read.clone()).await.unwrap(), Outcome::Rewrapped);
     let now = broker.store().get(&id).await.unwrap().unwrap();
     let expected = StoredCredential { version: read.version + 1, sealed: now.sealed.clone(), ..read.clone() };
     assert_eq!(now, expected);
@@ -139,7 +140,7 @@ async fn a_record_deleted_after_the_read_is_not_brought_back() {
     let read = stored(&broker, &id, draft(ring("old", 1), "first")).await;
     broker.store().delete(&id).await.unwrap();
 
-    let outcome = broker.reseal(&id, read).await.unwrap();
+    let outcome = reseal(broker.records(), &id, read).await.unwrap();
     assert!(matches!(outcome, Outcome::Problem(ProblemKind::Deleted, _)), "{outcome:?}");
     assert_eq!(broker.store().get(&id).await.unwrap(), None);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// How long a running renewal may still take to commit after its upstream answer
-/// (`COMMIT_PATIENCE` in src/broker/renew.rs); part of every termination grace period.
+/// (`COMMIT_PATIENCE` in src/broker/rotation/outcome.rs); part of every termination grace period.
 pub const COMMIT_PATIENCE: Duration = Duration::from_secs(30);
 
 pub fn repo() -> PathBuf {
