@@ -81,7 +81,10 @@ fn start_baseline(rt: &tokio::runtime::Runtime, dir: &Path, answer: pb::GetAutho
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = ReloadingTls::new(tls_settings(dir)).unwrap();
-    let incoming = tls.incoming(listener, &[rt.handle().clone()]).pop().expect("one stream per runtime");
+    // The accept loop is the caller's task to run (startup owns it in the broker).
+    let (mut incoming, accepting) = tls.incoming(listener, &[rt.handle().clone()]);
+    let incoming = incoming.pop().expect("one stream per runtime");
+    rt.spawn(accepting);
     rt.spawn(
         Server::builder().add_service(CredentialBrokerServer::new(Constant(answer))).serve_with_incoming(incoming),
     );
