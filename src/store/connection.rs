@@ -4,13 +4,17 @@
 //! All connect lazily (the broker starts, and serves cached headers, while Redis is down) and
 //! reconnect by themselves. In a cluster, scripts are routed by their first key's slot: every
 //! key of one credential shares a hash tag, so the journal's multi-key scripts stay atomic.
+//!
+//! A cluster connection is rebuilt when a node stops answering (`cluster.rs`): redis-rs
+//! refreshes its slot map only while it retries a request, and a request whose caller timed
+//! out is never retried, so a connection pointed at a hung or unreachable master stayed
+//! pointed at it after its replica was promoted.
 
+use super::cluster::{ClusterConn, ClusterConnector};
 use super::sentinel::{SentinelConn, SentinelConnector};
 use super::target::{RedisAccess, SentinelSettings};
 use super::{StoreError, StoreResult};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use tokio::sync::OnceCell;
 #[derive(Clone)]
 pub enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConn),
     Sentinel(SentinelConn),
 }
 
@@ -68,7 +72,7 @@ pub enum Topology<'a> {
 #[derive(Clone)]
 pub enum Connector {
     Single { client: redis::Client, manager: Arc<OnceCell<ConnectionManager>> },
-    Cluster { client: ClusterClient, connection: Arc<OnceCell<ClusterConnection>> },
+    Cluster(ClusterConnector),
     Sentinel(SentinelConnector),
 }
 
@@ -82,19 +86,7 @@ impl Connector {
         Ok(match topology {
             Topology::Single(url) => Self::Single { client: access.client(url)?, manager: Arc::new(OnceCell::new()) },
             Topology::Cluster(url) => {
-                let mut builder = ClusterClient::builder(vec![url])
-                    .connection_timeout(connect_timeout)
-                    .response_timeout(response_timeout);
-                if let Some(username) = &access.username {
-                    builder = builder.username(username);
-                }
-                if let Some(password) = &access.password {
-                    builder = builder.password(password.expose());
-                }
-                if let Some(tls) = &access.tls {
-                    builder = builder.certs(access.certificates(tls));
-                }
-                Self::Cluster { client: builder.build()?, connection: Arc::new(OnceCell::new()) }
+                Self::Cluster(ClusterConnector::new(url, access, connect_timeout, response_timeout)?)
             }
             Topology::Sentinel(sentinel) => {
                 Self::Sentinel(SentinelConnector::new(sentinel, access, connect_timeout, response_timeout)?)
@@ -116,11 +108,7 @@ impl Connector {
                     .map_err(unavailable)?;
                 Ok(Conn::Single(manager.clone()))
             }
-            Self::Cluster { client, connection } => {
-                let connection =
-                    connection.get_or_try_init(|| client.get_async_connection()).await.map_err(unavailable)?;
-                Ok(Conn::Cluster(connection.clone()))
-            }
+            Self::Cluster(cluster) => cluster.connect().await.map(Conn::Cluster).map_err(unavailable),
             Self::Sentinel(sentinel) => sentinel.connect().await.map(Conn::Sentinel).map_err(unavailable),
         }
     }

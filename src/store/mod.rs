@@ -17,6 +17,7 @@
 
 pub mod budget;
 mod changes;
+mod cluster;
 mod connection;
 mod memory;
 mod redis;

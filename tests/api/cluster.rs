@@ -1,8 +1,12 @@
-//! Against a real Redis Cluster: three redis-server processes in cluster mode, joined with
+//! Against a real Redis Cluster: redis-server processes in cluster mode, joined with
 //! `redis-cli --cluster create`. Every key of a credential shares its hash tag, so the journal's
 //! multi-key scripts must work unchanged; this proves it, and a Passolution rotation end to end.
+//! With a replica per master: a commit reaches the master promoted after its shard's master is
+//! killed or hangs.
 
-use crate::harness::{Broker, LocalCluster, issue_tokens, random_prefix};
+use crate::harness::{Broker, LocalCluster, eventually, issue_tokens, random_prefix};
+use credbroker::domain::{CredentialId, ProviderName, Subject};
+use credbroker::store::{Attempt, CredentialStore, Reservation, StoredCredential};
 use std::time::Duration;
 
 #[tokio::test]
@@ -31,4 +35,73 @@ async fn a_rotation_works_end_to_end_on_a_redis_cluster() {
     let listed = app.list("passolution", 10, "").await.unwrap();
     assert_eq!(listed.credentials.len(), 1);
     assert_eq!(listed.credentials[0].version, 3, "put, reserve, commit");
+}
+
+/// How the master owning the credential fails.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: its sockets close.
+    Killed,
+    /// SIGSTOP: its sockets stay open and nothing answers — a hung or partitioned node.
+    Stopped,
+}
+
+/// A subject whose keys live on the shard of the node the store was pointed at: the worst
+/// case, the one node the configuration names is the one that fails.
+async fn subject_on_the_first_node(cluster: &LocalCluster, prefix: &str) -> String {
+    for n in 0.. {
+        let subject = format!("u{n}");
+        if cluster.shard_of(&format!("{prefix}:{{passolution:{subject}}}:cred")).await.master == cluster.nodes[0].port {
+            return subject;
+        }
+    }
+    unreachable!()
+}
+
+/// The refresh is reserved, the master of its shard fails, the replica is promoted: the
+/// commit, retried as the broker retries it, must reach the promoted master within a bound.
+async fn a_commit_reaches_the_promoted_master(fault: Fault) {
+    let mut cluster = LocalCluster::with_replicas().await;
+    let prefix = random_prefix();
+    let store = cluster.store_with(prefix.clone(), 0);
+    let subject = subject_on_the_first_node(&cluster, &prefix).await;
+    let id =
+        CredentialId::new(ProviderName::parse("p", "passolution").unwrap(), Subject::parse("s", &subject).unwrap());
+    let record = |sealed: &str| StoredCredential::active(sealed.into());
+    let v1 = store.put(&id, 0, &record("rt1")).await.unwrap().unwrap();
+    let attempt = Attempt { id: "h1", owner: "me", horizon: Duration::from_secs(3600) };
+    let reserved = store.reserve_refresh(&id, v1, attempt, &record("refreshing")).await.unwrap();
+    assert_eq!(reserved, Reservation::Reserved { version: v1 + 1 });
+
+    let shard = cluster.shard_of(&format!("{prefix}:{{passolution:{subject}}}:cred")).await;
+    // A replica that joined after the scripts were loaded (scripts are not replicated): the
+    // promoted master answers NOSCRIPT, and the script must be loaded where it runs.
+    let mut replica = cluster.node(shard.replicas[0]).connection().await;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut replica).await.unwrap();
+    match fault {
+        Fault::Killed => cluster.kill(shard.master).await,
+        Fault::Stopped => cluster.stop(shard.master, true),
+    }
+    cluster.wait_until_promoted(shard.replicas[0]).await;
+    // One commit attempt after another, as the rotation's commit patience makes them.
+    let commit = || async { store.compare_and_swap(&id, v1 + 1, &record("rt2")).await };
+    let committed = eventually("the commit reaches the promoted master", Duration::from_secs(15), commit).await;
+    assert_eq!(committed, Some(v1 + 2), "{fault:?}: the reservation survived, so the commit applies");
+    let mut promoted = cluster.node(shard.replicas[0]).connection().await;
+    let version: Option<u64> =
+        redis::AsyncCommands::hget(&mut promoted, format!("{prefix}:{{passolution:{subject}}}:cred"), "version")
+            .await
+            .unwrap();
+    assert_eq!(version, Some(v1 + 2), "the promoted master has the commit");
+    assert_eq!(store.get(&id).await.unwrap().unwrap().version, v1 + 2, "and the store reads it back");
+}
+
+#[tokio::test]
+async fn a_commit_reaches_the_promoted_master_after_its_master_is_killed() {
+    a_commit_reaches_the_promoted_master(Fault::Killed).await;
+}
+
+#[tokio::test]
+async fn a_commit_reaches_the_promoted_master_after_its_master_hangs() {
+    a_commit_reaches_the_promoted_master(Fault::Stopped).await;
 }

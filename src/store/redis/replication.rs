@@ -12,10 +12,14 @@
 //!
 //! WAIT blocks the connection it is sent on, so these writes have a connection of their own
 //! (`RedisStore::durable`); reads never queue behind a WAIT.
+//!
+//! With a Redis Cluster the pipeline goes to the master of the credential's slot (its first
+//! keyed command decides), so WAIT counts that shard's replicas: the replicas that can be
+//! promoted in its place.
 
 use super::{RedisStore, unavailable};
 use crate::store::{StoreError, StoreResult};
-use redis::{FromRedisValue, Script};
+use redis::{ErrorKind, FromRedisValue, Script, ServerErrorKind};
 
 /// A script's reply, and whether the write it made is on enough replicas.
 pub(super) struct Written<T> {
@@ -46,12 +50,19 @@ impl RedisStore {
             return Ok(Written { reply, replicated: true });
         };
         let mut conn = durable.connect(self.config.connect_timeout, self.durable_timeout()).await?;
-        // Scripts are not replicated: the primary after a failover may not know this one.
-        invocation.load_async(&mut conn).await.map_err(unavailable)?;
         let mut pipe = redis::pipe();
         pipe.cmd("EVALSHA").arg(script.get_hash()).arg(keys.len()).arg(keys).arg(&args);
         pipe.cmd("WAIT").arg(self.config.journal_replicas).arg(self.config.journal_wait_timeout.as_millis() as u64);
-        let (reply, acked): (T, u32) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let (reply, acked): (T, u32) = match pipe.query_async(&mut conn).await {
+            // Scripts are not replicated: the primary after a failover may not know this one.
+            // It is loaded on the node the pipeline went to (with a cluster, the master of the
+            // credential's slot: store/cluster.rs), and the unwritten script sent again.
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                invocation.load_async(&mut conn).await.map_err(unavailable)?;
+                pipe.query_async(&mut conn).await.map_err(unavailable)?
+            }
+            sent => sent.map_err(unavailable)?,
+        };
         let replicated = acked >= self.config.journal_replicas;
         if !replicated {
             tracing::warn!(

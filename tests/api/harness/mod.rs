@@ -31,7 +31,8 @@
 //! - `fake.rs`: the fake upstream with the tests' Passolution client, the settings that point
 //!   providers at it, tokens issued by it ([`issue_tokens`], [`issue_aged_tokens`]), [`login`].
 //! - `redis/`: [`TestRedis`] (a container of the local image, or `REDIS_URL`), [`RedisNode`]
-//!   (a `redis-server` process: primary, replica, sentinel), [`LocalCluster`].
+//!   (a `redis-server` process: primary, replica, sentinel), [`LocalCluster`] (with replicas that
+//!   fail over: find, kill or stop the master owning a key).
 //! - `clients.rs`: [`Clients`], the two gRPC clients with the calls tests make, and small
 //!   request helpers ([`bro_token`], [`secs`], [`only_header`]).
 //! - `pki.rs`: certificates made in the test ([`Ca`], [`Leaf`]).

@@ -115,6 +115,16 @@ impl RedisNode {
         client.get_multiplexed_async_connection().await.unwrap()
     }
 
+    /// A connection, or `None` when the node does not answer within `patience` (killed or
+    /// stopped).
+    pub async fn connection_within(&self, patience: Duration) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(patience))
+            .set_response_timeout(Some(patience));
+        client.get_multiplexed_async_connection_with_config(&config).await.ok()
+    }
+
     /// Until this node says it is a master (after a promotion), at most `patience`.
     pub async fn wait_until_master(&self, patience: Duration) {
         let role = || async {
