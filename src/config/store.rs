@@ -88,7 +88,7 @@ pub(super) fn validate(raw: RawStore, errors: &mut Vec<String>) -> Option<StoreS
     {
         errors.push("store.key_prefix: must be non-empty, without braces or control characters".into());
     }
-    journal(raw.journal_replicas, raw.journal_wait_timeout, uses_redis, raw.cluster, errors);
+    journal(raw.journal_replicas, raw.journal_wait_timeout, uses_redis, errors);
     (errors.len() == before).then(|| StoreSettings {
         redis_url: raw.redis_url.filter(|_| sentinel.is_none()),
         cluster: raw.cluster,
@@ -233,18 +233,12 @@ fn password(inline: Option<Secret>, file: Option<PathBuf>, errors: &mut Vec<Stri
     }
 }
 
-fn journal(replicas: u32, wait: Duration, redis: bool, cluster: bool, errors: &mut Vec<String>) {
+fn journal(replicas: u32, wait: Duration, redis: bool, errors: &mut Vec<String>) {
     if replicas == 0 {
         return;
     }
     if !redis {
         errors.push("store.journal_replicas: only with a Redis store (the in-memory one has no replicas)".into());
-    }
-    if cluster {
-        errors.push(
-            "store.journal_replicas: not supported with a Redis Cluster (use Sentinel, or 0 and see docs/redis.md, what each topology guarantees)"
-                .into(),
-        );
     }
     if wait.is_zero() || wait > Duration::from_secs(30) {
         errors.push("store.journal_wait_timeout: between 1ms and 30s (WAIT 0 would wait forever)".into());

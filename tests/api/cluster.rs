@@ -2,7 +2,7 @@
 //! `redis-cli --cluster create`. Every key of a credential shares its hash tag, so the journal's
 //! multi-key scripts must work unchanged; this proves it, and a Passolution rotation end to end.
 //! With a replica per master: a commit reaches the master promoted after its shard's master is
-//! killed or hangs.
+//! killed or hangs, and `journal_replicas` waits for the replica of the write's own shard.
 
 use crate::harness::{Broker, LocalCluster, eventually, issue_tokens, random_prefix};
 use credbroker::domain::{CredentialId, ProviderName, Subject};
@@ -46,25 +46,14 @@ enum Fault {
     Stopped,
 }
 
-/// A subject whose keys live on the shard of the node the store was pointed at: the worst
-/// case, the one node the configuration names is the one that fails.
-async fn subject_on_the_first_node(cluster: &LocalCluster, prefix: &str) -> String {
-    for n in 0.. {
-        let subject = format!("u{n}");
-        if cluster.shard_of(&format!("{prefix}:{{passolution:{subject}}}:cred")).await.master == cluster.nodes[0].port {
-            return subject;
-        }
-    }
-    unreachable!()
-}
-
 /// The refresh is reserved, the master of its shard fails, the replica is promoted: the
 /// commit, retried as the broker retries it, must reach the promoted master within a bound.
 async fn a_commit_reaches_the_promoted_master(fault: Fault) {
     let mut cluster = LocalCluster::with_replicas().await;
     let prefix = random_prefix();
     let store = cluster.store_with(prefix.clone(), 0);
-    let subject = subject_on_the_first_node(&cluster, &prefix).await;
+    // The worst case: the shard of the one node the configuration names is the one that fails.
+    let subject = subject_on(&cluster, &prefix, cluster.nodes[0].port).await;
     let id =
         CredentialId::new(ProviderName::parse("p", "passolution").unwrap(), Subject::parse("s", &subject).unwrap());
     let record = |sealed: &str| StoredCredential::active(sealed.into());
@@ -104,4 +93,46 @@ async fn a_commit_reaches_the_promoted_master_after_its_master_is_killed() {
 #[tokio::test]
 async fn a_commit_reaches_the_promoted_master_after_its_master_hangs() {
     a_commit_reaches_the_promoted_master(Fault::Stopped).await;
+}
+
+/// A subject whose keys live on the shard whose master is `master`.
+async fn subject_on(cluster: &LocalCluster, prefix: &str, master: u16) -> String {
+    for n in 0.. {
+        let subject = format!("u{n}");
+        if cluster.shard_of(&format!("{prefix}:{{passolution:{subject}}}:cred")).await.master == master {
+            return subject;
+        }
+    }
+    unreachable!()
+}
+
+/// `store.journal_replicas` with a cluster: WAIT runs on the connection of the shard that
+/// took the write, so it counts that shard's replica — the one that could be promoted in its
+/// place. One shard's replica falls behind: that shard's reservations are not acknowledged,
+/// another shard's still are.
+#[tokio::test]
+async fn journal_writes_wait_for_the_replica_of_their_own_shard() {
+    let cluster = LocalCluster::with_replicas().await;
+    let prefix = random_prefix();
+    let store = cluster.store_with(prefix.clone(), 1);
+    let shards = cluster.shards().await;
+    let (lagging, healthy) = (&shards[0], &shards[1]);
+    let id = |subject: &str| {
+        CredentialId::new(ProviderName::parse("p", "passolution").unwrap(), Subject::parse("s", subject).unwrap())
+    };
+    let on_lagging = id(&subject_on(&cluster, &prefix, lagging.master).await);
+    let on_healthy = id(&subject_on(&cluster, &prefix, healthy.master).await);
+    let record = |sealed: &str| StoredCredential::active(sealed.into());
+    let attempt = |id| Attempt { id, owner: "me", horizon: Duration::from_secs(3600) };
+    let v_lagging = store.put(&on_lagging, 0, &record("rt1")).await.unwrap().unwrap();
+    let v_healthy = store.put(&on_healthy, 0, &record("rt1")).await.unwrap().unwrap();
+    let reserved = store.reserve_refresh(&on_lagging, v_lagging, attempt("h1"), &record("r")).await.unwrap();
+    assert_eq!(reserved, Reservation::Reserved { version: v_lagging + 1 }, "its replica acknowledged it");
+
+    cluster.stop(lagging.replicas[0], true);
+    let unacknowledged = store.reserve_refresh(&on_lagging, v_lagging + 1, attempt("h2"), &record("r")).await;
+    let acknowledged = store.reserve_refresh(&on_healthy, v_healthy, attempt("h1"), &record("r")).await;
+    cluster.stop(lagging.replicas[0], false);
+    assert_eq!(unacknowledged.unwrap(), Reservation::NotReplicated { version: v_lagging + 2 });
+    assert_eq!(acknowledged.unwrap(), Reservation::Reserved { version: v_healthy + 1 }, "WAIT is per shard");
 }
