@@ -107,6 +107,25 @@ impl CredentialBroker for Passthrough {
     ) -> Result<Response<Self::ProxyCallStreamStream>, Status> {
         Err(Status::unimplemented(""))
     }
+    async fn start_authorization(
+        &self,
+        _: Request<pb::StartAuthorizationRequest>,
+    ) -> Result<Response<pb::StartAuthorizationResponse>, Status> {
+        Err(Status::unimplemented(""))
+    }
+    async fn get_authorization_session(
+        &self,
+        _: Request<pb::GetAuthorizationSessionRequest>,
+    ) -> Result<Response<pb::AuthorizationSession>, Status> {
+        Err(Status::unimplemented(""))
+    }
+    type WatchCredentialsStream = tokio_stream::Empty<Result<pb::WatchCredentialsResponse, Status>>;
+    async fn watch_credentials(
+        &self,
+        _: Request<pb::WatchCredentialsRequest>,
+    ) -> Result<Response<Self::WatchCredentialsStream>, Status> {
+        Err(Status::unimplemented(""))
+    }
 }
 
 fn start_passthrough(rt: &tokio::runtime::Runtime, bro_base: &str, code: &str) -> std::net::SocketAddr {
