@@ -44,18 +44,17 @@ pub mod rotation;
 pub mod scheduler;
 mod serve;
 
-pub use admin::{CredentialView, Page};
+pub use admin::{Admin, CredentialView, Page};
 pub use cache::{AuthCache, CacheKey, Served};
 pub use error::{BrokerError, BrokerResult};
 pub use plan::Timing;
 pub use rewrap::{ProblemKind, RewrapCursor, RewrapProblem, RewrapReport, RewrapRequest};
 
 use crate::crypto::Keyring;
-use crate::domain::{CredentialId, ProviderName, SecretMaterial, Subject};
+use crate::domain::{ProviderName, Subject};
 use crate::providers::http::HttpClient;
 use crate::providers::{Provider, Registry};
 use crate::store::{AnyStore, ChangeFeed};
-use admin::Admin;
 use own::OwnTokens;
 use records::Records;
 use renew::Renewer;
@@ -182,38 +181,10 @@ impl Broker {
         }
     }
 
-    /// The administration part, over this broker's registry, cache and renewer.
-    fn admin(&self) -> Admin<'_> {
+    /// The administration part (put, status, list, delete, rewrap), over this broker's
+    /// registry, cache and renewer.
+    pub fn admin(&self) -> Admin<'_> {
         Admin { registry: &self.registry, cache: self.serving.cache(), renewer: &self.renewer }
-    }
-
-    /// Stores (or replaces) a credential; it becomes ACTIVE (`Admin::put_credential`).
-    pub async fn put_credential(&self, id: CredentialId, material: SecretMaterial) -> BrokerResult<CredentialView> {
-        self.admin().put_credential(id, material).await
-    }
-
-    pub async fn credential_status(&self, id: CredentialId) -> BrokerResult<CredentialView> {
-        self.admin().credential_status(id).await
-    }
-
-    /// One page of a provider's credentials, ordered by subject.
-    pub async fn list_credentials(
-        &self,
-        provider: &ProviderName,
-        after: Option<&Subject>,
-        page_size: usize,
-    ) -> BrokerResult<Page> {
-        self.admin().list_credentials(provider, after, page_size).await
-    }
-
-    /// Deletes a credential, logging its session out upstream first where there is a logout.
-    pub async fn delete_credential(&self, id: CredentialId) -> BrokerResult<()> {
-        self.admin().delete_credential(id).await
-    }
-
-    /// Re-seals up to `max_records` records after the cursor with the active key.
-    pub async fn rewrap(&self, request: RewrapRequest) -> BrokerResult<RewrapReport> {
-        self.admin().rewrap(request).await
     }
 
     #[cfg(test)]

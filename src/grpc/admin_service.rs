@@ -59,7 +59,7 @@ impl CredentialAdmin for AdminService {
             let (id, material): (CredentialId, SecretMaterial) = request.into_inner().try_into().map_err(invalid)?;
             record_id(&id);
             Span::current().record("kind", material.kind());
-            let view = self.broker.put_credential(id, material).await.map_err(to_status)?;
+            let view = self.broker.admin().put_credential(id, material).await.map_err(to_status)?;
             tracing::info!(version = view.version, "credential stored");
             Ok(Response::new(view.into()))
         };
@@ -75,7 +75,7 @@ impl CredentialAdmin for AdminService {
         let result = async {
             let id = CredentialId::try_from(request.into_inner()).map_err(invalid)?;
             record_id(&id);
-            let view = self.broker.credential_status(id).await.map_err(to_status)?;
+            let view = self.broker.admin().credential_status(id).await.map_err(to_status)?;
             Ok(Response::new(view.into()))
         };
         self.audited(&passed, result.await).await
@@ -90,7 +90,8 @@ impl CredentialAdmin for AdminService {
         let result = async {
             let (provider, after, size) = list_query(request.get_ref()).map_err(invalid)?;
             Span::current().record("provider", provider.as_str());
-            let mut page = self.broker.list_credentials(&provider, after.as_ref(), size).await.map_err(to_status)?;
+            let mut page =
+                self.broker.admin().list_credentials(&provider, after.as_ref(), size).await.map_err(to_status)?;
             // Only what the caller's rules cover; paging still follows the whole listing.
             page.credentials.retain(|c| self.gate.may_see(&passed, c.id.subject.as_str()));
             Ok(Response::new(pb::ListCredentialsResponse {
@@ -111,7 +112,7 @@ impl CredentialAdmin for AdminService {
         let result = async {
             let id = CredentialId::try_from(request.into_inner()).map_err(invalid)?;
             record_id(&id);
-            self.broker.delete_credential(id).await.map_err(to_status)?;
+            self.broker.admin().delete_credential(id).await.map_err(to_status)?;
             tracing::info!("credential deleted");
             Ok(Response::new(pb::DeleteCredentialResponse {}))
         };
@@ -127,7 +128,7 @@ impl CredentialAdmin for AdminService {
             if let Some(provider) = &request.provider {
                 Span::current().record("provider", provider.as_str());
             }
-            let report = self.broker.rewrap(request).await.map_err(to_status)?;
+            let report = self.broker.admin().rewrap(request).await.map_err(to_status)?;
             Ok(Response::new(report.into()))
         };
         self.audited(&passed, result.await).await
